@@ -1,0 +1,14 @@
+# Warnings and sanitizers for tether's own targets only: an INTERFACE target they link
+# privately, never a global flag that would leak into a consumer's build.
+include_guard(GLOBAL)
+
+add_library(tether_build_options INTERFACE)
+target_compile_options(tether_build_options INTERFACE
+  -Wall -Wextra -Wpedantic -Wconversion -Wsign-conversion -Wshadow
+  -Wcast-align -Woverloaded-virtual -Wnull-dereference
+  $<$<BOOL:${TETHER_WARNINGS_AS_ERRORS}>:-Werror>)
+if(TETHER_SANITIZE)
+  target_compile_options(tether_build_options INTERFACE
+    -fsanitize=${TETHER_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  target_link_options(tether_build_options INTERFACE -fsanitize=${TETHER_SANITIZE})
+endif()

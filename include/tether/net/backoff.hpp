@@ -1,0 +1,55 @@
+// tether/net/backoff.hpp: exponential backoff with full jitter, a cap and optional limits,
+// with seedable randomness so that tests are deterministic.
+#pragma once
+
+#include <tether/config.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <random>
+
+namespace tether::net {
+
+/// How retries are spaced. Zero means "off" for the limits.
+struct backoff_policy {
+  /// The ceiling of the first delay; the ceiling doubles per attempt (times `multiplier`).
+  std::chrono::milliseconds initial{500};
+  /// No delay is longer than this.
+  std::chrono::milliseconds max{30'000};
+  /// Growth of the ceiling per attempt.
+  double multiplier = 2.0;
+  /// Every delay is at least this, so that full jitter never yields a tight loop.
+  std::chrono::milliseconds min{50};
+  /// Give up after this many attempts in a row (0: never).
+  std::uint32_t max_attempts = 0;
+  /// Give up once this much time has passed since the first failure in a row (0: never).
+  std::chrono::milliseconds max_elapsed{0};
+};
+
+/// The state of one run of retries. Full jitter (delay uniform in [min, ceiling]) on every
+/// attempt. `reset()` starts over. Not thread-safe: owned by one state machine.
+class backoff {
+ public:
+  explicit backoff(backoff_policy p = {}, std::uint64_t seed = std::random_device{}())
+      : policy_(p), rng_(seed) {}
+
+  /// The delay before the next attempt, or nothing if the policy has given up. `elapsed` is
+  /// the time since the first failure of this run (for `max_elapsed`).
+  TETHER_DECL std::optional<std::chrono::milliseconds> next(
+      std::chrono::milliseconds elapsed = std::chrono::milliseconds{0});
+
+  /// The ceiling the next delay is drawn under (for tests and reports).
+  TETHER_DECL std::chrono::milliseconds ceiling() const noexcept;
+
+  void reset() noexcept { attempts_ = 0; }
+  std::uint32_t attempts() const noexcept { return attempts_; }
+  const backoff_policy& policy() const noexcept { return policy_; }
+
+ private:
+  backoff_policy policy_;
+  std::mt19937_64 rng_;
+  std::uint32_t attempts_ = 0;
+};
+
+}  // namespace tether::net

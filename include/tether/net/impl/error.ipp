@@ -1,0 +1,123 @@
+#pragma once
+
+#include <tether/net/error.hpp>
+
+#include <boost/asio/error.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/websocket/error.hpp>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
+namespace tether {
+namespace detail {
+
+class error_category_impl final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "tether"; }
+  std::string message(int ev) const override {
+    switch (static_cast<error>(ev)) {
+      case error::invalid_url: return "invalid URL";
+      case error::unsupported_scheme: return "unsupported URL scheme";
+      case error::invalid_argument: return "invalid argument";
+      case error::handshake_rejected: return "the server rejected the WebSocket handshake";
+      case error::subprotocol_mismatch: return "the server chose a subprotocol that was not offered";
+      case error::extension_mismatch: return "the server named an extension that was not offered";
+      case error::pong_timeout: return "no pong or other frame within pong_timeout: peer is unresponsive";
+      case error::connect_timeout: return "TCP connect timed out";
+      case error::handshake_timeout: return "handshake timed out";
+      case error::close_timeout: return "the peer did not complete the close handshake in time";
+      case error::policy_violation: return "the server closed the connection for a policy violation (1008)";
+      case error::outbox_full: return "the outbox is full";
+      case error::expired: return "the message expired before it could be sent";
+      case error::client_closed: return "the client is closed";
+      case error::retries_exhausted: return "retries exhausted";
+      case error::busy: return "an operation of this kind is already pending";
+      case error::not_connected: return "not connected";
+      case error::malformed_json: return "malformed JSON";
+      case error::json_too_deep: return "JSON document nested too deeply";
+      case error::json_too_large: return "JSON document too large";
+      case error::missing_type: return "envelope has no string \"type\"";
+      case error::unknown_type: return "no handler for the envelope type";
+      case error::payload_mismatch: return "payload does not decode as the registered type";
+      case error::request_timeout: return "request timed out";
+      case error::connection_lost: return "connection lost while the request was pending";
+      case error::rejected: return "rejected by the server";
+      case error::retry_later: return "the server asked to retry later";
+      case error::integrity_mismatch: return "integrity check failed";
+      case error::state_corrupt: return "transfer state record is corrupt";
+      case error::state_locked: return "the state directory is locked by another process";
+      case error::state_version: return "transfer state record has a newer schema version";
+      case error::range_mismatch: return "Content-Range does not match the requested range";
+      case error::short_body: return "the body ended before its announced length";
+      case error::too_many_redirects: return "too many redirects";
+      case error::deadline_exceeded: return "deadline exceeded";
+      case error::source_changed: return "the upload source changed since the transfer began";
+      case error::protocol_error: return "protocol error";
+      case error::not_found: return "no such transfer";
+      case error::insufficient_space: return "insufficient disk space";
+      case error::cancelled: return "cancelled";
+      case error::paused: return "paused";
+      case error::inactivity_timeout: return "no data received within the inactivity timeout";
+    }
+    return "unknown tether error";
+  }
+  boost::system::error_condition default_error_condition(int ev) const noexcept override {
+    switch (static_cast<error>(ev)) {
+      case error::pong_timeout:
+      case error::connect_timeout:
+      case error::handshake_timeout:
+      case error::close_timeout:
+      case error::retry_later:
+      case error::short_body:
+      case error::connection_lost:
+      case error::inactivity_timeout:
+        return make_error_condition(condition::transient);
+      default:
+        return make_error_condition(condition::fatal);
+    }
+  }
+};
+
+class condition_category_impl final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "tether.condition"; }
+  std::string message(int ev) const override {
+    switch (static_cast<condition>(ev)) {
+      case condition::transient: return "transient failure, worth retrying";
+      case condition::fatal: return "failure a retry cannot fix";
+    }
+    return "unknown condition";
+  }
+  bool equivalent(const error_code& ec, int cv) const noexcept override {
+    if (!ec) return false;
+    const bool fatal =
+        ec.category() == tether::error_category()
+            ? ec.default_error_condition() == make_error_condition(condition::fatal)
+            : is_tls_verification_failure(ec);
+    return static_cast<condition>(cv) == condition::fatal ? fatal : !fatal;
+  }
+};
+
+}  // namespace detail
+
+const boost::system::error_category& error_category() noexcept {
+  static const detail::error_category_impl cat;
+  return cat;
+}
+
+const boost::system::error_category& condition_category() noexcept {
+  static const detail::condition_category_impl cat;
+  return cat;
+}
+
+bool is_tls_verification_failure(const error_code& ec) noexcept {
+  if (ec.category() != boost::asio::error::get_ssl_category()) return false;
+  const auto code = static_cast<unsigned long>(ec.value());
+  return ERR_GET_REASON(code) == SSL_R_CERTIFICATE_VERIFY_FAILED;
+}
+
+}  // namespace tether

@@ -1,0 +1,162 @@
+// tether/ws/client.hpp: the WebSocket client: one long-running `run` that connects, keeps alive
+// and reconnects, while the application sends and pulls events concurrently.
+#pragma once
+
+#include <tether/ws/events.hpp>
+#include <tether/ws/options.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/deferred.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+
+namespace tether::ws {
+
+namespace asio = boost::asio;
+
+namespace detail {
+struct client_impl;
+using void_handler = asio::any_completion_handler<void(error_code)>;
+using event_handler = asio::any_completion_handler<void(error_code, event)>;
+TETHER_DECL std::shared_ptr<client_impl> make_client_impl(asio::any_io_executor ex, options opts);
+TETHER_DECL void start_run(const std::shared_ptr<client_impl>& impl, void_handler h);
+TETHER_DECL void start_next_event(const std::shared_ptr<client_impl>& impl, event_handler h);
+TETHER_DECL void start_send(const std::shared_ptr<client_impl>& impl, message m,
+                            std::chrono::steady_clock::duration ttl, void_handler h);
+TETHER_DECL void start_ping(const std::shared_ptr<client_impl>& impl, std::string payload,
+                            void_handler h);
+TETHER_DECL void start_close(const std::shared_ptr<client_impl>& impl, close_reason r,
+                             void_handler h);
+TETHER_DECL connection_state get_state(const client_impl& impl) noexcept;
+TETHER_DECL std::optional<std::chrono::microseconds> get_rtt(const client_impl& impl) noexcept;
+TETHER_DECL const options& get_options(const client_impl& impl) noexcept;
+TETHER_DECL asio::any_io_executor get_executor(const client_impl& impl) noexcept;
+}  // namespace detail
+
+/** A WebSocket client that stays connected.
+
+    Life: construct with an executor and options, start `async_run` once (it connects, keeps
+    the connection alive with pings, and reconnects with backoff until the client is closed or
+    a failure the policy will not retry), and meanwhile `async_send` and `async_next_event`
+    from any thread or coroutine. All state is serialised on an internal strand.
+
+    Reconnection: each failed attempt or lost connection is reported as `reconnecting` before
+    the wait; the backoff starts over only once a connection has stayed open for
+    `reconnect_policy::stable_after`. Failures a retry cannot fix (TLS verification, handshake
+    4xx other than 408/429, close 1008, subprotocol/extension mismatch) end `run` with that
+    error unless `retry_fatal`. A 429/503 with Retry-After is retried no earlier than asked
+    (bounded by `max_retry_after`).
+
+    Outbox: every send is queued (bounded by `outbox_max_messages` / `outbox_max_bytes`) and
+    written in order by one writer; while disconnected the queue waits for the next handshake
+    and is written before any newer send. A send completes when its frame has been written to
+    the socket; with an error if the queue is full (`outbox_full`), its time to live passed
+    (`expired`), the connection died while writing it (the socket's error), or the client was
+    closed (`operation_aborted`). Delivery boundary: WebSocket has no receipts; a frame written
+    to a socket that then dies may or may not have reached the peer. Use envelopes with
+    acknowledgements for at-least-once delivery.
+
+    Thread safety: distinct objects: safe; shared object: every member is safe to call
+    concurrently. At most one `async_next_event` may be pending (a second fails with `busy`).
+*/
+class client {
+ public:
+  using executor_type = asio::any_io_executor;
+
+  client(executor_type ex, options opts) : impl_(detail::make_client_impl(std::move(ex), std::move(opts))) {}
+  /// Closes the client (code 1001): `run` completes and pending sends fail.
+  ~client() {
+    if (impl_) detail::start_close(impl_, {1001, "going away"}, {});
+  }
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+  client(client&&) noexcept = default;
+  client& operator=(client&&) noexcept = delete;
+
+  executor_type get_executor() const noexcept { return detail::get_executor(*impl_); }
+  const options& get_options() const noexcept { return detail::get_options(*impl_); }
+
+  /// Runs the connection until close() or a failure that will not be retried.
+  /// Completion: `void(error_code)`; empty after close() or a server's normal close when
+  /// reconnection is off; otherwise what ended it (e.g. `handshake_rejected`,
+  /// `retries_exhausted`, a TLS verification error). Start it once (again: `busy`).
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
+  auto async_run(Token&& token = {}) {
+    return asio::async_initiate<Token, void(error_code)>(
+        [impl = impl_](auto h) { detail::start_run(impl, std::move(h)); }, token);
+  }
+
+  /// The next event. Completion: `void(error_code, event)`; `client_closed` once the client
+  /// has ended and every queued event was delivered. Cancel: close().
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, event)) Token = asio::deferred_t>
+  auto async_next_event(Token&& token = {}) {
+    return asio::async_initiate<Token, void(error_code, event)>(
+        [impl = impl_](auto h) { detail::start_next_event(impl, std::move(h)); }, token);
+  }
+  /// `co_await client.next_event()` in an asio::awaitable coroutine (throws on error).
+  auto next_event() { return async_next_event(asio::deferred); }
+
+  /// Queues a message; completes when it is written to the socket (see the class notes).
+  /// Completion: `void(error_code)`.
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
+  auto async_send(message m, Token&& token = {}) {
+    return async_send(std::move(m), std::chrono::steady_clock::duration::zero(),
+                      std::forward<Token>(token));
+  }
+  /// As above, failing with `expired` if it could not be written within `ttl` (zero: no expiry).
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
+  auto async_send(message m, std::chrono::steady_clock::duration ttl, Token&& token = {}) {
+    return asio::async_initiate<Token, void(error_code)>(
+        [impl = impl_, ttl](auto h, message msg) {
+          detail::start_send(impl, std::move(msg), ttl, std::move(h));
+        },
+        token, std::move(m));
+  }
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
+  auto async_send_text(std::string s, Token&& token = {}) {
+    return async_send(message::text(std::move(s)), std::forward<Token>(token));
+  }
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
+  auto async_send_binary(std::string s, Token&& token = {}) {
+    return async_send(message::binary(std::move(s)), std::forward<Token>(token));
+  }
+
+  /// Sends a ping with `payload` (at most 125 bytes) now; completes when written. The pong is
+  /// reported as a `pong` event (with options::pong_events) and in last_rtt().
+  /// Errors: `invalid_argument` (payload too long), `not_connected` while no connection is open.
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
+  auto async_ping(std::string payload, Token&& token = {}) {
+    return asio::async_initiate<Token, void(error_code)>(
+        [impl = impl_](auto h, std::string p) { detail::start_ping(impl, std::move(p), std::move(h)); },
+        token, std::move(payload));
+  }
+
+  /// Closes intentionally: stops reconnection at once (also during a backoff wait), sends a
+  /// close frame with `reason` if connected and waits for the peer's (bounded by
+  /// close_timeout), fails queued sends with `operation_aborted`. Completes when `run` has
+  /// ended. Completion: `void(error_code)`.
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
+  auto async_close(close_reason reason = {}, Token&& token = {}) {
+    return asio::async_initiate<Token, void(error_code)>(
+        [impl = impl_](auto h, close_reason r) { detail::start_close(impl, std::move(r), std::move(h)); },
+        token, std::move(reason));
+  }
+  /// Fire-and-forget close().
+  void close(std::uint16_t code = 1000, std::string reason = {}) {
+    detail::start_close(impl_, {code, std::move(reason)}, {});
+  }
+
+  /// The current state; safe from any thread.
+  connection_state state() const noexcept { return detail::get_state(*impl_); }
+  /// Round-trip time measured by the latest pong, if any.
+  std::optional<std::chrono::microseconds> last_rtt() const noexcept { return detail::get_rtt(*impl_); }
+
+ private:
+  std::shared_ptr<detail::client_impl> impl_;
+};
+
+}  // namespace tether::ws

@@ -1,0 +1,726 @@
+#pragma once
+
+#include <tether/net/retry.hpp>
+#include <tether/net/tls.hpp>
+#include <tether/net/url.hpp>
+#include <tether/ws/client.hpp>
+#include <tether/ws/detail/reconnect_fsm.hpp>
+#include <tether/ws/detail/transport.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/beast/websocket/stream.hpp>
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <mutex>
+
+namespace tether::ws {
+
+const char* to_string(connection_state s) noexcept {
+  switch (s) {
+    case connection_state::idle: return "idle";
+    case connection_state::connecting: return "connecting";
+    case connection_state::open: return "open";
+    case connection_state::reconnecting: return "reconnecting";
+    case connection_state::closing: return "closing";
+    case connection_state::closed: return "closed";
+  }
+  return "unknown";
+}
+
+namespace detail {
+
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using clock = std::chrono::steady_clock;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+/// Beast draws Sec-WebSocket-Key values and masking keys from its own generator; seed it once
+/// from OpenSSL's CSPRNG so their quality does not depend on std::random_device.
+inline void seed_beast_prng_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    std::uint32_t words[8] = {};
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(words), sizeof(words)) == 1) {
+      std::seed_seq seq(std::begin(words), std::end(words));
+      websocket::seed_prng(seq);
+    }
+  });
+}
+
+/// A condition variable for coroutines on one strand: wait() suspends until notify().
+class async_cv {
+ public:
+  explicit async_cv(const asio::any_io_executor& ex) : timer_(ex, clock::time_point::max()) {}
+  asio::awaitable<void> wait() {
+    timer_.expires_at(clock::time_point::max());
+    co_await timer_.async_wait(nothrow);
+  }
+  void notify() { timer_.cancel(); }
+
+ private:
+  asio::steady_timer timer_;
+};
+
+/// Map a read error to the close code the client sent for it (RFC 6455 §7.4.1).
+inline std::uint16_t close_code_for(const error_code& ec) {
+  if (ec == websocket::error::message_too_big) return 1009;
+  if (ec == websocket::error::bad_frame_payload) return 1007;
+  if (ec == websocket::condition::protocol_violation) return 1002;
+  return 1006;
+}
+
+struct connection {
+  connection(asio::any_io_executor ex, asio::ssl::context* tls, const options& o)
+      : ws(ex, tls, o.read_buffer_size), watchdog(ex), ping_timer(ex), control_cv(ex), done_cv(ex) {}
+
+  websocket::stream<transport> ws;
+  asio::steady_timer watchdog;
+  asio::steady_timer ping_timer;
+  async_cv control_cv;  // ping and close may not overlap (Beast's rule)
+  async_cv done_cv;     // the writer and pinger have ended
+  bool control_busy = false;
+  bool open = false;
+  bool ended = false;
+  bool reader_paused = false;
+  bool closed_cleanly = false;  // our close handshake completed
+  bool close_pending = false;   // close_connection() is running
+  int helpers = 0;  // writer and pinger still running
+  error_code fail_reason;  // set when we fail the connection on purpose (pong timeout...)
+  clock::time_point ping_sent{};
+
+  // Watchdog: close the socket if a phase does not finish by `d`, and remember why.
+  void arm(std::chrono::milliseconds d, error e) {
+    watchdog.expires_after(d);
+    watchdog.async_wait([this, e](error_code ec) {
+      if (ec) return;
+      if (!fail_reason) fail_reason = make_error_code(e);
+      ws.next_layer().close();
+    });
+  }
+  void disarm() { watchdog.cancel(); }
+};
+
+struct outgoing {
+  message msg;
+  clock::time_point expires;  // time_point{} = never
+  void_handler handler;
+};
+
+template <class Handler, class... Args>
+void complete_later(const asio::any_io_executor& fallback, Handler h, Args... args) {
+  // Never inline: the initiating call must return first. Posting through `fallback` and then
+  // dispatching to the handler's own executor keeps the caller's executor. (Not asio::append:
+  // in Boost 1.81 it hands any_completion_handler on as an lvalue, which that type's
+  // unconstrained converting constructor wraps in itself without end.)
+  if (!h) return;
+  auto ex = asio::get_associated_executor(h, fallback);
+  asio::post(fallback, [h = std::move(h), ex, t = std::make_tuple(std::move(args)...)]() mutable {
+    asio::dispatch(ex, [h = std::move(h), t = std::move(t)]() mutable {
+      std::apply([&h](auto&&... a) { std::move(h)(std::move(a)...); }, std::move(t));
+    });
+  });
+}
+
+struct client_impl : std::enable_shared_from_this<client_impl> {
+  client_impl(asio::any_io_executor ex, options o)
+      : strand(asio::make_strand(ex)),
+        opts(std::move(o)),
+        space_cv(strand),
+        outbox_cv(strand),
+        expiry_timer(strand),
+        backoff_timer(strand) {
+    seed_beast_prng_once();
+  }
+
+  asio::strand<asio::any_io_executor> strand;
+  options opts;
+  std::atomic<connection_state> state{connection_state::idle};
+  std::atomic<std::int64_t> rtt_us{-1};
+
+  // Events for the application.
+  std::deque<event> events;
+  // Boost 1.81's any_completion_handler move-assignment recurses without end (it converts
+  // from an lvalue); handlers are therefore only ever move-constructed: optional + emplace.
+  std::optional<event_handler> event_waiter;
+  async_cv space_cv;
+  bool finished = false;
+
+  // Outbox.
+  std::deque<outgoing> outbox;
+  std::size_t outbox_bytes = 0;
+  async_cv outbox_cv;
+  asio::steady_timer expiry_timer;
+
+  // Life.
+  bool run_started = false;
+  bool close_requested = false;
+  close_reason closing;
+  std::vector<void_handler> close_waiters;
+  asio::steady_timer backoff_timer;
+  connection* conn = nullptr;
+  std::shared_ptr<asio::ssl::context> tls_ctx;
+
+  void log(net::log_level l, const std::string& line) const { opts.log(l, line); }
+
+  // ---- events -----------------------------------------------------------------------------
+  void deliver(event e) {
+    if (event_waiter) {
+      auto h = take_waiter();
+      complete_later(strand, std::move(h), error_code{}, std::move(e));
+    } else {
+      events.push_back(std::move(e));
+    }
+  }
+
+  bool queue_full() const noexcept {
+    return events.size() >= std::max<std::size_t>(opts.event_queue_limit, 1) && !close_requested;
+  }
+
+  // Waits while the event queue is full (the reader stops reading the socket meanwhile).
+  // Events are then delivered synchronously with deliver(): they are never passed into a
+  // coroutine call, since GCC 12 can copy a class prvalue argument of a coroutine bitwise.
+  asio::awaitable<void> wait_for_space(connection* c = nullptr) {
+    while (queue_full()) {
+      if (c) c->reader_paused = true;
+      co_await space_cv.wait();
+    }
+    if (c) c->reader_paused = false;
+  }
+
+  event_handler take_waiter() {
+    event_handler h(std::move(*event_waiter));
+    event_waiter.reset();
+    return h;
+  }
+
+  void next_event(event_handler h) {
+    if (!events.empty()) {
+      auto e = std::move(events.front());
+      events.pop_front();
+      space_cv.notify();
+      complete_later(strand, std::move(h), error_code{}, std::move(e));
+    } else if (finished) {
+      complete_later(strand, std::move(h), make_error_code(error::client_closed), event{});
+    } else if (event_waiter) {
+      complete_later(strand, std::move(h), make_error_code(error::busy), event{});
+    } else {
+      event_waiter.emplace(std::move(h));
+    }
+  }
+
+  // ---- outbox -----------------------------------------------------------------------------
+  void send(message m, clock::duration ttl, void_handler h) {
+    if (finished || close_requested)
+      return complete_later(strand, std::move(h), error_code{asio::error::operation_aborted});
+    const auto size = m.data.size();
+    if (outbox.size() >= opts.outbox_max_messages || outbox_bytes + size > opts.outbox_max_bytes)
+      return complete_later(strand, std::move(h), make_error_code(error::outbox_full));
+    outgoing o{std::move(m), ttl > clock::duration::zero() ? clock::now() + ttl : clock::time_point{},
+               std::move(h)};
+    outbox_bytes += size;
+    const auto expires = o.expires;
+    outbox.push_back(std::move(o));
+    if (expires != clock::time_point{} &&
+        (expiry_timer.expiry() <= clock::now() || expires < expiry_timer.expiry()))
+      arm_expiry(expires);
+    outbox_cv.notify();
+  }
+
+  outgoing pop_outgoing() {
+    auto o = std::move(outbox.front());
+    outbox.pop_front();
+    outbox_bytes -= o.msg.data.size();
+    return o;
+  }
+
+  void arm_expiry(clock::time_point when) {
+    expiry_timer.expires_at(when);
+    expiry_timer.async_wait([self = shared_from_this()](error_code ec) {
+      if (!ec) self->sweep_expired();
+    });
+  }
+
+  // Completes every queued message whose time to live has passed, so senders hear of it
+  // promptly even during a long outage.
+  void sweep_expired() {
+    const auto now = clock::now();
+    auto next = clock::time_point::max();
+    std::deque<outgoing> keep;  // rebuilt, not erased from: see event_waiter
+    while (!outbox.empty()) {
+      auto o = pop_outgoing();
+      if (o.expires != clock::time_point{} && o.expires <= now) {
+        complete_later(strand, std::move(o.handler), make_error_code(error::expired));
+      } else {
+        if (o.expires != clock::time_point{}) next = std::min(next, o.expires);
+        outbox_bytes += o.msg.data.size();
+        keep.push_back(std::move(o));
+      }
+    }
+    outbox.swap(keep);
+    if (next != clock::time_point::max()) arm_expiry(next);
+  }
+
+  void fail_outbox(error_code ec) {
+    while (!outbox.empty()) complete_later(strand, pop_outgoing().handler, ec);
+  }
+
+  // ---- close ------------------------------------------------------------------------------
+  void close(close_reason r, void_handler h) {
+    if (finished) return complete_later(strand, std::move(h), error_code{});
+    if (h) close_waiters.push_back(std::move(h));
+    if (close_requested) return;
+    close_requested = true;
+    closing = std::move(r);
+    if (!run_started) return finish(error_code{});
+    state = connection_state::closing;
+    backoff_timer.cancel();
+    space_cv.notify();
+    fail_outbox(asio::error::operation_aborted);
+    if (conn) {
+      if (conn->open) {
+        conn->close_pending = true;
+        asio::co_spawn(strand, close_connection(conn), asio::detached);
+      }
+      else
+        conn->ws.next_layer().close();  // still connecting: abandon the attempt
+    }
+  }
+
+  asio::awaitable<void> close_connection(connection* c) {
+    auto self = shared_from_this();
+    while (c->control_busy) co_await c->control_cv.wait();
+    if (c->ended) {
+      c->close_pending = false;
+      c->control_cv.notify();
+      co_return;
+    }
+    c->control_busy = true;
+    c->arm(opts.close_timeout, error::close_timeout);
+    websocket::close_reason cr(static_cast<websocket::close_code>(closing.code),
+                               beast::string_view(closing.reason.data(), std::min<std::size_t>(closing.reason.size(), 123)));
+    auto [ec] = co_await c->ws.async_close(cr, nothrow);
+    c->disarm();
+    // A completed close handshake is a clean end, whatever the pending read reports.
+    if (!ec && !c->fail_reason) c->closed_cleanly = true;
+    c->ws.next_layer().close();
+    c->control_busy = false;
+    c->close_pending = false;
+    c->control_cv.notify();
+  }
+
+  void finish(error_code ec) {
+    finished = true;
+    state = connection_state::closed;
+    fail_outbox(asio::error::operation_aborted);
+    expiry_timer.cancel();
+    if (event_waiter && events.empty()) {
+      auto h = take_waiter();
+      complete_later(strand, std::move(h), make_error_code(error::client_closed), event{});
+    }
+    for (auto& h : close_waiters) complete_later(strand, std::move(h), error_code{});
+    close_waiters.clear();
+    (void)ec;
+  }
+
+  // ---- connection -------------------------------------------------------------------------
+  struct connect_result {
+    error_code ec;
+    unsigned status = 0;
+    std::optional<std::chrono::seconds> retry_after;
+  };
+
+  asio::awaitable<connect_result> connect(connection& c, const net::endpoint_url& url,
+                                          const handshake_request& req) {
+    connect_result r;
+    auto& ws = c.ws;
+    auto& tr = ws.next_layer();
+    // DNS + TCP
+    c.arm(opts.connect_timeout, error::connect_timeout);
+    tcp::resolver resolver(strand);
+    // Arguments of co_awaited calls are named locals, never class temporaries: GCC 12
+    // miscompiles temporaries that live across a co_await (they are copied bitwise).
+    const std::string service = std::to_string(url.port);
+    auto [rec, endpoints] = co_await resolver.async_resolve(url.host, service, nothrow);
+    if (!rec && !c.fail_reason) {
+      auto [cec, ep] = co_await asio::async_connect(tr.socket(), endpoints, nothrow);
+      rec = cec;
+    }
+    c.disarm();
+    if (c.fail_reason || rec) {
+      r.ec = c.fail_reason ? c.fail_reason : rec;
+      co_return r;
+    }
+    error_code ignored;
+    tr.socket().set_option(tcp::no_delay(true), ignored);
+
+    c.arm(opts.handshake_timeout, error::handshake_timeout);
+    if (auto* tls = tr.tls()) {
+      if (auto ec = net::prepare_client_stream(tls->native_handle(), url.host, opts.tls)) {
+        c.disarm();
+        r.ec = ec;
+        co_return r;
+      }
+      auto [hec] = co_await tls->async_handshake(asio::ssl::stream_base::client, nothrow);
+      if (hec || c.fail_reason) {
+        c.disarm();
+        r.ec = c.fail_reason ? c.fail_reason : hec;
+        co_return r;
+      }
+    }
+
+    ws.set_option(websocket::stream_base::timeout{websocket::stream_base::none(),
+                                                 websocket::stream_base::none(), false});
+    ws.set_option(websocket::stream_base::decorator(
+        [this, &req](websocket::request_type& m) {
+          m.set(beast::http::field::user_agent, "tether/" TETHER_VERSION_STRING);
+          if (!opts.subprotocols.empty()) {
+            std::string list;
+            for (const auto& p : opts.subprotocols) list += (list.empty() ? "" : ", ") + p;
+            m.set(beast::http::field::sec_websocket_protocol, list);
+          }
+          for (const auto& [k, v] : req.headers) m.insert(k, v);
+        }));
+    websocket::permessage_deflate pmd;
+    pmd.client_enable = opts.permessage_deflate;
+    ws.set_option(pmd);
+    ws.auto_fragment(false);
+    ws.write_buffer_bytes(std::max<std::size_t>(opts.write_coalesce_bytes, 8192));
+    ws.read_message_max(opts.max_message_size);
+    ws.control_callback([this, &c](websocket::frame_type kind, beast::string_view payload) {
+      if (kind != websocket::frame_type::pong) return;
+      if (c.ping_sent == clock::time_point{}) return;
+      const auto rtt = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - c.ping_sent);
+      rtt_us = rtt.count();
+      // Telemetry, not a message: when the application is behind, it is not queued.
+      if (opts.pong_events && events.size() < opts.event_queue_limit)
+        deliver(pong{std::string(payload), rtt});
+    });
+
+    auto target_url = url;
+    if (!req.token.empty()) net::append_query_parameter(target_url, opts.token_parameter, req.token);
+    websocket::response_type res;
+    const std::string host = url.host_header();
+    auto [wec] = co_await ws.async_handshake(res, host, target_url.target, nothrow);
+    c.disarm();
+    if (c.fail_reason) wec = c.fail_reason;
+    if (res.result_int() != 0 && res.result_int() != 101) {
+      r.status = res.result_int();
+      r.ec = make_error_code(error::handshake_rejected);
+      if (auto it = res.find(beast::http::field::retry_after); it != res.end())
+        r.retry_after = net::parse_retry_after(std::string_view(it->value().data(), it->value().size()),
+                                               std::chrono::system_clock::now());
+      co_return r;
+    }
+    if (wec) {
+      r.ec = wec;
+      co_return r;
+    }
+    // RFC 6455 §4.1: fail on a subprotocol or extension that was not offered.
+    if (auto it = res.find(beast::http::field::sec_websocket_protocol); it != res.end()) {
+      const std::string chosen(it->value());
+      if (std::find(opts.subprotocols.begin(), opts.subprotocols.end(), chosen) == opts.subprotocols.end()) {
+        r.ec = make_error_code(error::subprotocol_mismatch);
+        tr.close();
+        co_return r;
+      }
+    }
+    for (auto it = res.find(beast::http::field::sec_websocket_extensions);
+         it != res.end() && it->name() == beast::http::field::sec_websocket_extensions; ++it) {
+      const std::string_view ext(it->value().data(), it->value().size());
+      const bool deflate = ext.substr(0, 18) == "permessage-deflate" &&
+                           (ext.size() == 18 || ext[18] == ';' || ext[18] == ' ');
+      if (!opts.permessage_deflate || !deflate || ext.find(',') != std::string_view::npos) {
+        r.ec = make_error_code(error::extension_mismatch);
+        tr.close();
+        co_return r;
+      }
+    }
+    connected ev;
+    for (const auto& f : res) ev.response_headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    if (auto it = res.find(beast::http::field::sec_websocket_protocol); it != res.end())
+      ev.subprotocol = std::string(it->value());
+    c.open = true;
+    co_await wait_for_space();
+    deliver(std::move(ev));
+    co_return r;
+  }
+
+  asio::awaitable<void> writer(connection& c) {
+    auto& ws = c.ws;
+    auto& tr = ws.next_layer();
+    while (!c.ended) {
+      if (outbox.empty() || close_requested) {
+        co_await outbox_cv.wait();
+        continue;
+      }
+      // Small frames queued together go out in one socket write.
+      const bool batch = outbox.size() > 1 && outbox.front().msg.data.size() < opts.write_coalesce_bytes / 4;
+      std::vector<void_handler> written;
+      std::size_t bytes = 0;
+      error_code ec;
+      if (batch) tr.cork();
+      do {
+        auto o = pop_outgoing();
+        if (o.expires != clock::time_point{} && o.expires <= clock::now()) {
+          complete_later(strand, std::move(o.handler), make_error_code(error::expired));
+          continue;
+        }
+        ws.binary(o.msg.kind == message_kind::binary);
+        auto [wec, n] = co_await ws.async_write(asio::buffer(o.msg.data), nothrow);
+        bytes += o.msg.data.size();
+        written.push_back(std::move(o.handler));
+        ec = wec;
+      } while (!ec && batch && !outbox.empty() && !c.ended &&
+               bytes + outbox.front().msg.data.size() <= opts.write_coalesce_bytes);
+      if (batch) {
+        auto [fec] = co_await asio::async_initiate<decltype(nothrow), void(error_code)>(
+            [&tr](auto h) { tr.flush(std::move(h)); }, nothrow);
+        if (!ec) ec = fec;
+      }
+      for (auto& h : written) complete_later(strand, std::move(h), ec);
+      if (ec) {
+        tr.close();
+        break;
+      }
+    }
+    if (--c.helpers == 0) c.done_cv.notify();
+  }
+
+  asio::awaitable<void> pinger(connection& c) {
+    const auto interval = opts.ping_interval;
+    while (!c.ended) {
+      if (interval.count() <= 0) {
+        c.ping_timer.expires_at(clock::time_point::max());
+        co_await c.ping_timer.async_wait(nothrow);
+        continue;
+      }
+      c.ping_timer.expires_after(interval);
+      auto [tec] = co_await c.ping_timer.async_wait(nothrow);
+      if (tec || c.ended || close_requested) continue;
+      if (c.control_busy) continue;
+      c.control_busy = true;
+      const auto sent = clock::now();
+      c.ping_sent = sent;
+      const websocket::ping_data empty;
+      auto [pec] = co_await c.ws.async_ping(empty, nothrow);
+      c.control_busy = false;
+      c.control_cv.notify();
+      if (pec || opts.pong_timeout.count() <= 0) continue;
+      c.ping_timer.expires_after(opts.pong_timeout);
+      auto [wec] = co_await c.ping_timer.async_wait(nothrow);
+      if (wec || c.ended) continue;
+      auto& tr = c.ws.next_layer();
+      // Silence since the ping means a dead peer, unless we stopped reading ourselves
+      // because the application is not pulling events.
+      if (tr.last_rx() < sent && !c.reader_paused && tr.buffered() == 0) {
+        log(net::log_level::warn, "tether.ws: no answer within pong_timeout; failing the connection");
+        if (!c.fail_reason) c.fail_reason = make_error_code(error::pong_timeout);
+        tr.close();
+      }
+    }
+    if (--c.helpers == 0) c.done_cv.notify();
+  }
+
+  // Runs one open connection until it ends; returns how it ended.
+  asio::awaitable<attempt_outcome> serve(connection& c) {
+    auto self = shared_from_this();
+    c.helpers = 2;
+    asio::co_spawn(strand, writer(c), asio::detached);
+    asio::co_spawn(strand, pinger(c), asio::detached);
+    attempt_outcome out;
+    out.opened = true;
+    const auto opened = clock::now();
+    beast::flat_buffer buf;
+    for (;;) {
+      buf.clear();
+      auto [ec, n] = co_await c.ws.async_read(buf, nothrow);
+      if (ec) {
+        // Beast may complete the pending read before our close handshake finishes; its
+        // outcome decides how the connection ended.
+        while (c.close_pending) co_await c.control_cv.wait();
+        if (ec == websocket::error::closed) {
+          out.close_code = c.ws.reason().code;
+          if (out.close_code == 1005) out.close_code = 1000;  // no status code given
+        } else {
+          out.error = c.fail_reason ? c.fail_reason : ec;
+          out.close_code = close_code_for(ec);
+        }
+        if (c.closed_cleanly || (close_requested && !c.fail_reason && ec == websocket::error::closed)) {
+          out.error = {};
+          out.close_code = c.ws.reason().code != 0 && c.ws.reason().code != 1005 ? c.ws.reason().code : closing.code;
+        }
+        break;
+      }
+      if (queue_full()) co_await wait_for_space(&c);
+      const auto data = buf.cdata();
+      deliver(message{c.ws.got_text() ? message_kind::text : message_kind::binary,
+                      std::string(static_cast<const char*>(data.data()), data.size())});
+    }
+    c.ended = true;
+    c.ws.next_layer().close();
+    c.ping_timer.cancel();
+    c.watchdog.cancel();
+    outbox_cv.notify();
+    while (c.helpers > 0) co_await c.done_cv.wait();
+    out.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - opened);
+    co_return out;
+  }
+
+  asio::awaitable<error_code> run() {
+    auto self = shared_from_this();
+    // Bad settings end run at once, reported as an event too.
+    auto fail = [this](error_code ec) {
+      deliver(disconnected{1006, {}, ec, 0});
+      return ec;
+    };
+    auto url = net::parse_url(opts.url);
+    if (!url) co_return fail(url.error());
+    if (url->scheme != net::scheme::ws && url->scheme != net::scheme::wss)
+      co_return fail(make_error_code(error::unsupported_scheme));
+    if (url->secure()) {
+      if (opts.tls.insecure_skip_verify)
+        log(net::log_level::warn, "tether.ws: TLS verification is OFF (insecure_skip_verify)");
+      auto ctx = net::make_client_context(opts.tls);
+      if (!ctx) co_return fail(ctx.error());
+      tls_ctx = *ctx;
+    }
+    reconnect_fsm fsm(opts.reconnect);
+    handshake_request req{opts.headers, opts.token, 0};
+    error_code final_ec;
+    for (std::uint32_t attempt = 0;; ) {
+      if (close_requested) break;
+      state = attempt == 0 ? connection_state::connecting : connection_state::reconnecting;
+      req.attempt = attempt;
+      if (opts.before_connect) opts.before_connect(req);
+      if (opts.log.enabled(net::log_level::info))
+        log(net::log_level::info, "tether.ws: connecting to " + url->redacted());
+      connection c(strand, tls_ctx.get(), opts);
+      conn = &c;
+      auto cr = co_await connect(c, *url, req);
+      attempt_outcome out;
+      if (!cr.ec && !close_requested) {
+        state = connection_state::open;
+        out = co_await serve(c);
+        conn = nullptr;
+        co_await wait_for_space();
+        deliver(disconnected{out.close_code,
+                             close_requested ? closing.reason : std::string(c.ws.reason().reason.c_str()),
+                             out.error, 0});
+      } else {
+        conn = nullptr;
+        out.error = cr.ec ? cr.ec : error_code{asio::error::operation_aborted};
+        out.http_status = cr.status;
+        out.retry_after = cr.retry_after;
+      }
+      if (close_requested) break;
+      const auto d = fsm.next(out, clock::now());
+      if (!d.retry) {
+        if (!out.opened) {
+          co_await wait_for_space();
+          deliver(disconnected{1006, {}, out.error, out.http_status});
+        }
+        final_ec = d.error;
+        break;
+      }
+      attempt = d.attempt;
+      state = connection_state::reconnecting;
+      co_await wait_for_space();
+      deliver(reconnecting{d.attempt, d.delay, out.error, out.http_status});
+      if (close_requested) break;
+      backoff_timer.expires_after(d.delay);
+      co_await backoff_timer.async_wait(nothrow);
+    }
+    co_return final_ec;
+  }
+};
+
+std::shared_ptr<client_impl> make_client_impl(asio::any_io_executor ex, options opts) {
+  return std::make_shared<client_impl>(std::move(ex), std::move(opts));
+}
+
+void start_run(const std::shared_ptr<client_impl>& impl, void_handler h) {
+  asio::dispatch(impl->strand, [impl, h = std::move(h)]() mutable {
+    if (impl->run_started || impl->finished) {
+      return complete_later(impl->strand, std::move(h),
+                            make_error_code(impl->finished ? error::client_closed : error::busy));
+    }
+    impl->run_started = true;
+    asio::co_spawn(impl->strand, impl->run(),
+                   [impl, h = std::move(h)](std::exception_ptr ep, error_code ec) mutable {
+                     if (ep) ec = make_error_code(error::protocol_error);
+                     // run's handler first, so that whoever awaited close() sees run ended.
+                     complete_later(impl->strand, std::move(h), ec);
+                     impl->finish(ec);
+                   });
+  });
+}
+
+void start_next_event(const std::shared_ptr<client_impl>& impl, event_handler h) {
+  asio::dispatch(impl->strand, [impl, h = std::move(h)]() mutable { impl->next_event(std::move(h)); });
+}
+
+void start_send(const std::shared_ptr<client_impl>& impl, message m, std::chrono::steady_clock::duration ttl,
+                void_handler h) {
+  asio::dispatch(impl->strand, [impl, m = std::move(m), ttl, h = std::move(h)]() mutable {
+    impl->send(std::move(m), ttl, std::move(h));
+  });
+}
+
+void start_ping(const std::shared_ptr<client_impl>& impl, std::string payload, void_handler h) {
+  if (payload.size() > 125) {
+    return complete_later(impl->strand, std::move(h), make_error_code(error::invalid_argument));
+  }
+  asio::dispatch(impl->strand, [impl, p = std::move(payload), h = std::move(h)]() mutable {
+    auto* c = impl->conn;
+    if (!c || !c->open || c->ended || impl->close_requested)
+      return complete_later(impl->strand, std::move(h), make_error_code(error::not_connected));
+    asio::co_spawn(
+        impl->strand,
+        [impl, c, p = std::move(p)]() -> asio::awaitable<error_code> {
+          while (c->control_busy) co_await c->control_cv.wait();
+          if (c->ended) co_return make_error_code(error::not_connected);
+          c->control_busy = true;
+          c->ping_sent = clock::now();
+          websocket::ping_data pd(p.data(), p.size());
+          auto [ec] = co_await c->ws.async_ping(pd, nothrow);
+          c->control_busy = false;
+          c->control_cv.notify();
+          co_return ec;
+        },
+        [impl, h = std::move(h)](std::exception_ptr, error_code ec) mutable {
+          complete_later(impl->strand, std::move(h), ec);
+        });
+  });
+}
+
+void start_close(const std::shared_ptr<client_impl>& impl, close_reason r, void_handler h) {
+  asio::dispatch(impl->strand, [impl, r = std::move(r), h = std::move(h)]() mutable {
+    impl->close(std::move(r), std::move(h));
+  });
+}
+
+connection_state get_state(const client_impl& impl) noexcept { return impl.state.load(); }
+std::optional<std::chrono::microseconds> get_rtt(const client_impl& impl) noexcept {
+  const auto v = impl.rtt_us.load();
+  if (v < 0) return std::nullopt;
+  return std::chrono::microseconds{v};
+}
+const options& get_options(const client_impl& impl) noexcept { return impl.opts; }
+asio::any_io_executor get_executor(const client_impl& impl) noexcept { return impl.strand.get_inner_executor(); }
+
+}  // namespace detail
+}  // namespace tether::ws

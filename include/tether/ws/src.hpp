@@ -1,0 +1,6 @@
+// tether/ws/src.hpp: the definitions of tether::ws (compiled once; see tether/src.hpp).
+#pragma once
+
+#include <tether/ws/impl/client.ipp>
+#include <tether/ws/impl/reconnect_fsm.ipp>
+#include <tether/ws/impl/transport.ipp>

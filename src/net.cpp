@@ -1,0 +1,2 @@
+// Compiles tether::net once.
+#include <tether/net/src.hpp>

@@ -1,0 +1,85 @@
+#include <tether/net/url.hpp>
+
+#include <catch2/catch.hpp>
+
+using tether::net::parse_url;
+using tether::net::scheme;
+
+TEST_CASE("url: ws, wss, http, https with default ports", "[net][url]") {
+  auto u = parse_url("ws://example.com/chat");
+  REQUIRE(u);
+  CHECK(u->scheme == scheme::ws);
+  CHECK(u->host == "example.com");
+  CHECK(u->port == 80);
+  CHECK(u->target == "/chat");
+  CHECK(!u->secure());
+  CHECK(u->host_header() == "example.com");
+
+  u = parse_url("wss://example.com");
+  REQUIRE(u);
+  CHECK(u->port == 443);
+  CHECK(u->target == "/");
+  CHECK(u->secure());
+
+  u = parse_url("http://example.com:8080/a/b?x=1&y=2");
+  REQUIRE(u);
+  CHECK(u->port == 8080);
+  CHECK(u->target == "/a/b?x=1&y=2");
+  CHECK(u->host_header() == "example.com:8080");
+
+  u = parse_url("HTTPS://Example.COM/");
+  REQUIRE(u);
+  CHECK(u->scheme == scheme::https);
+  CHECK(u->port == 443);
+}
+
+TEST_CASE("url: IPv6 literals", "[net][url]") {
+  auto u = parse_url("ws://[::1]:9000/x");
+  REQUIRE(u);
+  CHECK(u->host == "::1");
+  CHECK(u->ipv6_literal);
+  CHECK(u->port == 9000);
+  CHECK(u->host_header() == "[::1]:9000");
+  u = parse_url("http://[2001:db8::1]/");
+  REQUIRE(u);
+  CHECK(u->host_header() == "[2001:db8::1]");
+}
+
+TEST_CASE("url: errors name what is wrong", "[net][url]") {
+  using tether::error;
+  CHECK(parse_url("ftp://example.com/").error() == error::unsupported_scheme);
+  CHECK(parse_url("mailto:a@b").error() == error::unsupported_scheme);
+  CHECK(parse_url("not a url").error() == error::invalid_url);
+  CHECK(parse_url("").error() == error::invalid_url);
+  CHECK(parse_url("ws:///nohost").error() == error::invalid_url);
+  CHECK(parse_url("ws://host:0/").error() == error::invalid_url);
+  CHECK(parse_url("ws://host:70000/").error() == error::invalid_url);
+  CHECK(parse_url("ws://user:pw@host/").error() == error::invalid_url);
+  CHECK(parse_url("ws://host/#frag").error() == error::invalid_url);
+  CHECK(parse_url("http://host/#frag").has_value());
+  CHECK(parse_url("/relative").error() == error::invalid_url);
+}
+
+TEST_CASE("url: query parameters and redaction", "[net][url]") {
+  auto u = parse_url("wss://h/path?room=1");
+  REQUIRE(u);
+  tether::net::append_query_parameter(*u, "access_token", "s3cr3t&x");
+  CHECK(u->target == "/path?room=1&access_token=s3cr3t%26x");
+  const auto red = u->redacted();
+  CHECK(red.find("s3cr3t") == std::string::npos);
+  CHECK(red.find("access_token=REDACTED") != std::string::npos);
+  CHECK(red.find("room=1") != std::string::npos);
+}
+
+TEST_CASE("url: resolve a redirect Location", "[net][url]") {
+  auto base = parse_url("http://h:8080/a/b?q=1");
+  REQUIRE(base);
+  auto r = tether::net::resolve_url(*base, "../c?z=2");
+  REQUIRE(r);
+  CHECK(r->target == "/c?z=2");
+  CHECK(r->port == 8080);
+  r = tether::net::resolve_url(*base, "https://other/x");
+  REQUIRE(r);
+  CHECK(r->host == "other");
+  CHECK(r->port == 443);
+}

@@ -1,0 +1,369 @@
+// ws::client against the loopback fixture: messages, headers, subprotocols, close, limits.
+#include "fixtures/ws_server.hpp"
+#include "support/run.hpp"
+#include "support/ws_helpers.hpp"
+
+#include <tether/ws.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <set>
+#include <thread>
+
+using namespace std::chrono_literals;
+using namespace tether;
+using test::next_of;
+using test::nothrow;
+namespace asio = boost::asio;
+
+namespace {
+struct run_result {
+  bool done = false;
+  error_code ec;
+};
+// Starts c.run(), recording its result.
+std::shared_ptr<run_result> start(ws::client& c) {
+  auto r = std::make_shared<run_result>();
+  c.async_run([r](error_code ec) {
+    r->done = true;
+    r->ec = ec;
+  });
+  return r;
+}
+}  // namespace
+
+TEST_CASE("client: echo of text and binary, in order", "[ws][client]") {
+  test::ws_server server;
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    ws::client c(ioc.get_executor(), test::fast_options(server.url("/echo")));
+    auto run = start(c);
+    auto conn = co_await next_of<ws::connected>(c);
+    CHECK(conn.subprotocol.empty());
+    for (int i = 0; i < 50; ++i) {
+      c.async_send_text("text-" + std::to_string(i), asio::detached);
+      c.async_send_binary(std::string("\x00\x01\xff", 3) + std::to_string(i), asio::detached);
+    }
+    for (int i = 0; i < 50; ++i) {
+      auto t = co_await next_of<ws::message>(c);
+      CHECK(t == ws::message::text("text-" + std::to_string(i)));
+      auto b = co_await next_of<ws::message>(c);
+      CHECK(b == ws::message::binary(std::string("\x00\x01\xff", 3) + std::to_string(i)));
+    }
+    auto [ec] = co_await c.async_close({1000, "bye"}, nothrow);
+    CHECK(!ec);
+    auto d = co_await next_of<ws::disconnected>(c);
+    INFO(d.error.message());
+    CHECK(d.code == 1000);
+    CHECK(!d.error);
+    CHECK(run->done);
+    CHECK(!run->ec);
+    CHECK(c.state() == ws::connection_state::closed);
+    auto [ec2, ev] = co_await c.async_next_event(nothrow);
+    CHECK(ec2 == error::client_closed);
+  }());
+  CHECK(server.wait_for([&] { return server.close_codes() == std::vector<std::uint16_t>{1000}; }));
+}
+
+TEST_CASE("client: sends from several threads are each delivered once", "[ws][client]") {
+  test::ws_server server;
+  asio::io_context ioc;
+  auto opts = test::fast_options(server.url());
+  ws::client c(ioc.get_executor(), opts);
+  auto run = start(c);
+  std::atomic<int> ok{0};
+  std::thread t1([&] {
+    for (int i = 0; i < 300; ++i) c.async_send_text("a" + std::to_string(i), [&](error_code ec) { ok += !ec; });
+  });
+  std::thread t2([&] {
+    for (int i = 0; i < 300; ++i) c.async_send_text("b" + std::to_string(i), [&](error_code ec) { ok += !ec; });
+  });
+  std::thread io([&] { ioc.run_for(20s); });
+  t1.join();
+  t2.join();
+  REQUIRE(server.wait_for([&] { return server.received().size() == 600; }, 15s));
+  auto got = server.received();
+  // Per-sender order is kept.
+  int na = 0, nb = 0;
+  for (auto& s : got) {
+    if (s[0] == 'a') CHECK(s == "a" + std::to_string(na++));
+    else CHECK(s == "b" + std::to_string(nb++));
+  }
+  c.close();
+  io.join();
+  CHECK(ok == 600);
+  CHECK(run->done);
+}
+
+TEST_CASE("client: headers, token and subprotocols reach the server", "[ws][client]") {
+  test::ws_server server;
+  server.set_subprotocol("chat.v2");
+  asio::io_context ioc;
+  std::vector<std::string> logs;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url("/room?x=1"));
+    o.headers = {{"Authorization", "Bearer TOPSECRET"}, {"X-Trace", "abc"}};
+    o.token = "QUERYSECRET";
+    o.subprotocols = {"chat.v1", "chat.v2"};
+    o.log = {[&](net::log_level, std::string_view s) { logs.emplace_back(s); }, net::log_level::trace};
+    ws::client c(ioc.get_executor(), o);
+    auto run = start(c);
+    auto conn = co_await next_of<ws::connected>(c);
+    CHECK(conn.subprotocol == "chat.v2");
+    bool found = false;
+    for (auto& [k, v] : conn.response_headers) found = found || (k == "Sec-WebSocket-Protocol" && v == "chat.v2");
+    CHECK(found);
+    co_await c.async_close({}, nothrow);
+  }());
+  auto reqs = server.requests();
+  REQUIRE(reqs.size() == 1);
+  CHECK(reqs[0].headers["authorization"] == "Bearer TOPSECRET");
+  CHECK(reqs[0].headers["x-trace"] == "abc");
+  CHECK(reqs[0].headers["sec-websocket-protocol"] == "chat.v1, chat.v2");
+  CHECK(reqs[0].target == "/room?x=1&access_token=QUERYSECRET");
+  REQUIRE(!logs.empty());
+  for (auto& l : logs) {
+    CHECK(l.find("TOPSECRET") == std::string::npos);
+    CHECK(l.find("QUERYSECRET") == std::string::npos);
+  }
+}
+
+TEST_CASE("client: a subprotocol that was not offered fails the connection", "[ws][client]") {
+  test::ws_server server;
+  server.set_subprotocol("evil");
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url());
+    o.subprotocols = {"good"};
+    ws::client c(ioc.get_executor(), o);
+    auto run = co_await c.async_run(nothrow);
+    CHECK(std::get<0>(run) == error::subprotocol_mismatch);
+    auto d = co_await next_of<ws::disconnected>(c);
+    CHECK(d.error == error::subprotocol_mismatch);
+  }());
+  CHECK(server.requests().size() == 1);  // not retried
+}
+
+TEST_CASE("client: an extension that was not offered fails the connection", "[ws][client]") {
+  test::ws_server server;
+  server.set_extension_header("x-webkit-deflate-frame");
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    ws::client c(ioc.get_executor(), test::fast_options(server.url()));
+    auto [ec] = co_await c.async_run(nothrow);
+    CHECK(ec == error::extension_mismatch);
+  }());
+}
+
+TEST_CASE("client: handshake refused with 401/403/404 is reported with the status, not retried", "[ws][client]") {
+  for (unsigned status : {401u, 403u, 404u}) {
+    test::ws_server server;
+    server.set_refuse(status);
+    asio::io_context ioc;
+    test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+      ws::client c(ioc.get_executor(), test::fast_options(server.url()));
+      auto [ec] = co_await c.async_run(nothrow);
+      CHECK(ec == error::handshake_rejected);
+      auto d = co_await next_of<ws::disconnected>(c);
+      CHECK(d.http_status == status);
+    }());
+    CHECK(server.requests().size() == 1);
+  }
+}
+
+TEST_CASE("client: the server's close code and reason are reported", "[ws][client]") {
+  test::ws_server server;
+  server.set_close(4001, "kicked");
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url());
+    o.reconnect.enabled = false;
+    ws::client c(ioc.get_executor(), o);
+    auto run = start(c);
+    co_await next_of<ws::connected>(c);
+    auto d = co_await next_of<ws::disconnected>(c);
+    CHECK(d.code == 4001);
+    CHECK(d.reason == "kicked");
+    CHECK(!d.error);
+  }());
+}
+
+TEST_CASE("client: close code and reason reach the server", "[ws][client]") {
+  test::ws_server server;
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    ws::client c(ioc.get_executor(), test::fast_options(server.url()));
+    auto run = start(c);
+    co_await next_of<ws::connected>(c);
+    co_await c.async_close({4321, "done here"}, nothrow);
+  }());
+  CHECK(server.wait_for([&] { return server.close_codes() == std::vector<std::uint16_t>{4321}; }));
+}
+
+TEST_CASE("client: a close the peer never answers ends after close_timeout", "[ws][client]") {
+  test::ws_server server;
+  server.set_behavior(test::ws_behavior::silent);
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url());
+    o.close_timeout = 300ms;
+    o.ping_interval = 0ms;
+    ws::client c(ioc.get_executor(), o);
+    auto run = start(c);
+    co_await next_of<ws::connected>(c);
+    const auto t0 = std::chrono::steady_clock::now();
+    co_await c.async_close({}, nothrow);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(took >= 250ms);
+    CHECK(took < 3s);
+    auto d = co_await next_of<ws::disconnected>(c);
+    CHECK(d.error == error::close_timeout);
+    CHECK(run->done);
+  }());
+}
+
+TEST_CASE("client: ping with payload, pong observed with its round trip", "[ws][client]") {
+  test::ws_server server;
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url());
+    o.pong_events = true;
+    ws::client c(ioc.get_executor(), o);
+    auto run = start(c);
+    co_await next_of<ws::connected>(c);
+    auto [ec] = co_await c.async_ping("hello-ping", nothrow);
+    CHECK(!ec);
+    auto p = co_await next_of<ws::pong>(c);
+    CHECK(p.payload == "hello-ping");
+    CHECK(c.last_rtt().has_value());
+    auto [ec2] = co_await c.async_ping(std::string(126, 'x'), nothrow);
+    CHECK(ec2 == error::invalid_argument);
+    co_await c.async_close({}, nothrow);
+  }());
+}
+
+TEST_CASE("client: permessage-deflate is negotiated and works", "[ws][client]") {
+  test::ws_server server;
+  server.set_deflate(true);
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url());
+    o.permessage_deflate = true;
+    ws::client c(ioc.get_executor(), o);
+    auto run = start(c);
+    auto conn = co_await next_of<ws::connected>(c);
+    bool deflate = false;
+    for (auto& [k, v] : conn.response_headers) deflate = deflate || v.find("permessage-deflate") != std::string::npos;
+    CHECK(deflate);
+    const std::string big(200000, 'z');
+    co_await c.async_send_text(big, nothrow);
+    auto m = co_await next_of<ws::message>(c);
+    CHECK(m.data == big);
+    co_await c.async_close({}, nothrow);
+  }());
+  CHECK(server.requests().at(0).headers["sec-websocket-extensions"].find("permessage-deflate") != std::string::npos);
+}
+
+TEST_CASE("client: large messages and a bounded event queue lose nothing", "[ws][client]") {
+  test::ws_server server;
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url());
+    o.event_queue_limit = 2;
+    o.max_message_size = 8u << 20;
+    ws::client c(ioc.get_executor(), o);
+    auto run = start(c);
+    co_await next_of<ws::connected>(c);
+    std::vector<std::string> sent;
+    for (int i = 0; i < 20; ++i) {
+      sent.push_back(std::string(static_cast<std::size_t>(100000 + i * 50000), static_cast<char>('a' + i)));
+      c.async_send_binary(sent.back(), asio::detached);
+    }
+    // Let the echoes pile up while we are not reading: the queue stays bounded.
+    asio::steady_timer t(ioc, 300ms);
+    co_await t.async_wait(nothrow);
+    for (int i = 0; i < 20; ++i) {
+      auto m = co_await next_of<ws::message>(c);
+      CHECK(m.data == sent[static_cast<std::size_t>(i)]);
+    }
+    co_await c.async_close({}, nothrow);
+  }());
+}
+
+TEST_CASE("client: IPv6 loopback", "[ws][client]") {
+  test::ws_server_options so;
+  so.address = "::1";
+  std::unique_ptr<test::ws_server> server;
+  try {
+    server = std::make_unique<test::ws_server>(so);
+  } catch (const std::exception&) {
+    WARN("no IPv6 loopback here; skipped");
+    return;
+  }
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    ws::client c(ioc.get_executor(), test::fast_options("ws://[::1]:" + std::to_string(server->port()) + "/"));
+    auto run = start(c);
+    co_await next_of<ws::connected>(c);
+    co_await c.async_send_text("v6", nothrow);
+    auto m = co_await next_of<ws::message>(c);
+    CHECK(m.data == "v6");
+    co_await c.async_close({}, nothrow);
+  }());
+}
+
+TEST_CASE("client: bad URLs end run at once with a clear error", "[ws][client]") {
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    for (auto [url, want] : {std::pair<const char*, error>{"http://127.0.0.1:1/", error::unsupported_scheme},
+                             {"ws://", error::invalid_url}}) {
+      ws::client c(ioc.get_executor(), test::fast_options(url));
+      auto [ec] = co_await c.async_run(nothrow);
+      CHECK(ec == want);
+    }
+  }());
+}
+
+TEST_CASE("client: Sec-WebSocket-Key and masking keys do not repeat", "[ws][client][random]") {
+  test::ws_server server;
+  server.set_raw("");  // accept, then record raw frames
+  asio::io_context ioc;
+  std::set<std::string> keys;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    // Thousands of handshakes: every key distinct, 16 random bytes in base64.
+    for (int i = 0; i < 1500; ++i) {
+      auto o = test::fast_options(server.url());
+      o.reconnect.enabled = false;
+      o.ping_interval = 0ms;
+      ws::client c(ioc.get_executor(), o);
+      auto run = start(c);
+      co_await next_of<ws::connected>(c);
+      if (i == 0) {
+        for (int k = 0; k < 4000; ++k) c.async_send_text("m", asio::detached);
+        co_await c.async_send_text("last", nothrow);
+      }
+      c.close();
+      co_await next_of<ws::disconnected>(c);
+    }
+  }(), 120s);
+  auto reqs = server.requests();
+  CHECK(reqs.size() == 1500);
+  for (auto& r : reqs) keys.insert(r.headers["sec-websocket-key"]);
+  CHECK(keys.size() == 1500);
+  for (auto& k : keys) CHECK(k.size() == 24);
+  INFO(server.raw_frames().size());
+  REQUIRE(server.wait_for([&] { return server.raw_frames().size() >= 4001; }));
+  std::set<std::uint32_t> masks;
+  std::size_t data_frames = 0;
+  for (auto& f : server.raw_frames()) {
+    CHECK(f.masked);
+    if (f.opcode == 1) {
+      ++data_frames;
+      masks.insert(f.mask);
+    }
+  }
+  // 32-bit keys: a strong source repeats among 4001 with probability ~0.2%; allow one.
+  CHECK(masks.size() + 1 >= data_frames);
+}

@@ -1,0 +1,100 @@
+// Strict RFC 6455 client behaviour: each violation by the server is answered with the right
+// close code (seen from the server's side, raw), and reported to the application.
+#include "fixtures/ws_server.hpp"
+#include "support/run.hpp"
+#include "support/ws_helpers.hpp"
+
+#include <boost/asio/detached.hpp>
+
+using namespace std::chrono_literals;
+using namespace tether;
+namespace asio = boost::asio;
+
+namespace {
+
+std::uint16_t code_after(const std::string& raw_bytes, std::size_t max_message = 1u << 20) {
+  test::ws_server server;
+  server.set_raw(raw_bytes);
+  asio::io_context ioc;
+  ws::disconnected d;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url());
+    o.reconnect.enabled = false;
+    o.max_message_size = max_message;
+    ws::client c(ioc.get_executor(), o);
+    c.async_run(asio::detached);
+    co_await test::next_of<ws::connected>(c);
+    d = co_await test::next_of<ws::disconnected>(c);
+  }());
+  CHECK(d.error);  // reported as an error, not a clean close
+  server.wait_for([&] { return !server.close_codes().empty(); }, 5s);
+  auto codes = server.close_codes();
+  return codes.empty() ? 0 : codes.front();
+}
+
+std::string frame(unsigned char b0, const std::string& payload) {
+  std::string f;
+  f += static_cast<char>(b0);
+  if (payload.size() < 126) {
+    f += static_cast<char>(payload.size());
+  } else {
+    f += static_cast<char>(126);
+    f += static_cast<char>((payload.size() >> 8) & 0xff);
+    f += static_cast<char>(payload.size() & 0xff);
+  }
+  return f + payload;
+}
+
+}  // namespace
+
+TEST_CASE("protocol: reserved bits set without an extension -> 1002", "[ws][protocol]") {
+  CHECK(code_after(frame(0xC1, "hi")) == 1002);
+}
+TEST_CASE("protocol: unknown opcode -> 1002", "[ws][protocol]") {
+  CHECK(code_after(frame(0x83, "x")) == 1002);
+}
+TEST_CASE("protocol: fragmented control frame -> 1002", "[ws][protocol]") {
+  CHECK(code_after(frame(0x09, "p")) == 1002);
+}
+TEST_CASE("protocol: oversized control frame -> 1002", "[ws][protocol]") {
+  CHECK(code_after(frame(0x89, std::string(200, 'p'))) == 1002);
+}
+TEST_CASE("protocol: continuation without a start -> 1002", "[ws][protocol]") {
+  CHECK(code_after(frame(0x80, "cont")) == 1002);
+}
+TEST_CASE("protocol: new message inside a fragmented one -> 1002", "[ws][protocol]") {
+  CHECK(code_after(frame(0x01, "part") + frame(0x81, "whole")) == 1002);
+}
+TEST_CASE("protocol: invalid UTF-8 in text -> 1007", "[ws][protocol]") {
+  CHECK(code_after(frame(0x81, "\xc3\x28")) == 1007);
+}
+TEST_CASE("protocol: invalid close code -> 1002", "[ws][protocol]") {
+  CHECK(code_after(frame(0x88, std::string("\x03\xe7", 2))) == 1002);   // 999
+  CHECK(code_after(frame(0x88, std::string("\x03\xee", 2))) == 1002);   // 1006 is never sent
+}
+TEST_CASE("protocol: masked frame from the server -> 1002", "[ws][protocol]") {
+  CHECK(code_after(std::string("\x81\x82\x01\x02\x03\x04\x69\x6b", 8)) == 1002);
+}
+TEST_CASE("protocol: message over max_message_size -> 1009", "[ws][protocol]") {
+  CHECK(code_after(frame(0x82, std::string(5000, 'b')), 1000) == 1009);
+}
+TEST_CASE("protocol: fragmented message is reassembled", "[ws][protocol]") {
+  test::ws_server server;
+  server.set_raw(frame(0x01, "hel") + frame(0x00, "lo ") + frame(0x89, "ping-in-between") + frame(0x80, "world"));
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url());
+    ws::client c(ioc.get_executor(), o);
+    c.async_run(asio::detached);
+    auto m = co_await test::next_of<ws::message>(c);
+    CHECK(m == ws::message::text("hello world"));
+    c.close();
+  }());
+  // The ping in the middle was answered with a pong carrying its payload.
+  bool pong = false;
+  server.wait_for([&] {
+    for (auto& f : server.raw_frames()) pong = pong || (f.opcode == 0xA && f.payload == "ping-in-between");
+    return pong;
+  }, 5s);
+  CHECK(pong);
+}
