@@ -86,7 +86,10 @@ struct options {
   std::size_t outbox_max_messages = 1024;
   std::size_t outbox_max_bytes = 16u << 20;
 
-  /// Events queued for the application; when full, the client stops reading the socket.
+  /// Events queued for the application; when full of messages, the client stops reading the
+  /// socket (TCP backpressure). Status events (connected, disconnected, reconnecting, pong)
+  /// never wait: they may exceed the limit by 32, past which the oldest status event is
+  /// discarded (state() always tells the current state). Messages are never discarded.
   std::size_t event_queue_limit = 256;
   /// Deliver a `pong` event for every pong received (else only last_rtt() is updated).
   bool pong_events = false;

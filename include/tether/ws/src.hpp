@@ -2,5 +2,6 @@
 #pragma once
 
 #include <tether/ws/impl/client.ipp>
+#include <tether/ws/impl/key_rewriter.ipp>
 #include <tether/ws/impl/reconnect_fsm.ipp>
 #include <tether/ws/impl/transport.ipp>

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <tether/net/error.hpp>
+#include <tether/ws/detail/key_rewriter.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/buffer.hpp>
@@ -20,6 +21,8 @@
 #include <boost/beast/core/role.hpp>
 
 #include <chrono>
+#include <cstring>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -91,8 +94,30 @@ class transport {
       sock_.async_read_some(b, std::forward<H>(h));
   }
 
+  // While the handshake response is arriving, gather its whole header block first so that
+  // the key rewriter can fix its Accept value before Beast parses it.
+  bool response_header_ready() {
+    const auto d = rbuf_.cdata();
+    std::string block(static_cast<const char*>(d.data()), d.size());
+    if (!rw_.incoming_header(block)) return rbuf_.size() >= 65536;  // Beast reports the overflow
+    std::memcpy(rbuf_.data().data(), block.data(), block.size());
+    return true;
+  }
+
   template <class B, class H>
   void start_read(const B& b, H&& h) {
+    if (rw_.awaiting_accept() && !response_header_ready()) {
+      raw_read(rbuf_.prepare(read_chunk_), [this, b, h = std::move(h)](error_code ec, std::size_t got) mutable {
+        rbuf_.commit(got);
+        if (got > 0) last_rx_ = clock::now();
+        if (!ec) return start_read(b, std::move(h));
+        if (rbuf_.size() == 0) return std::move(h)(ec, std::size_t{0});
+        const auto n = asio::buffer_copy(b, rbuf_.data());
+        rbuf_.consume(n);
+        std::move(h)(error_code{}, n);
+      });
+      return;
+    }
     const auto want = asio::buffer_size(b);
     if (rbuf_.size() > 0 || want == 0) {
       const auto n = asio::buffer_copy(b, rbuf_.data());
@@ -119,20 +144,28 @@ class transport {
              });
   }
 
+  // Every byte Beast writes is copied once and passed through the key rewriter; then either
+  // gathered (corked, or a flush is running) or written whole right away.
   template <class B, class H>
   void start_write(const B& b, H&& h) {
-    if (corked_ || flushing_) {
-      const auto n = asio::buffer_size(b);
-      const auto old = pending_.size();
-      pending_.resize(old + n);
-      asio::buffer_copy(asio::buffer(pending_.data() + old, n), b);
+    const auto n = asio::buffer_size(b);
+    auto& dst = (corked_ || flushing_) ? pending_ : direct_;
+    const auto old = dst.size();
+    dst.resize(old + n);
+    asio::buffer_copy(asio::buffer(dst.data() + old, n), b);
+    rw_.outgoing(dst.data() + old, n);
+    if (&dst == &pending_) {
       asio::post(ex_, [h = std::move(h), n]() mutable { std::move(h)(error_code{}, n); });
       return;
     }
+    auto done = [this, h = std::move(h)](error_code ec, std::size_t written) mutable {
+      direct_.clear();
+      std::move(h)(ec, written);
+    };
     if (tls_)
-      tls_->async_write_some(b, std::forward<H>(h));
+      asio::async_write(*tls_, asio::buffer(direct_), std::move(done));
     else
-      sock_.async_write_some(b, std::forward<H>(h));
+      asio::async_write(sock_, asio::buffer(direct_), std::move(done));
   }
 
   void flush_loop(asio::any_completion_handler<void(error_code)> h);
@@ -143,7 +176,8 @@ class transport {
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
   std::size_t read_chunk_;
   boost::beast::flat_buffer rbuf_;
-  std::vector<char> pending_, inflight_;
+  std::vector<char> pending_, inflight_, direct_;
+  key_rewriter rw_;
   bool corked_ = false;
   bool flushing_ = false;
   clock::time_point last_rx_ = clock::now();

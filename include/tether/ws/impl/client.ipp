@@ -186,6 +186,21 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     }
   }
 
+  // Status events (connected, disconnected, reconnecting, pong) never wait: an application
+  // that only sends must not stall reconnection. They may exceed the limit by a fixed
+  // reserve; beyond it the oldest status event gives way (state() always tells the current
+  // state). Messages are never discarded: the reader waits instead (backpressure).
+  static constexpr std::size_t status_reserve = 32;
+  void deliver_status(event e) {
+    const auto limit = std::max<std::size_t>(opts.event_queue_limit, 1) + status_reserve;
+    if (!event_waiter && events.size() >= limit) {
+      auto it = std::find_if(events.begin(), events.end(),
+                             [](const event& x) { return !std::holds_alternative<message>(x); });
+      if (it != events.end()) events.erase(it);
+    }
+    deliver(std::move(e));
+  }
+
   bool queue_full() const noexcept {
     return events.size() >= std::max<std::size_t>(opts.event_queue_limit, 1) && !close_requested;
   }
@@ -406,8 +421,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       const auto rtt = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - c.ping_sent);
       rtt_us = rtt.count();
       // Telemetry, not a message: when the application is behind, it is not queued.
-      if (opts.pong_events && events.size() < opts.event_queue_limit)
-        deliver(pong{std::string(payload), rtt});
+      if (opts.pong_events) deliver_status(pong{std::string(payload), rtt});
     });
 
     auto target_url = url;
@@ -454,8 +468,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     if (auto it = res.find(beast::http::field::sec_websocket_protocol); it != res.end())
       ev.subprotocol = std::string(it->value());
     c.open = true;
-    co_await wait_for_space();
-    deliver(std::move(ev));
+    deliver_status(std::move(ev));
     co_return r;
   }
 
@@ -584,7 +597,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     auto self = shared_from_this();
     // Bad settings end run at once, reported as an event too.
     auto fail = [this](error_code ec) {
-      deliver(disconnected{1006, {}, ec, 0});
+      deliver_status(disconnected{1006, {}, ec, 0});
       return ec;
     };
     auto url = net::parse_url(opts.url);
@@ -616,8 +629,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         state = connection_state::open;
         out = co_await serve(c);
         conn = nullptr;
-        co_await wait_for_space();
-        deliver(disconnected{out.close_code,
+        deliver_status(disconnected{out.close_code,
                              close_requested ? closing.reason : std::string(c.ws.reason().reason.c_str()),
                              out.error, 0});
       } else {
@@ -629,17 +641,13 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       if (close_requested) break;
       const auto d = fsm.next(out, clock::now());
       if (!d.retry) {
-        if (!out.opened) {
-          co_await wait_for_space();
-          deliver(disconnected{1006, {}, out.error, out.http_status});
-        }
+        if (!out.opened) deliver_status(disconnected{1006, {}, out.error, out.http_status});
         final_ec = d.error;
         break;
       }
       attempt = d.attempt;
       state = connection_state::reconnecting;
-      co_await wait_for_space();
-      deliver(reconnecting{d.attempt, d.delay, out.error, out.http_status});
+      deliver_status(reconnecting{d.attempt, d.delay, out.error, out.http_status});
       if (close_requested) break;
       backoff_timer.expires_after(d.delay);
       co_await backoff_timer.async_wait(nothrow);

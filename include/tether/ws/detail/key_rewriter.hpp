@@ -1,0 +1,54 @@
+// tether/ws/detail/key_rewriter.hpp: replaces the randomness Beast puts on the wire with
+// OpenSSL's CSPRNG: the Sec-WebSocket-Key of the handshake (and the matching Accept of the
+// response) and the masking key of every client frame.
+//
+// Why: Beast 1.81's "secure" ChaCha generator feeds ctr_/16 as the block counter, so each
+// 64-byte block is emitted 16 times: keys and masks repeat (RFC 6455 §5.3 and §10.3 require
+// them to be unpredictable). Rewriting keeps every length unchanged, so Beast's own state
+// (sizes, frame boundaries) stays valid; a frame's payload is re-masked by XOR with
+// (beast_key ^ new_key).
+#pragma once
+
+#include <tether/config.hpp>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace tether::ws::detail {
+
+class key_rewriter {
+ public:
+  /// Rewrites `n` outgoing bytes in place (a continuous stream of HTTP request, then frames).
+  TETHER_DECL void outgoing(char* data, std::size_t n);
+  /// Whether the handshake response still needs its Accept rewritten.
+  bool awaiting_accept() const noexcept { return swapped_ && !accept_done_; }
+  /// Given the complete response header block, replaces the server's Sec-WebSocket-Accept
+  /// (if it is the one for our key) with the one Beast expects. Returns false if the block is
+  /// not complete yet.
+  TETHER_DECL bool incoming_header(std::string& header_block);
+
+  /// 16 random bytes, base64: a fresh Sec-WebSocket-Key.
+  TETHER_DECL static std::string make_key();
+  /// RFC 6455 §4.2.2: base64(SHA-1(key + GUID)).
+  TETHER_DECL static std::string accept_for(const std::string& key);
+
+ private:
+  TETHER_DECL std::uint32_t next_mask();
+
+  bool request_done_ = false;
+  bool swapped_ = false;
+  bool accept_done_ = false;
+  std::string beast_key_, our_key_;
+  // frame parser state
+  std::array<unsigned char, 14> hdr_{};
+  std::size_t hdr_len_ = 0, hdr_need_ = 2;
+  std::uint64_t payload_left_ = 0;
+  std::array<unsigned char, 4> xor_{};
+  std::size_t xor_pos_ = 0;
+  std::array<std::uint32_t, 64> pool_{};
+  std::size_t pool_pos_ = pool_.size();
+};
+
+}  // namespace tether::ws::detail

@@ -1,0 +1,140 @@
+#pragma once
+
+#include <tether/ws/detail/key_rewriter.hpp>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <stdexcept>
+
+namespace tether::ws::detail {
+
+namespace {
+void random_bytes(void* p, std::size_t n) {
+  if (RAND_bytes(static_cast<unsigned char*>(p), static_cast<int>(n)) != 1)
+    throw std::runtime_error("OpenSSL RAND_bytes failed");  // no entropy: nothing safe to send
+}
+std::string base64(const unsigned char* p, std::size_t n) {
+  std::string out(4 * ((n + 2) / 3), '\0');
+  EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), p, static_cast<int>(n));
+  return out;
+}
+}  // namespace
+
+std::string key_rewriter::make_key() {
+  unsigned char raw[16];
+  random_bytes(raw, sizeof raw);
+  return base64(raw, sizeof raw);
+}
+
+std::string key_rewriter::accept_for(const std::string& key) {
+  const std::string in = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(in.data()), in.size(), digest);
+  return base64(digest, sizeof digest);
+}
+
+std::uint32_t key_rewriter::next_mask() {
+  if (pool_pos_ == pool_.size()) {
+    random_bytes(pool_.data(), sizeof(pool_));
+    pool_pos_ = 0;
+  }
+  return pool_[pool_pos_++];
+}
+
+void key_rewriter::outgoing(char* data, std::size_t n) {
+  std::size_t i = 0;
+  if (!request_done_) {
+    // The upgrade request: swap the key (same length), pass everything else through.
+    static constexpr char name[] = "Sec-WebSocket-Key: ";
+    const std::string_view view(data, n);
+    const auto pos = view.find(name);
+    if (pos != std::string_view::npos && pos + sizeof(name) - 1 + 24 <= n) {
+      char* value = data + pos + sizeof(name) - 1;
+      beast_key_.assign(value, 24);
+      our_key_ = make_key();
+      std::memcpy(value, our_key_.data(), 24);
+      swapped_ = true;
+    }
+    const auto end = view.find("\r\n\r\n");
+    if (end == std::string_view::npos) return;  // more of the request to come
+    request_done_ = true;
+    i = end + 4;
+  }
+  auto* p = reinterpret_cast<unsigned char*>(data);
+  std::size_t hdr_in_call = 0;  // header bytes of the current frame seen in this call
+  while (i < n) {
+    if (payload_left_ > 0) {
+      const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(payload_left_, n - i));
+      for (std::size_t k = 0; k < take; ++k) p[i + k] ^= xor_[(xor_pos_ + k) & 3];
+      xor_pos_ = (xor_pos_ + take) & 3;
+      payload_left_ -= take;
+      i += take;
+      continue;
+    }
+    // Collect the frame header (2 to 14 bytes), which may span calls.
+    hdr_[hdr_len_] = p[i];
+    ++hdr_len_;
+    ++hdr_in_call;
+    if (hdr_len_ == 2) {
+      const unsigned len7 = hdr_[1] & 0x7f;
+      hdr_need_ = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((hdr_[1] & 0x80) ? 4 : 0);
+    }
+    if (hdr_len_ == hdr_need_) {
+      const unsigned len7 = hdr_[1] & 0x7f;
+      std::uint64_t len = len7;
+      std::size_t off = 2;
+      if (len7 == 126) {
+        len = (std::uint64_t{hdr_[2]} << 8) | hdr_[3];
+        off = 4;
+      } else if (len7 == 127) {
+        len = 0;
+        for (int b = 0; b < 8; ++b) len = (len << 8) | hdr_[2 + static_cast<std::size_t>(b)];
+        off = 10;
+      }
+      if ((hdr_[1] & 0x80) && hdr_in_call >= 4) {
+        // The masking key is the header's last 4 bytes, all in this call's data at
+        // i-3 .. i: replace it, and re-mask the payload with the difference.
+        const std::uint32_t fresh = next_mask();
+        unsigned char nk[4];
+        std::memcpy(nk, &fresh, 4);
+        for (std::size_t b = 0; b < 4; ++b) {
+          xor_[b] = static_cast<unsigned char>(hdr_[off + b] ^ nk[b]);
+          p[i - 3 + b] = nk[b];
+        }
+        xor_pos_ = 0;
+      } else {
+        // Unmasked, or a key split across writes (already partly handed on): leave as is.
+        xor_ = {};
+      }
+      payload_left_ = len;
+      hdr_len_ = 0;
+      hdr_in_call = 0;
+      hdr_need_ = 2;
+    }
+    ++i;
+  }
+}
+
+bool key_rewriter::incoming_header(std::string& h) {
+  const auto end = h.find("\r\n\r\n");
+  if (end == std::string::npos) return false;
+  accept_done_ = true;
+  std::string lower(h, 0, end);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  static constexpr char name[] = "\r\nsec-websocket-accept:";
+  auto pos = lower.find(name);
+  if (pos == std::string::npos) return true;
+  pos += sizeof(name) - 1;
+  while (pos < end && (h[pos] == ' ' || h[pos] == '\t')) ++pos;
+  if (pos + 28 > end) return true;
+  if (h.compare(pos, 28, accept_for(our_key_)) == 0) h.replace(pos, 28, accept_for(beast_key_));
+  return true;
+}
+
+}  // namespace tether::ws::detail
