@@ -4,3 +4,4 @@
 #include <tether/ws/client.hpp>
 #include <tether/ws/events.hpp>
 #include <tether/ws/options.hpp>
+#include <tether/ws/envelope.hpp>

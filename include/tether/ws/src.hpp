@@ -5,3 +5,4 @@
 #include <tether/ws/impl/key_rewriter.ipp>
 #include <tether/ws/impl/reconnect_fsm.ipp>
 #include <tether/ws/impl/transport.ipp>
+#include <tether/ws/impl/envelope.ipp>

@@ -79,7 +79,7 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
   const auto comma = v.find(',');
   if (comma != std::string_view::npos) {
     auto rest = v.substr(comma + 1);
-    if (rest.size() == 26 && rest.substr(23) == "GMT") {
+    if (rest.size() == 25 && rest.substr(22) == "GMT") {
       // IMF-fixdate: " 06 Nov 1994 08:49:37 GMT"
       if (rest[0] != ' ' || rest[3] != ' ' || rest[7] != ' ' || rest[12] != ' ' || rest[21] != ' ')
         return std::nullopt;
@@ -87,7 +87,7 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
       tm.tm_mon = detail::month_index(rest.substr(4, 3));
       if (!detail::parse_int(rest.substr(8, 4), year)) return std::nullopt;
       if (!detail::parse_clock(rest.substr(13, 8), tm)) return std::nullopt;
-    } else if (rest.size() == 24 && rest.substr(21) == "GMT") {
+    } else if (rest.size() == 23 && rest.substr(20) == "GMT") {
       // RFC 850: " 06-Nov-94 08:49:37 GMT"
       if (rest[0] != ' ' || rest[3] != '-' || rest[7] != '-' || rest[10] != ' ' || rest[19] != ' ')
         return std::nullopt;

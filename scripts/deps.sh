@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what tether needs to build and test on Debian/Ubuntu (bookworm packages), using
+# sudo only when not root. Sourced by test.sh and demo.sh; safe to run again.
+tether_install_deps() {
+  local packages=(cmake ninja-build clang libclang-rt-14-dev libboost1.81-dev libssl-dev
+                  nlohmann-json3-dev catch2 python3 python3-websockets)
+  if [ "${1:-}" = "--with-interop" ]; then packages+=(nodejs npm); fi
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}

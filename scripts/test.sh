@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs the dependencies, builds out of tree
+# (build/<preset>) and runs ctest. Presets run in order; default: dev (warnings as errors),
+# then asan (ASan+UBSan), then tsan.
+#   scripts/test.sh                 # dev asan tsan
+#   scripts/test.sh dev             # one preset
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+tether_install_deps --with-interop
+
+presets=("$@")
+[ ${#presets[@]} -eq 0 ] && presets=(dev asan tsan)
+jobs=$(nproc)
+for preset in "${presets[@]}"; do
+  start=$(date +%s)
+  echo "== $preset: configure and build"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$jobs"
+  echo "== $preset: test"
+  ctest --preset "$preset" -j "$jobs"
+  echo "== $preset: done in $(( $(date +%s) - start )) s"
+done
+# The command-line contracts other tools rely on, when their smoke checks sit beside the repo.
+if [ -x ../shared/contracts/run_all.sh ]; then
+  echo "== contract smoke checks"
+  ../shared/contracts/run_all.sh "build/${presets[0]}"
+fi
