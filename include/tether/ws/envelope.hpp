@@ -151,7 +151,11 @@ class envelope_channel {
     envelope e{std::string(Request::type), nlohmann::json(req), id, std::nullopt};
     const message m = frame(e);
     auto [sec] = co_await client_.async_send(m, asio::as_tuple(asio::use_awaitable));
-    if (sec && !slot->outcome) slot->outcome = boost::system::result<nlohmann::json>(sec);
+    if (sec && !slot->outcome) {
+      // A write cut short by a dying connection is a lost connection to the caller.
+      const bool local = sec == error::outbox_full || sec == error::expired;
+      slot->outcome = boost::system::result<nlohmann::json>(local ? sec : make_error_code(error::connection_lost));
+    }
     if (!slot->outcome) {
       slot->timer.expires_after(timeout);
       co_await slot->timer.async_wait(asio::as_tuple(asio::use_awaitable));

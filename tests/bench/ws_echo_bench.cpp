@@ -1,0 +1,349 @@
+// ws_echo_bench: tether's WebSocket client against a plain Boost.Beast coroutine client (the
+// baseline), same echo server, same run.
+//
+//   ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast]
+//
+// Sends N binary messages of SIZE bytes with at most K in flight, checks every echo, prints one
+// JSON line. Without --url it starts its own echo server on 127.0.0.1 in a second thread: a
+// frame-level echo loop that reads 64 KiB at a time and answers a whole batch of frames with
+// one write, so that the server is not the bottleneck.
+#include <tether/ws.hpp>
+#include <tether/ws/detail/key_rewriter.hpp>
+#include <tether/net/url.hpp>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using clk = std::chrono::steady_clock;
+using tether::error_code;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+struct args {
+  std::string url;
+  std::size_t size = 100, count = 1000, inflight = 1;
+  std::string client = "tether";
+};
+
+// ---------------------------------------------------------------------------------------
+// The built-in echo server.
+asio::awaitable<void> echo_session(tcp::socket s) {
+  std::string in, out;
+  std::vector<char> chunk(65536);
+  // Handshake: read the request head, answer 101.
+  for (;;) {
+    auto [ec, n] = co_await s.async_read_some(asio::buffer(chunk), nothrow);
+    if (ec) co_return;
+    in.append(chunk.data(), n);
+    if (in.find("\r\n\r\n") != std::string::npos) break;
+    if (in.size() > 65536) co_return;
+  }
+  const auto end = in.find("\r\n\r\n");
+  std::string lower = in.substr(0, end);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  auto kp = lower.find("sec-websocket-key:");
+  if (kp == std::string::npos) co_return;
+  kp += 18;
+  while (in[kp] == ' ') ++kp;
+  const std::string key = in.substr(kp, in.find("\r\n", kp) - kp);
+  const std::string resp = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Accept: " + tether::ws::detail::key_rewriter::accept_for(key) + "\r\n\r\n";
+  co_await asio::async_write(s, asio::buffer(resp), nothrow);
+  in.erase(0, end + 4);
+  for (;;) {
+    // Answer every complete frame in `in` (unmasked, same opcode), in one write.
+    out.clear();
+    std::size_t pos = 0;
+    bool closing = false;
+    for (;;) {
+      if (in.size() - pos < 2) break;
+      auto* p = reinterpret_cast<unsigned char*>(in.data() + pos);
+      const unsigned op = p[0] & 0x0f;
+      std::uint64_t len = p[1] & 0x7f;
+      std::size_t h = 2;
+      if (len == 126) {
+        if (in.size() - pos < 4) break;
+        len = (std::uint64_t{p[2]} << 8) | p[3];
+        h = 4;
+      } else if (len == 127) {
+        if (in.size() - pos < 10) break;
+        len = 0;
+        for (int i = 0; i < 8; ++i) len = (len << 8) | p[2 + i];
+        h = 10;
+      }
+      const bool masked = (p[1] & 0x80) != 0;
+      const std::size_t total = h + (masked ? 4 : 0) + static_cast<std::size_t>(len);
+      if (in.size() - pos < total) break;
+      unsigned char mask[4] = {};
+      if (masked) std::memcpy(mask, p + h, 4);
+      unsigned char* payload = p + h + (masked ? 4 : 0);
+      for (std::size_t i = 0; i < len; ++i) payload[i] ^= mask[i & 3];
+      const unsigned out_op = op == 9 ? 10u : op;
+      if (op != 10) {
+        out += static_cast<char>((p[0] & 0x80) | out_op);  // FIN kept, RSV cleared
+        if (len < 126) {
+          out += static_cast<char>(len);
+        } else if (len < 65536) {
+          out += static_cast<char>(126);
+          out += static_cast<char>(len >> 8);
+          out += static_cast<char>(len & 0xff);
+        } else {
+          out += static_cast<char>(127);
+          for (int i = 7; i >= 0; --i) out += static_cast<char>((len >> (8 * i)) & 0xff);
+        }
+        out.append(reinterpret_cast<char*>(payload), static_cast<std::size_t>(len));
+      }
+      pos += total;
+      if (op == 8) {
+        closing = true;
+        break;
+      }
+    }
+    in.erase(0, pos);
+    if (!out.empty()) {
+      auto [wec, wn] = co_await asio::async_write(s, asio::buffer(out), nothrow);
+      if (wec) co_return;
+    }
+    if (closing) co_return;
+    auto [ec, n] = co_await s.async_read_some(asio::buffer(chunk), nothrow);
+    if (ec) co_return;
+    in.append(chunk.data(), n);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+std::string payload_for(std::size_t seq, std::size_t size) {
+  std::string s(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>((seq * 31 + i * 7) & 0xff);
+  for (std::size_t i = 0; i < 8 && i < size; ++i) s[i] = static_cast<char>((seq >> (8 * i)) & 0xff);
+  return s;
+}
+std::size_t seq_of(const std::string& s) {
+  std::size_t v = 0;
+  for (std::size_t i = 0; i < 8 && i < s.size(); ++i) v |= std::size_t(static_cast<unsigned char>(s[i])) << (8 * i);
+  return v;
+}
+
+struct stats {
+  double seconds = 0, connect_us = 0;
+  std::vector<double> lat_us;
+  bool ok = true;
+  std::string error;
+};
+
+struct flight {
+  std::size_t sent = 0, got = 0, inflight = 0;
+  std::vector<clk::time_point> t0;
+  asio::steady_timer cv;
+  explicit flight(asio::any_io_executor ex, std::size_t n) : t0(n), cv(ex, clk::time_point::max()) {}
+};
+
+asio::awaitable<void> run_tether(const args& a, stats& st) {
+  auto ex = co_await asio::this_coro::executor;
+  tether::ws::options o;
+  o.url = a.url;
+  o.reconnect.enabled = false;
+  o.ping_interval = std::chrono::milliseconds(0);
+  o.max_message_size = std::max<std::size_t>(a.size * 2, 1 << 20);
+  o.outbox_max_messages = a.inflight + 16;
+  o.outbox_max_bytes = (a.inflight + 16) * (a.size + 64);
+  const auto c0 = clk::now();
+  tether::ws::client c(ex, o);
+  c.async_run([](error_code) {});
+  auto [ec, ev] = co_await c.async_next_event(nothrow);
+  if (ec || !std::holds_alternative<tether::ws::connected>(ev)) {
+    st.ok = false;
+    st.error = "connect failed";
+    co_return;
+  }
+  st.connect_us = std::chrono::duration<double, std::micro>(clk::now() - c0).count();
+  flight f(ex, a.count);
+  const auto start = clk::now();
+  // Sender: keeps up to `inflight` messages outstanding.
+  asio::co_spawn(ex, [&]() -> asio::awaitable<void> {
+    while (f.sent < a.count) {
+      while (f.inflight >= a.inflight) {
+        f.cv.expires_at(clk::time_point::max());
+        co_await f.cv.async_wait(nothrow);
+      }
+      const auto seq = f.sent++;
+      ++f.inflight;
+      f.t0[seq] = clk::now();
+      c.async_send_binary(payload_for(seq, a.size), [&st](error_code e) {
+        if (e) st.ok = false, st.error = e.message();
+      });
+    }
+  }, asio::detached);
+  while (f.got < a.count && st.ok) {
+    auto [e2, ev2] = co_await c.async_next_event(nothrow);
+    if (e2) break;
+    auto* m = std::get_if<tether::ws::message>(&ev2);
+    if (!m) {
+      if (std::holds_alternative<tether::ws::disconnected>(ev2)) break;
+      continue;
+    }
+    const auto seq = m->data.size() >= 8 ? seq_of(m->data) : f.got;
+    if (seq >= a.count || m->data != payload_for(seq, a.size) || m->is_text()) {
+      st.ok = false;
+      st.error = "echo mismatch";
+      break;
+    }
+    st.lat_us.push_back(std::chrono::duration<double, std::micro>(clk::now() - f.t0[seq]).count());
+    ++f.got;
+    --f.inflight;
+    f.cv.cancel();
+  }
+  st.seconds = std::chrono::duration<double>(clk::now() - start).count();
+  if (f.got < a.count && st.ok) st.ok = false, st.error = "connection ended early";
+  co_await c.async_close({}, nothrow);
+}
+
+asio::awaitable<void> run_beast(const args& a, stats& st) {
+  auto ex = co_await asio::this_coro::executor;
+  auto url = tether::net::parse_url(a.url);
+  const auto c0 = clk::now();
+  tcp::resolver r(ex);
+  auto [rec, eps] = co_await r.async_resolve(url->host, std::to_string(url->port), nothrow);
+  websocket::stream<tcp::socket> ws(ex);
+  auto [cec, ep] = co_await asio::async_connect(ws.next_layer(), eps, nothrow);
+  if (rec || cec) {
+    st.ok = false;
+    st.error = "connect failed";
+    co_return;
+  }
+  ws.next_layer().set_option(tcp::no_delay(true));
+  const std::string host = url->host_header();
+  auto [hec] = co_await ws.async_handshake(host, url->target, nothrow);
+  if (hec) {
+    st.ok = false;
+    st.error = hec.message();
+    co_return;
+  }
+  st.connect_us = std::chrono::duration<double, std::micro>(clk::now() - c0).count();
+  ws.binary(true);
+  ws.read_message_max(std::max<std::size_t>(a.size * 2, 1 << 20));
+  flight f(ex, a.count);
+  const auto start = clk::now();
+  asio::co_spawn(ex, [&]() -> asio::awaitable<void> {
+    while (f.sent < a.count) {
+      while (f.inflight >= a.inflight) {
+        f.cv.expires_at(clk::time_point::max());
+        co_await f.cv.async_wait(nothrow);
+      }
+      const auto seq = f.sent++;
+      ++f.inflight;
+      f.t0[seq] = clk::now();
+      const std::string p = payload_for(seq, a.size);
+      auto [e, n] = co_await ws.async_write(asio::buffer(p), nothrow);
+      if (e) co_return;
+    }
+  }, asio::detached);
+  beast::flat_buffer buf;
+  while (f.got < a.count) {
+    buf.clear();
+    auto [e, n] = co_await ws.async_read(buf, nothrow);
+    if (e) break;
+    const std::string m = beast::buffers_to_string(buf.data());
+    const auto seq = m.size() >= 8 ? seq_of(m) : f.got;
+    if (seq >= a.count || m != payload_for(seq, a.size)) {
+      st.ok = false;
+      st.error = "echo mismatch";
+      break;
+    }
+    st.lat_us.push_back(std::chrono::duration<double, std::micro>(clk::now() - f.t0[seq]).count());
+    ++f.got;
+    --f.inflight;
+    f.cv.cancel();
+  }
+  st.seconds = std::chrono::duration<double>(clk::now() - start).count();
+  if (f.got < a.count && st.ok) st.ok = false, st.error = "connection ended early";
+  co_await ws.async_close(websocket::close_code::normal, nothrow);
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
+    if (!v) {
+      std::cerr << "missing value for " << k << '\n';
+      return 1;
+    }
+    ++i;
+    try {
+      if (k == "--url") a.url = v;
+      else if (k == "--size") a.size = std::stoul(v);
+      else if (k == "--count") a.count = std::stoul(v);
+      else if (k == "--inflight") a.inflight = std::max<std::size_t>(1, std::stoul(v));
+      else if (k == "--client") a.client = v;
+      else throw std::invalid_argument(k);
+    } catch (const std::exception&) {
+      std::cerr << "usage: ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast]\n";
+      return 1;
+    }
+  }
+  if (a.client != "tether" && a.client != "beast") {
+    std::cerr << "--client is tether or beast\n";
+    return 1;
+  }
+  asio::io_context server_ioc;
+  std::thread server_thread;
+  std::optional<tcp::acceptor> acc;
+  if (a.url.empty()) {
+    acc.emplace(server_ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    a.url = "ws://127.0.0.1:" + std::to_string(acc->local_endpoint().port()) + "/";
+    asio::co_spawn(server_ioc, [&]() -> asio::awaitable<void> {
+      for (;;) {
+        auto [ec, s] = co_await acc->async_accept(nothrow);
+        if (ec) co_return;
+        s.set_option(tcp::no_delay(true));
+        asio::co_spawn(server_ioc, echo_session(std::move(s)), asio::detached);
+      }
+    }, asio::detached);
+    server_thread = std::thread([&] { server_ioc.run(); });
+  }
+  asio::io_context ioc(1);
+  stats st;
+  asio::co_spawn(ioc, a.client == "tether" ? run_tether(a, st) : run_beast(a, st), [&](std::exception_ptr e) {
+    if (e) st.ok = false, st.error = "exception";
+  });
+  ioc.run();
+  if (server_thread.joinable()) {
+    server_ioc.stop();
+    server_thread.join();
+  }
+  if (!st.ok) {
+    std::cerr << "ws_echo_bench: " << st.error << '\n';
+    return 1;
+  }
+  const double mps = st.seconds > 0 ? static_cast<double>(a.count) / st.seconds : 0;
+  std::printf(
+      "{\"client\":\"%s\",\"size\":%zu,\"count\":%zu,\"inflight\":%zu,\"seconds\":%.6f,\"msgs_per_s\":%.1f,"
+      "\"mb_per_s\":%.3f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"connect_us\":%.1f}\n",
+      a.client.c_str(), a.size, a.count, a.inflight, st.seconds, mps, mps * static_cast<double>(a.size) / 1e6,
+      percentile(st.lat_us, 0.5), percentile(st.lat_us, 0.99), st.connect_us);
+  return 0;
+}
