@@ -10,10 +10,12 @@
 
 namespace chat {
 
-/// client -> server: I am here (sent after every (re)connect).
+/// client -> server: I am here (sent after every (re)connect), and the last message id I have
+/// seen: the server replays what came after it from its history.
 struct join {
   static constexpr std::string_view type = "chat.join";
   std::string name;
+  std::uint64_t last_id = 0;
 };
 /// client -> server: a line typed by `name`. The envelope's id is echoed in the ack.
 struct say {
@@ -43,7 +45,7 @@ struct presence {
   std::vector<std::string> online;
 };
 
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(join, name)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(join, name, last_id)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(say, name, text)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ack, id, ts)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(message, id, ts, from, text)

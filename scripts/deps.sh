@@ -3,7 +3,7 @@
 # sudo only when not root. Sourced by test.sh and demo.sh; safe to run again.
 tether_install_deps() {
   local packages=(cmake ninja-build clang libclang-rt-14-dev libboost1.81-dev libssl-dev
-                  nlohmann-json3-dev catch2 python3 python3-websockets)
+                  nlohmann-json3-dev catch2 python3 python3-websockets iproute2 curl)
   if [ "${1:-}" = "--with-interop" ]; then packages+=(nodejs npm); fi
   local missing=()
   for p in "${packages[@]}"; do

@@ -77,7 +77,12 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> pending;  // envelope id -> text, until acknowledged
   int exit_code = 0;
 
+  // The newest message id seen: sent when (re)joining so the server replays what was missed;
+  // anything at or below it is a replay we already showed.
+  std::uint64_t last_id = 0;
   chan.on<chat::message>([&](chat::message m, const tether::ws::envelope&) {
+    if (m.id <= last_id) return;
+    last_id = m.id;
     if (m.from != name) say_line("[", clock_text(m.ts), "] ", m.from, ": ", m.text);
   });
   chan.on<chat::ack>([&](chat::ack a, const tether::ws::envelope& e) {
@@ -112,7 +117,7 @@ int main(int argc, char** argv) {
       chan.run([&](const tether::ws::event& ev) {
         if (std::holds_alternative<tether::ws::connected>(ev)) {
           say_line("* connected");
-          chan.async_send(chat::join{name}, asio::detached);
+          chan.async_send(chat::join{name, last_id}, asio::detached);
         } else if (auto* r = std::get_if<tether::ws::reconnecting>(&ev)) {
           char delay[32];
           std::snprintf(delay, sizeof delay, "%.1f", static_cast<double>(r->delay.count()) / 1000.0);

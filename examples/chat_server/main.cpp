@@ -50,7 +50,11 @@ struct peer {
 
 struct room {
   std::list<std::shared_ptr<peer>> peers;
-  std::uint64_t next_id = 1;
+  // Ids grow across restarts (they start from the clock), so a client's last seen id stays
+  // meaningful after the server comes back.
+  std::uint64_t next_id = static_cast<std::uint64_t>(now_ms()) * 1000;
+  std::deque<chat::message> history;  // the last 1000 messages, replayed to (re)joiners
+  static constexpr std::size_t history_limit = 1000;
 
   std::vector<std::string> online() const {
     std::set<std::string> names;
@@ -66,10 +70,13 @@ struct room {
     p.outq.push_back(tether::ws::encode_envelope(e));
     p.wake.cancel();
   }
+  // Only to peers that have joined: a joiner gets the replay of what it missed first, then
+  // live messages, so ids reach every client in increasing order.
   template <class T>
   void broadcast(const T& msg) {
     const tether::ws::envelope e{std::string(T::type), nlohmann::json(msg), {}, {}};
-    for (auto& p : peers) send(*p, e);
+    for (auto& p : peers)
+      if (!p->name.empty()) send(*p, e);
   }
 };
 
@@ -123,13 +130,16 @@ asio::awaitable<void> session(WS ws, room& r) {
         const bool first = me->name.empty();
         me->name = j.name;
         r.send(*me, {std::string(chat::presence::type), nlohmann::json(chat::presence{"online", j.name, r.online()}), {}, {}});
+        for (const auto& m : r.history)
+          if (m.id > j.last_id) r.send(*me, {std::string(chat::message::type), nlohmann::json(m), {}, {}});
         if (first) r.broadcast(chat::presence{"joined", j.name, {}});
         std::cerr << j.name << " joined\n";
       } else if (e->type == chat::say::type) {
         auto s = e->payload.get<chat::say>();
-        if (me->name.empty()) me->name = s.name;
         chat::message m{r.next_id++, now_ms(), s.name, s.text};
         if (e->id) r.send(*me, {std::string(chat::ack::type), nlohmann::json(chat::ack{m.id, m.ts}), {}, e->id});
+        r.history.push_back(m);
+        if (r.history.size() > room::history_limit) r.history.pop_front();
         r.broadcast(m);
       }
     } catch (const std::exception& ex2) {

@@ -99,6 +99,11 @@ struct options {
   std::size_t read_buffer_size = 64u << 10;
   std::size_t write_coalesce_bytes = 64u << 10;
 
+  /// Linux: watch the routing tables (netlink) and cut a pending backoff wait short when a
+  /// link, address or route appears, so the client reconnects at once when the network comes
+  /// back. Off by default; elsewhere it has no effect.
+  bool watch_network = false;
+
   net::logger log{};
 };
 

@@ -148,7 +148,7 @@ TEST_CASE("envelope: 100 levels accepted, 100,000 rejected without a crash", "[e
   CHECK(ws::decode_envelope(cbor, ws::wire_format::cbor_binary).error() == error::json_too_deep);
 }
 
-TEST_CASE("envelope: request/response correlates by id; timeout; connection loss", "[envelope][request]") {
+TEST_CASE("envelope: request/response correlates by id, times out, fails on connection loss", "[envelope][request]") {
   // The fixture echoes. A request comes back as itself; our own handler then answers it with
   // reply_to set, and that answer, echoed, completes the request.
   test::ws_server server;

@@ -281,7 +281,7 @@ TEST_CASE("soak: reconnect cycles with concurrent senders on two threads", "[ws]
   std::thread s1(sender, 'a'), s2(sender, 'b');
   constexpr std::size_t cycles = 1000;
   for (std::size_t i = 0; i < cycles; ++i) {
-    REQUIRE(server.wait_for([&] { return server.accepted() > i && server.open_connections() > 0; }, 10s));
+    REQUIRE(server.wait_for([&] { return server.accepted() > i && server.open_connections() > 0; }, 30s));
     server.drop_all();
   }
   s1.join();

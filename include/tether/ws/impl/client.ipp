@@ -22,7 +22,16 @@
 
 #include <openssl/rand.h>
 
+#if defined(__linux__)
+#include <boost/asio/generic/raw_protocol.hpp>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+#endif
+
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <atomic>
 #include <deque>
 #include <mutex>
@@ -61,14 +70,13 @@ inline void seed_beast_prng_once() {
   });
 }
 
-/// A condition variable for coroutines on one strand: wait() suspends until notify().
+/// A condition variable for coroutines on one strand: wait() suspends until notify(), which
+/// wakes every waiter. The timer never expires; waiting must not re-arm it (expires_at would
+/// cancel the other waiters).
 class async_cv {
  public:
   explicit async_cv(const asio::any_io_executor& ex) : timer_(ex, clock::time_point::max()) {}
-  asio::awaitable<void> wait() {
-    timer_.expires_at(clock::time_point::max());
-    co_await timer_.async_wait(nothrow);
-  }
+  asio::awaitable<void> wait() { co_await timer_.async_wait(nothrow); }
   void notify() { timer_.cancel(); }
 
  private:
@@ -175,6 +183,62 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   std::shared_ptr<asio::ssl::context> tls_ctx;
 
   void log(net::log_level l, const std::string& line) const { opts.log(l, line); }
+
+  // ---- network changes (Linux netlink) ----------------------------------------------------
+#if defined(__linux__)
+  std::unique_ptr<asio::generic::raw_protocol::socket> netlink;
+  std::array<nlmsghdr, 8192 / sizeof(nlmsghdr)> netlink_buf{};  // aligned for the headers
+
+  void watch_network() {
+    const asio::generic::raw_protocol proto(AF_NETLINK, NETLINK_ROUTE);
+    sockaddr_nl sa{};
+    sa.nl_family = AF_NETLINK;
+    sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
+    error_code ec;
+    auto sock = std::make_unique<asio::generic::raw_protocol::socket>(strand);
+    sock->open(proto, ec);
+    if (!ec) sock->bind(asio::generic::raw_protocol::endpoint(&sa, sizeof sa), ec);
+    if (ec) {
+      log(net::log_level::warn, "tether.ws: cannot watch the network (netlink): " + ec.message());
+      return;
+    }
+    netlink = std::move(sock);
+    read_netlink();
+  }
+
+  void read_netlink() {
+    netlink->async_receive(asio::buffer(netlink_buf), [self = shared_from_this()](error_code ec, std::size_t n) {
+      if (ec || self->finished) return;
+      bool up = false;
+      // Walk the messages by their aligned lengths (NLMSG_NEXT's casts trip -Wcast-align).
+      std::size_t off = 0;
+      const auto* base = reinterpret_cast<const unsigned char*>(self->netlink_buf.data());
+      while (off + sizeof(nlmsghdr) <= n) {
+        nlmsghdr h;
+        std::memcpy(&h, base + off, sizeof h);
+        if (h.nlmsg_len < sizeof(nlmsghdr) || off + h.nlmsg_len > n) break;
+        up = up || h.nlmsg_type == RTM_NEWLINK || h.nlmsg_type == RTM_NEWADDR || h.nlmsg_type == RTM_NEWROUTE;
+        off += NLMSG_ALIGN(h.nlmsg_len);
+      }
+      if (up && self->state == connection_state::reconnecting) {
+        self->log(net::log_level::info, "tether.ws: network changed; reconnecting now");
+        self->network_changed = true;
+        self->backoff_timer.cancel();
+      }
+      self->read_netlink();
+    });
+  }
+  void stop_watching() {
+    if (netlink) {
+      error_code ignored;
+      netlink->close(ignored);
+    }
+  }
+#else
+  void watch_network() {}
+  void stop_watching() {}
+#endif
+  bool network_changed = false;
 
   // ---- events -----------------------------------------------------------------------------
   void deliver(event e) {
@@ -339,6 +403,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
 
   void finish(error_code ec) {
     finished = true;
+    stop_watching();
     state = connection_state::closed;
     fail_outbox(asio::error::operation_aborted);
     expiry_timer.cancel();
@@ -431,7 +496,9 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     auto [wec] = co_await ws.async_handshake(res, host, target_url.target, nothrow);
     c.disarm();
     if (c.fail_reason) wec = c.fail_reason;
-    if (res.result_int() != 0 && res.result_int() != 101) {
+    // Only a response Beast actually read says anything about the status (a default
+    // response object reads as 200).
+    if (wec == websocket::error::upgrade_declined) {
       r.status = res.result_int();
       r.ec = make_error_code(error::handshake_rejected);
       if (auto it = res.find(beast::http::field::retry_after); it != res.end())
@@ -612,6 +679,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       tls_ctx = *ctx;
     }
     reconnect_fsm fsm(opts.reconnect);
+    if (opts.watch_network) watch_network();
     handshake_request req{opts.headers, opts.token, 0};
     error_code final_ec;
     for (std::uint32_t attempt = 0;; ) {
@@ -649,6 +717,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       state = connection_state::reconnecting;
       deliver_status(reconnecting{d.attempt, d.delay, out.error, out.http_status});
       if (close_requested) break;
+      network_changed = false;
       backoff_timer.expires_after(d.delay);
       co_await backoff_timer.async_wait(nothrow);
     }

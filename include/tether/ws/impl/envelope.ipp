@@ -73,14 +73,24 @@ struct depth_guard {
 }  // namespace detail
 
 std::string encode_envelope(const envelope& e, wire_format f) {
-  nlohmann::json j = {{"type", e.type}, {"payload", e.payload}};
-  if (e.id) j["id"] = *e.id;
-  if (e.reply_to) j["reply_to"] = *e.reply_to;
   if (f == wire_format::cbor_binary) {
+    nlohmann::json j = {{"type", e.type}, {"payload", e.payload}};
+    if (e.id) j["id"] = *e.id;
+    if (e.reply_to) j["reply_to"] = *e.reply_to;
     auto bytes = nlohmann::json::to_cbor(j);
     return std::string(bytes.begin(), bytes.end());
   }
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // Written piecewise: no wrapper object, so the payload is never copied.
+  constexpr auto replace = nlohmann::json::error_handler_t::replace;
+  auto str = [](const std::string& v) { return nlohmann::json(v).dump(-1, ' ', false, replace); };
+  std::string out = "{\"type\":";
+  out += str(e.type);
+  out += ",\"payload\":";
+  out += e.payload.dump(-1, ' ', false, replace);
+  if (e.id) out += ",\"id\":" + str(*e.id);
+  if (e.reply_to) out += ",\"reply_to\":" + str(*e.reply_to);
+  out += '}';
+  return out;
 }
 
 boost::system::result<envelope> decode_envelope(std::string_view data, wire_format f,
