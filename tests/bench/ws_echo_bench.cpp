@@ -146,11 +146,35 @@ struct stats {
   std::string error;
 };
 
+// The messages in flight, shared by both clients' send and receive loops.
 struct flight {
   std::size_t sent = 0, got = 0, inflight = 0;
   std::vector<clk::time_point> t0;
   asio::steady_timer cv;
   explicit flight(asio::any_io_executor ex, std::size_t n) : t0(n), cv(ex, clk::time_point::max()) {}
+
+  // Waits for a free slot, then returns the next sequence number (stamped now).
+  asio::awaitable<std::size_t> next_slot(std::size_t max_inflight) {
+    while (inflight >= max_inflight) co_await cv.async_wait(nothrow);
+    const auto seq = sent++;
+    ++inflight;
+    t0[seq] = clk::now();
+    co_return seq;
+  }
+  // Checks one echo and records its latency; false if it is not what was sent.
+  bool arrived(const std::string& data, const args& a, stats& st) {
+    const auto seq = data.size() >= 8 ? seq_of(data) : got;
+    if (seq >= a.count || data != payload_for(seq, a.size)) {
+      st.ok = false;
+      st.error = "echo mismatch";
+      return false;
+    }
+    st.lat_us.push_back(std::chrono::duration<double, std::micro>(clk::now() - t0[seq]).count());
+    ++got;
+    --inflight;
+    cv.cancel();
+    return true;
+  }
 };
 
 asio::awaitable<void> run_tether(const args& a, stats& st) {
@@ -177,13 +201,7 @@ asio::awaitable<void> run_tether(const args& a, stats& st) {
   // Sender: keeps up to `inflight` messages outstanding.
   asio::co_spawn(ex, [&]() -> asio::awaitable<void> {
     while (f.sent < a.count) {
-      while (f.inflight >= a.inflight) {
-        f.cv.expires_at(clk::time_point::max());
-        co_await f.cv.async_wait(nothrow);
-      }
-      const auto seq = f.sent++;
-      ++f.inflight;
-      f.t0[seq] = clk::now();
+      const auto seq = co_await f.next_slot(a.inflight);
       c.async_send_binary(payload_for(seq, a.size), [&st](error_code e) {
         if (e) st.ok = false, st.error = e.message();
       });
@@ -197,16 +215,7 @@ asio::awaitable<void> run_tether(const args& a, stats& st) {
       if (std::holds_alternative<tether::ws::disconnected>(ev2)) break;
       continue;
     }
-    const auto seq = m->data.size() >= 8 ? seq_of(m->data) : f.got;
-    if (seq >= a.count || m->data != payload_for(seq, a.size) || m->is_text()) {
-      st.ok = false;
-      st.error = "echo mismatch";
-      break;
-    }
-    st.lat_us.push_back(std::chrono::duration<double, std::micro>(clk::now() - f.t0[seq]).count());
-    ++f.got;
-    --f.inflight;
-    f.cv.cancel();
+    if (m->is_text() || !f.arrived(m->data, a, st)) break;
   }
   st.seconds = std::chrono::duration<double>(clk::now() - start).count();
   if (f.got < a.count && st.ok) st.ok = false, st.error = "connection ended early";
@@ -241,13 +250,7 @@ asio::awaitable<void> run_beast(const args& a, stats& st) {
   const auto start = clk::now();
   asio::co_spawn(ex, [&]() -> asio::awaitable<void> {
     while (f.sent < a.count) {
-      while (f.inflight >= a.inflight) {
-        f.cv.expires_at(clk::time_point::max());
-        co_await f.cv.async_wait(nothrow);
-      }
-      const auto seq = f.sent++;
-      ++f.inflight;
-      f.t0[seq] = clk::now();
+      const auto seq = co_await f.next_slot(a.inflight);
       const std::string p = payload_for(seq, a.size);
       auto [e, n] = co_await ws.async_write(asio::buffer(p), nothrow);
       if (e) co_return;
@@ -258,17 +261,7 @@ asio::awaitable<void> run_beast(const args& a, stats& st) {
     buf.clear();
     auto [e, n] = co_await ws.async_read(buf, nothrow);
     if (e) break;
-    const std::string m = beast::buffers_to_string(buf.data());
-    const auto seq = m.size() >= 8 ? seq_of(m) : f.got;
-    if (seq >= a.count || m != payload_for(seq, a.size)) {
-      st.ok = false;
-      st.error = "echo mismatch";
-      break;
-    }
-    st.lat_us.push_back(std::chrono::duration<double, std::micro>(clk::now() - f.t0[seq]).count());
-    ++f.got;
-    --f.inflight;
-    f.cv.cancel();
+    if (!f.arrived(beast::buffers_to_string(buf.data()), a, st)) break;
   }
   st.seconds = std::chrono::duration<double>(clk::now() - start).count();
   if (f.got < a.count && st.ok) st.ok = false, st.error = "connection ended early";

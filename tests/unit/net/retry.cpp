@@ -52,4 +52,6 @@ TEST_CASE("retry: Retry-After as seconds and HTTP-date, capped", "[net][retry]")
   CHECK(!parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", now));
   CHECK(!parse_retry_after("Sun, 06 Nov 1994 25:49:37 GMT", now));
   CHECK(!parse_retry_after("1.5", now));
+  // Found by fuzz_retry_after: a far-future date must not overflow the clock.
+  CHECK(!parse_retry_after("Sun, 06 Nov 3988 08:49:37 GMT", now));
 }

@@ -58,6 +58,9 @@ TEST_CASE("url: errors name what is wrong", "[net][url]") {
   CHECK(parse_url("ws://host/#frag").error() == error::invalid_url);
   CHECK(parse_url("http://host/#frag").has_value());
   CHECK(parse_url("/relative").error() == error::invalid_url);
+  // Found by fuzz_url: percent-encoded bytes in a host name are refused.
+  CHECK(parse_url("wss://exam'oom=ss_1&a%ecct_soken=s").error() == error::invalid_url);
+  CHECK(parse_url("ws://ex%41mple.com/").error() == error::invalid_url);
 }
 
 TEST_CASE("url: query parameters and redaction", "[net][url]") {

@@ -111,7 +111,8 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
   } else {
     return std::nullopt;
   }
-  if (tm.tm_mon < 0 || day < 1 || day > 31 || year < 1970) return std::nullopt;
+  // Years past 2200 would overflow a nanosecond time_point (and mean nothing for Retry-After).
+  if (tm.tm_mon < 0 || day < 1 || day > 31 || year < 1970 || year > 2200) return std::nullopt;
   tm.tm_mday = day;
   tm.tm_year = year - 1900;
   const std::time_t t = timegm(&tm);

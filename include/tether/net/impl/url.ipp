@@ -34,7 +34,18 @@ inline boost::system::result<endpoint_url> from_view(const boost::urls::url_view
       out.ipv6_literal = true;
       break;
     case boost::urls::host_type::ipvfuture: return make_error_code(error::invalid_url);
-    default: out.host = u.host(); break;
+    default: {
+      // A host name is letters, digits and "-._~" (RFC 3986 unreserved; DNS names); anything
+      // else, percent-encoded bytes included, is refused rather than guessed at.
+      const auto h = u.encoded_host();
+      for (char ch : h) {
+        const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                        ch == '-' || ch == '.' || ch == '_' || ch == '~';
+        if (!ok) return make_error_code(error::invalid_url);
+      }
+      out.host = std::string(h);
+      break;
+    }
   }
   if (u.has_port()) {
     const auto p = u.port();
