@@ -20,7 +20,6 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
-#include <openssl/rand.h>
 
 #if defined(__linux__)
 #include <boost/asio/generic/raw_protocol.hpp>
@@ -34,7 +33,6 @@
 #include <cstring>
 #include <atomic>
 #include <deque>
-#include <mutex>
 
 namespace tether::ws {
 
@@ -56,19 +54,6 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using clock = std::chrono::steady_clock;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-
-/// Beast draws Sec-WebSocket-Key values and masking keys from its own generator; seed it once
-/// from OpenSSL's CSPRNG so their quality does not depend on std::random_device.
-inline void seed_beast_prng_once() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    std::uint32_t words[8] = {};
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(words), sizeof(words)) == 1) {
-      std::seed_seq seq(std::begin(words), std::end(words));
-      websocket::seed_prng(seq);
-    }
-  });
-}
 
 /// A condition variable for coroutines on one strand: wait() suspends until notify(), which
 /// wakes every waiter. The timer never expires; waiting must not re-arm it (expires_at would
@@ -150,9 +135,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         space_cv(strand),
         outbox_cv(strand),
         expiry_timer(strand),
-        backoff_timer(strand) {
-    seed_beast_prng_once();
-  }
+        backoff_timer(strand) {}
 
   asio::strand<asio::any_io_executor> strand;
   options opts;
@@ -364,7 +347,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     if (close_requested) return;
     close_requested = true;
     closing = std::move(r);
-    if (!run_started) return finish(error_code{});
+    if (!run_started) return finish();
     state = connection_state::closing;
     backoff_timer.cancel();
     space_cv.notify();
@@ -401,7 +384,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     c->control_cv.notify();
   }
 
-  void finish(error_code ec) {
+  void finish() {
     finished = true;
     stop_watching();
     state = connection_state::closed;
@@ -413,7 +396,6 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     }
     for (auto& h : close_waiters) complete_later(strand, std::move(h), error_code{});
     close_waiters.clear();
-    (void)ec;
   }
 
   // ---- connection -------------------------------------------------------------------------
@@ -741,7 +723,7 @@ void start_run(const std::shared_ptr<client_impl>& impl, void_handler h) {
                      if (ep) ec = make_error_code(error::protocol_error);
                      // run's handler first, so that whoever awaited close() sees run ended.
                      complete_later(impl->strand, std::move(h), ec);
-                     impl->finish(ec);
+                     impl->finish();
                    });
   });
 }
