@@ -3,6 +3,7 @@
 
 #include <tether/net/backoff.hpp>
 #include <tether/net/error.hpp>
+#include <tether/net/http.hpp>
 #include <tether/net/log.hpp>
 #include <tether/net/retry.hpp>
 #include <tether/net/tls.hpp>

@@ -4,3 +4,4 @@
 
 #include <tether/net/src.hpp>
 #include <tether/ws/src.hpp>
+#include <tether/transfer/src.hpp>

@@ -3,6 +3,7 @@
 
 #include <tether/net/impl/backoff.ipp>
 #include <tether/net/impl/error.ipp>
+#include <tether/net/impl/http.ipp>
 #include <tether/net/impl/log.ipp>
 #include <tether/net/impl/retry.ipp>
 #include <tether/net/impl/tls.ipp>

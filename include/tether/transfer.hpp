@@ -1,0 +1,5 @@
+// tether/transfer.hpp: crash-safe, resumable downloads and uploads (tether::transfer).
+#pragma once
+
+#include <tether/transfer/manager.hpp>
+#include <tether/transfer/types.hpp>

@@ -1,0 +1,73 @@
+// tether/transfer/detail/record.hpp: the on-disk record of one transfer (schema-versioned
+// JSON), its strict decoder, and the mapping from ids to file names.
+#pragma once
+
+#include <tether/transfer/types.hpp>
+
+#include <boost/system/result.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tether::transfer::detail {
+
+inline constexpr int record_schema = 1;
+
+/// Everything a restarted process needs to continue a transfer, or to report its end.
+struct record {
+  std::string id;
+  transfer::kind kind = kind::download;
+  transfer::status status = status::queued;
+  std::string url;        ///< as requested
+  std::string final_url;  ///< after redirects
+  std::string file;       ///< destination or source (absolute)
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string sha256_expected;
+  upload_protocol protocol = upload_protocol::tus;
+  std::uint64_t chunk_size = 0;  ///< tus PATCH size
+  std::int64_t earliest_start_ms = 0;
+  std::uint64_t bandwidth_limit = 0;
+
+  // What the server said the content is (downloads: validators for If-Range).
+  std::string etag;  ///< strong ETag, else empty
+  std::string last_modified;
+  std::string content_encoding;
+  std::optional<std::uint64_t> length;
+
+  // Checkpoint: bytes [0, offset) are durable (downloads: synced in the partial file; uploads:
+  // acknowledged by the server), with one SHA-256 per `checkpoint_bytes` chunk (and one for a
+  // final shorter chunk once complete).
+  std::uint64_t offset = 0;
+  std::uint64_t checkpoint_bytes = 0;
+  std::vector<std::string> digests;
+
+  // Uploads: the source's identity, and the tus upload URL once created.
+  std::uint64_t source_size = 0;
+  std::int64_t source_mtime_ns = 0;
+  std::string upload_url;
+
+  std::uint64_t bytes_received = 0;
+  std::uint32_t attempts = 0;
+  std::uint32_t restarts = 0;
+  std::int64_t created_ms = 0;
+  std::int64_t updated_ms = 0;
+  std::optional<transfer::result> result;
+  bool result_delivered = false;
+};
+
+/// The record as JSON text.
+TETHER_DECL std::string encode_record(const record& r);
+
+/// Parses and validates a record. Errors: `state_version` (a newer schema), `state_corrupt`
+/// with `why` naming the first problem (bad JSON, a missing or mistyped field, offsets or
+/// digests that do not add up).
+TETHER_DECL boost::system::result<record> decode_record(std::string_view text, std::string& why);
+
+/// The file name stem for an id: letters, digits, '.', '_' and '-' kept, other bytes as
+/// %XX; long ids shortened with a digest so names stay under 200 bytes. Never "." or "..".
+TETHER_DECL std::string file_stem(std::string_view id);
+
+}  // namespace tether::transfer::detail

@@ -1,0 +1,136 @@
+// tether/transfer/types.hpp: what a transfer is asked to do, what it reports, and the
+// manager's options (every limit with its default).
+#pragma once
+
+#include <tether/net/backoff.hpp>
+#include <tether/net/error.hpp>
+#include <tether/net/log.hpp>
+#include <tether/net/retry.hpp>
+#include <tether/net/tls.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tether::transfer {
+
+using net::outcome;
+
+enum class kind { download, upload };
+/// Upload protocols: tus 1.0 (resumable) or one plain request of the whole file.
+enum class upload_protocol { tus, put, post };
+
+/// One transfer. For a download, `file` is the destination; for an upload, the source.
+struct request {
+  std::string url;
+  std::filesystem::path file;
+  /// Extra request headers (e.g. Authorization). They are stored in the state record (which is
+  /// readable by its owner only) so that a restarted process can resume, never logged or listed.
+  std::vector<std::pair<std::string, std::string>> headers;
+  /// Expected SHA-256 of the content (64 hex digits). A download is verified before its
+  /// destination appears; with it, a download whose server offers no validator can still resume.
+  std::string sha256;
+  /// Uploads: the protocol and, for tus, the PATCH size (0: options::upload_chunk_size).
+  upload_protocol protocol = upload_protocol::tus;
+  std::uint64_t chunk_size = 0;
+  /// Do not start before this moment (also kept across restarts).
+  std::chrono::system_clock::time_point earliest_start{};
+  /// Per-transfer bandwidth limit in bytes/s (0: none).
+  std::uint64_t bandwidth_limit = 0;
+};
+
+/// The state of a transfer as kept in its record.
+enum class status { queued, running, waiting, paused, succeeded, failed, cancelled };
+TETHER_DECL const char* to_string(status s) noexcept;
+TETHER_DECL const char* to_string(kind k) noexcept;
+TETHER_DECL const char* to_string(upload_protocol p) noexcept;
+
+/// The end of a transfer (or of this attempt at it, for retry_later and paused).
+struct result {
+  std::string id;
+  transfer::kind kind = kind::download;
+  /// success, rejected (the server refused), retry_later (come back after `retry_after`;
+  /// the transfer stays resumable) or failed.
+  outcome outcome = outcome::failed;
+  error_code error;            ///< empty on success
+  std::string message;         ///< what went wrong, for people (secrets redacted)
+  unsigned http_status = 0;    ///< the last status the server answered, if any
+  std::optional<std::chrono::seconds> retry_after;
+  std::filesystem::path file;  ///< destination or source
+  std::string final_url;       ///< after redirects (redacted)
+  std::string sha256;          ///< of the content, when complete
+  std::uint64_t bytes_on_disk = 0;   ///< durable bytes (downloads) or acknowledged (uploads)
+  std::uint64_t bytes_received = 0;  ///< body bytes moved over the network, all attempts
+  std::optional<std::uint64_t> bytes_expected;
+  std::uint32_t attempts = 0;
+  std::uint32_t restarts = 0;  ///< times the transfer had to start over from zero
+  std::string location;        ///< uploads: the tus upload URL (redacted)
+};
+
+/// A progress report, at most every `options::progress_interval` per transfer.
+struct progress {
+  std::string id;
+  transfer::kind kind = kind::download;
+  std::uint64_t bytes_done = 0;     ///< received so far in the current file
+  std::uint64_t bytes_durable = 0;  ///< of which checkpointed
+  std::optional<std::uint64_t> bytes_total;
+  double bytes_per_second = 0;
+  std::optional<std::chrono::seconds> eta;
+};
+
+/// One line of `manager::list()`.
+struct info {
+  std::string id;
+  transfer::kind kind = kind::download;
+  transfer::status status = status::queued;
+  std::string url;  ///< redacted
+  std::filesystem::path file;
+  std::uint64_t bytes_durable = 0;
+  std::optional<std::uint64_t> bytes_total;
+  std::optional<transfer::result> result;  ///< for finished transfers
+  bool result_delivered = false;
+  std::chrono::system_clock::time_point created{}, updated{};
+  /// A damaged record: what was wrong with it, and where it was set aside.
+  std::string problem;
+};
+
+struct options {
+  /// Where records and partial data live (created if missing). Required.
+  std::filesystem::path state_dir;
+  /// Transfers running at once; more wait their turn.
+  std::size_t max_concurrent = 4;
+  /// Retries within one call: attempts in a row without progress, and their spacing.
+  net::backoff_policy retry{std::chrono::milliseconds{500}, std::chrono::milliseconds{30'000}, 2.0,
+                            std::chrono::milliseconds{50}, 8, std::chrono::milliseconds{0}};
+  /// A server's Retry-After longer than this ends the call as retry_later (resumable later).
+  std::chrono::seconds max_retry_after{300};
+  /// Whole-transfer deadline counted from the transfer's creation (0: none).
+  std::chrono::seconds resource_deadline{std::chrono::hours{24 * 7}};
+  /// Abandon a connection that delivers no bytes for this long (and resume).
+  std::chrono::milliseconds read_inactivity_timeout{30'000};
+  std::chrono::milliseconds connect_timeout{15'000};
+  /// Checkpoint granularity: data is synced and a SHA-256 digest recorded for every chunk of
+  /// this size; a crash loses at most one chunk. A multiple of 64 KiB, at least 64 KiB.
+  std::uint64_t checkpoint_bytes = 4u << 20;
+  /// Global bandwidth limit across transfers in bytes/s (0: none).
+  std::uint64_t bandwidth_limit = 0;
+  std::uint32_t max_redirects = 10;
+  /// Response header section limit (bytes).
+  std::uint32_t max_header_bytes = 64u << 10;
+  /// tus PATCH size by default.
+  std::uint64_t upload_chunk_size = 8u << 20;
+  std::chrono::milliseconds progress_interval{250};
+  /// Reserve disk blocks for the expected size up front where the filesystem allows.
+  bool preallocate = true;
+  net::tls_options tls;
+  net::logger log;
+  /// Called on the manager's thread; must not block.
+  std::function<void(const progress&)> on_progress;
+};
+
+}  // namespace tether::transfer
