@@ -643,6 +643,11 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   /// One GET (following redirects) from io.written on.
   asio::awaitable<attempt_end> download_attempt(job& j, download_io& io) {
     auto& r = j.rec;
+    // Without a validator, bytes already held cannot be proven to belong to the content the
+    // server has now (it may have changed in between); only a caller-supplied SHA-256 makes
+    // continuing them safe. Otherwise: start over.
+    if (io.written > 0 && r.etag.empty() && r.last_modified.empty() && r.sha256_expected.empty())
+      restart_from_zero(j, io, true);
     auto first = net::parse_url(r.url);
     auto url = *first;
     for (std::uint32_t redirects = 0;; ++redirects) {
@@ -882,17 +887,6 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       res.error = ec;
       res.message = "cannot open the partial data: " + ec.message();
       co_return res;
-    }
-    // Without a validator, bytes from an earlier process cannot be proven to belong to the same
-    // content; only a caller-supplied SHA-256 makes resuming them safe.
-    if (io.written > 0 && r.etag.empty() && r.last_modified.empty() && r.sha256_expected.empty()) {
-      restart_from_zero(j, io, true);
-      if (auto ec = save(r)) {
-        auto res = make_result(j);
-        res.error = ec;
-        res.message = "cannot write the state record: " + ec.message();
-        co_return res;
-      }
     }
     co_return co_await retry_loop(j, [&]() -> asio::awaitable<attempt_end> {
       if (r.length && io.written == *r.length && io.written > 0) {
@@ -1393,7 +1387,11 @@ std::optional<result> validate(const manager_impl& m, kind k, request& req, cons
   auto fail = [&](std::string why, error e = error::invalid_argument) { return invalid(id, k, std::move(why), e); };
   if (id.empty()) return fail("the transfer id is empty");
   auto url = net::parse_url(req.url);
-  if (!url) return fail("the URL does not parse: " + url.error().message(), error::invalid_url);
+  if (!url) {
+    auto r = fail("the URL does not parse: " + url.error().message());
+    r.error = url.error();
+    return r;
+  }
   if (url->scheme != net::scheme::http && url->scheme != net::scheme::https)
     return fail("transfers speak http and https only", error::unsupported_scheme);
   if (req.file.empty()) return fail(k == kind::download ? "no destination file" : "no source file");
@@ -1437,8 +1435,9 @@ std::optional<result> validate(const manager_impl& m, kind k, request& req, cons
 }  // namespace
 
 std::shared_ptr<manager_impl> open_manager(asio::any_io_executor ex, options opts) {
-  auto fail = [&](error_code ec, const std::string& what) {
-    throw boost::system::system_error(ec, "transfer state directory " + opts.state_dir.string() + ": " + what);
+  const auto dir = opts.state_dir.string();
+  auto fail = [&dir](error_code ec, const std::string& what) {
+    throw boost::system::system_error(ec, "transfer state directory " + dir + ": " + what);
   };
   if (opts.state_dir.empty()) fail(make_error_code(error::invalid_argument), "not set");
   if (opts.max_concurrent == 0) fail(make_error_code(error::invalid_argument), "max_concurrent is 0");

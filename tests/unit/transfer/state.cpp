@@ -1,0 +1,337 @@
+// The state store: records, crash recovery, damaged records, the directory lock, exactly-once
+// results, housekeeping.
+#include "fixtures/http_server.hpp"
+#include "support/transfer_helpers.hpp"
+
+#include <tether/transfer/detail/file.hpp>
+#include <tether/transfer/detail/record.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+
+using namespace tether::test;
+using tether::error;
+namespace td = tether::transfer::detail;
+
+namespace {
+
+td::record sample_record() {
+  td::record r;
+  r.id = "sample";
+  r.url = "http://127.0.0.1:1/x";
+  r.file = "/tmp/x";
+  r.checkpoint_bytes = 64u << 10;
+  r.length = 200'000;
+  r.offset = 128u << 10;
+  r.digests = {std::string(64, 'a'), std::string(64, 'b')};
+  r.etag = "\"e\"";
+  r.created_ms = r.updated_ms = 1;
+  return r;
+}
+
+/// Pauses a running transfer once `bytes` are durable, from the progress callback (which runs
+/// on the manager's thread): deterministic, no sleeps.
+void pause_when_durable(tt::options& o, std::shared_ptr<tt::manager*> m, std::uint64_t bytes) {
+  auto fired = std::make_shared<std::atomic<bool>>(false);
+  o.progress_interval = 0ms;
+  o.on_progress = [m, fired, bytes](const tt::progress& p) {
+    if (p.bytes_durable >= bytes && !fired->exchange(true)) (*m)->pause(p.id);
+  };
+}
+
+}  // namespace
+
+TEST_CASE("record: encode and decode round trip", "[transfer][state]") {
+  auto r = sample_record();
+  tt::result res;
+  res.id = r.id;
+  res.outcome = tt::outcome::rejected;
+  res.error = make_error_code(error::rejected);
+  res.http_status = 404;
+  res.retry_after = std::chrono::seconds{7};
+  r.result = res;
+  r.status = tt::status::failed;
+  std::string why;
+  auto back = td::decode_record(td::encode_record(r), why);
+  INFO(why);
+  REQUIRE(back.has_value());
+  CHECK(back->id == r.id);
+  CHECK(back->offset == r.offset);
+  CHECK(back->digests == r.digests);
+  CHECK(back->length == r.length);
+  REQUIRE(back->result);
+  CHECK(back->result->error == error::rejected);
+  CHECK(back->result->http_status == 404);
+  CHECK(back->result->retry_after == std::chrono::seconds{7});
+}
+
+TEST_CASE("record: every kind of damage is named", "[transfer][state]") {
+  const auto good = nlohmann::json::parse(td::encode_record(sample_record()));
+  auto check = [](const nlohmann::json& j, const std::string& expect, error e = error::state_corrupt) {
+    std::string why;
+    auto r = td::decode_record(j.is_string() ? j.get<std::string>() : j.dump(), why);
+    INFO(j.dump() << " -> " << why);
+    REQUIRE(!r.has_value());
+    CHECK(r.error() == e);
+    CHECK(why.find(expect) != std::string::npos);
+  };
+  check(nlohmann::json("{not json"), "not valid JSON");
+  check(nlohmann::json::array(), "not a JSON object");
+  auto j = good;
+  j.erase("id");
+  check(j, "missing \"id\"");
+  j = good;
+  j["offset"] = -5;
+  check(j, "\"offset\" is not a non-negative integer");
+  j = good;
+  j["offset"] = 100'000;  // not a checkpoint boundary
+  check(j, "checkpoint boundary");
+  j = good;
+  j["digests"] = {std::string(64, 'a')};
+  check(j, "\"digests\" has 1 entries");
+  j = good;
+  j["digests"] = {"zz", "yy"};
+  check(j, "SHA-256 hex");
+  j = good;
+  j["offset"] = 300'000;
+  check(j, "beyond \"length\"");
+  j = good;
+  j["status"] = "exploded";
+  check(j, "\"status\" has an unknown value");
+  j = good;
+  j["schema"] = 99;
+  check(j, "newer version", error::state_version);
+  j = good;
+  j["file"] = "relative/path";
+  check(j, "absolute path");
+  j = good;
+  j["checkpoint_bytes"] = 1000;
+  check(j, "64 KiB");
+  j = good;
+  j["result"] = {{"outcome", "success"}};
+  check(j, "disagree");
+  check(nlohmann::json(std::string(2u << 20, ' ')), "larger than 1 MiB");
+}
+
+TEST_CASE("record: file names are safe for any id", "[transfer][state]") {
+  CHECK(td::file_stem("abc-1_2.x") == "abc-1_2.x");
+  CHECK(td::file_stem("../etc/passwd") == "%2E.%2Fetc%2Fpasswd");
+  CHECK(td::file_stem("..") == "%2E.");
+  CHECK(td::file_stem("a b/c") == "a%20b%2Fc");
+  const auto long_stem = td::file_stem(std::string(1000, 'x'));
+  CHECK(long_stem.size() < 200);
+  CHECK(long_stem != td::file_stem(std::string(1001, 'x')));
+}
+
+TEST_CASE("state: the record exists before the first byte and tracks checkpoints", "[transfer][state]") {
+  http_server s;
+  s.add_content("/f", 1'000'000);
+  transfer_env env;
+  auto o = env.options();
+  auto mp = std::make_shared<tt::manager*>(nullptr);
+  pause_when_durable(o, mp, 3 * (64u << 10));
+  tt::manager m(env.pool.get_executor(), o);
+  *mp = &m;
+  auto req = env.download(s.url("/f"), "f.bin");
+  req.bandwidth_limit = 2u << 20;
+  REQUIRE(download(m, req, "rec").error == error::paused);
+  const auto text = read_file(env.state / "rec.json");
+  std::string why;
+  auto r = td::decode_record(text, why);
+  REQUIRE(r.has_value());
+  CHECK(r->status == tt::status::paused);
+  CHECK(r->offset >= 3 * (64u << 10));
+  CHECK(r->offset % (64u << 10) == 0);
+  CHECK(r->length == 1'000'000u);
+  CHECK(r->etag == "\"v1-1000000\"");
+  // Each recorded digest matches the served content.
+  const auto content = s.content("/f");
+  REQUIRE(r->digests.size() == r->offset / (64u << 10));
+  for (std::size_t i = 0; i < r->digests.size(); ++i)
+    CHECK(r->digests[i] == td::sha256_hex(std::string_view(content).substr(i * (64u << 10), 64u << 10)));
+  // The partial file holds at least the checkpointed bytes, and they are right.
+  const auto part = read_file(env.state / "rec.part");
+  REQUIRE(part.size() >= r->offset);
+  CHECK(part.substr(0, r->offset) == content.substr(0, r->offset));
+}
+
+TEST_CASE("state: after a crash the partial data is cut back and re-verified", "[transfer][state]") {
+  http_server s;
+  s.add_content("/f", 1'000'000);
+  transfer_env env;
+  auto req = env.download(s.url("/f"), "f.bin");
+  std::uint64_t checkpoint = 0;
+  {
+    auto o = env.options();
+    auto mp = std::make_shared<tt::manager*>(nullptr);
+    pause_when_durable(o, mp, 5 * (64u << 10));
+    tt::manager m(env.pool.get_executor(), o);
+    *mp = &m;
+    req.bandwidth_limit = 2u << 20;
+    REQUIRE(download(m, req, "crash").error == error::paused);
+    checkpoint = find_info(m, "crash")->bytes_durable;
+  }
+  REQUIRE(checkpoint >= 5 * (64u << 10));
+  // What a crash can leave: garbage after the checkpoint (a torn tail) and, worse, damage
+  // inside it (a zeroed block the file system lost).
+  {
+    std::fstream f(env.state / "crash.part", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(checkpoint));
+    f << std::string(50'000, 'T');
+    f.seekp(2 * (64 << 10) + 100);
+    f << std::string(4096, '\0');
+  }
+  const auto served_before = s.body_bytes_sent("/f");
+  tt::manager m(env.pool.get_executor(), env.options());
+  req.bandwidth_limit = 0;
+  const auto r = download(m, req, "crash");
+  INFO(r.message);
+  REQUIRE(r.outcome == tt::outcome::success);
+  CHECK(read_file(req.file) == s.content("/f"));
+  // Chunks 0 and 1 verified and kept; everything from the damaged chunk 2 fetched again.
+  const auto log = s.requests();
+  CHECK(log.back().headers.at("range") == "bytes=" + std::to_string(2 * (64 << 10)) + "-");
+  CHECK(s.body_bytes_sent("/f") - served_before == 1'000'000 - 2 * (64u << 10));
+}
+
+TEST_CASE("state: a damaged record is set aside and affects nobody else", "[transfer][state]") {
+  http_server s;
+  s.add_content("/a", 70'000);
+  s.add_content("/b", 80'000);
+  transfer_env env;
+  {
+    tt::manager m(env.pool.get_executor(), env.options());
+    REQUIRE(download(m, env.download(s.url("/a"), "a.bin"), "a").outcome == tt::outcome::success);
+    REQUIRE(download(m, env.download(s.url("/b"), "b.bin"), "b").outcome == tt::outcome::success);
+  }
+  write_file(env.state / "a.json", "{\"schema\": 1, \"id\": \"a\", \"offs");  // torn
+  tt::manager m(env.pool.get_executor(), env.options());
+  const auto all = m.list();
+  REQUIRE(all.size() == 2);
+  const auto bad = std::find_if(all.begin(), all.end(), [](auto& i) { return !i.problem.empty(); });
+  REQUIRE(bad != all.end());
+  CHECK(bad->problem == "not valid JSON");
+  CHECK(bad->file.filename() == "a.json.corrupt");
+  CHECK(std::filesystem::exists(env.state / "a.json.corrupt"));
+  auto b = find_info(m, "b");
+  REQUIRE(b);
+  CHECK(b->status == tt::status::succeeded);
+  // The id is free again: a new download under it works.
+  const auto r = download(m, env.download(s.url("/a"), "a2.bin"), "a");
+  CHECK(r.outcome == tt::outcome::success);
+  CHECK(read_file(env.dir / "a2.bin") == s.content("/a"));
+  // prune removes the set-aside file (and its report).
+  CHECK(m.prune(0s) >= 1);
+  CHECK(!std::filesystem::exists(env.state / "a.json.corrupt"));
+}
+
+TEST_CASE("state: a second manager on the same directory is refused clearly", "[transfer][state]") {
+  transfer_env env;
+  tt::manager m(env.pool.get_executor(), env.options());
+  try {
+    tt::manager second(env.pool.get_executor(), env.options());
+    FAIL("the second manager opened");
+  } catch (const boost::system::system_error& e) {
+    CHECK(e.code() == error::state_locked);
+    CHECK(std::string(e.what()).find(env.state.string()) != std::string::npos);
+    CHECK(std::string(e.what()).find("another process") != std::string::npos);
+  }
+}
+
+TEST_CASE("state: exactly-once results across restarts; remove forgets", "[transfer][state]") {
+  http_server s;
+  s.add_content("/f", 100'000);
+  transfer_env env;
+  const auto req = env.download(s.url("/f"), "f.bin");
+  {
+    tt::manager m(env.pool.get_executor(), env.options());
+    auto r = download(m, req, "once");
+    REQUIRE(r.outcome == tt::outcome::success);
+  }
+  // Mark the result as not delivered, as if the process died between completion and handoff.
+  {
+    std::string why;
+    auto rec = td::decode_record(read_file(env.state / "once.json"), why);
+    REQUIRE(rec.has_value());
+    rec->result_delivered = false;
+    write_file(env.state / "once.json", td::encode_record(*rec));
+  }
+  const auto requests_before = s.requests().size();
+  tt::manager m(env.pool.get_executor(), env.options());
+  auto p = std::make_shared<std::promise<std::vector<tt::result>>>();
+  auto f = p->get_future();
+  m.resume_all([p](std::vector<tt::result> v) { p->set_value(std::move(v)); });
+  REQUIRE(f.wait_for(20s) == std::future_status::ready);
+  const auto results = f.get();
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].id == "once");
+  CHECK(results[0].outcome == tt::outcome::success);
+  // Once: a second resume_all has nothing; download() answers from the record, no request.
+  auto p2 = std::make_shared<std::promise<std::vector<tt::result>>>();
+  auto f2 = p2->get_future();
+  m.resume_all([p2](std::vector<tt::result> v) { p2->set_value(std::move(v)); });
+  REQUIRE(f2.wait_for(20s) == std::future_status::ready);
+  CHECK(f2.get().empty());
+  const auto again = download(m, req, "once");
+  CHECK(again.outcome == tt::outcome::success);
+  CHECK(again.sha256 == results[0].sha256);
+  CHECK(s.requests().size() == requests_before);
+  // Another request under the same id is a mistake, not a reattach.
+  CHECK(download(m, env.download(s.url("/other"), "f.bin"), "once").error == error::invalid_argument);
+  CHECK(!m.remove("once"));
+  CHECK(!find_info(m, "once"));
+  CHECK(!std::filesystem::exists(env.state / "once.json"));
+  CHECK(m.remove("once") == error::not_found);
+}
+
+TEST_CASE("state: resume_all finishes what a previous process left unfinished", "[transfer][state]") {
+  http_server s;
+  s.add_content("/f", 600'000);
+  transfer_env env;
+  auto req = env.download(s.url("/f"), "f.bin");
+  {
+    auto o = env.options();
+    auto mp = std::make_shared<tt::manager*>(nullptr);
+    pause_when_durable(o, mp, 2 * (64u << 10));
+    tt::manager m(env.pool.get_executor(), o);
+    *mp = &m;
+    req.bandwidth_limit = 2u << 20;
+    REQUIRE(download(m, req, "left").error == error::paused);
+  }
+  // Paused transfers wait for the application; an interrupted one (status running when the
+  // process died) is resumed. Make it look interrupted.
+  {
+    std::string why;
+    auto rec = td::decode_record(read_file(env.state / "left.json"), why);
+    REQUIRE(rec.has_value());
+    rec->status = tt::status::running;
+    rec->bandwidth_limit = 0;
+    write_file(env.state / "left.json", td::encode_record(*rec));
+  }
+  tt::manager m(env.pool.get_executor(), env.options());
+  auto p = std::make_shared<std::promise<std::vector<tt::result>>>();
+  auto f = p->get_future();
+  m.resume_all([p](std::vector<tt::result> v) { p->set_value(std::move(v)); });
+  REQUIRE(f.wait_for(20s) == std::future_status::ready);
+  const auto results = f.get();
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].outcome == tt::outcome::success);
+  CHECK(read_file(req.file) == s.content("/f"));
+  CHECK(s.requests().back().headers.count("range") == 1);
+}
+
+TEST_CASE("state: prune removes old finished records and stray files only", "[transfer][state]") {
+  http_server s;
+  s.add_content("/f", 10'000);
+  transfer_env env;
+  tt::manager m(env.pool.get_executor(), env.options());
+  REQUIRE(download(m, env.download(s.url("/f"), "f.bin"), "done").outcome == tt::outcome::success);
+  write_file(env.state / "stray.part", "x");
+  CHECK(m.prune(std::chrono::hours{1}) == 0);  // all too young
+  CHECK(find_info(m, "done"));
+  CHECK(m.prune(0s) == 2);
+  CHECK(!find_info(m, "done"));
+  CHECK(!std::filesystem::exists(env.state / "stray.part"));
+  CHECK(std::filesystem::exists(env.dir / "f.bin"));  // the user's file is theirs
+}
