@@ -59,6 +59,7 @@ enum class error {
   cancelled,              ///< the transfer was cancelled
   paused,                 ///< the transfer was paused
   inactivity_timeout,     ///< no bytes arrived within the read inactivity timeout
+  too_large,              ///< the content is larger than the configured limit
 };
 
 /// Groups of errors that drive decisions in one place (retry or not).

@@ -63,7 +63,7 @@ struct result {
   std::optional<std::chrono::seconds> retry_after;
   std::filesystem::path file;  ///< destination or source
   std::string final_url;       ///< after redirects (redacted)
-  std::string sha256;          ///< of the content, when complete
+  std::string sha256;          ///< of the content: uploads always; downloads when verified or report_sha256
   std::uint64_t bytes_on_disk = 0;   ///< durable bytes (downloads) or acknowledged (uploads)
   std::uint64_t bytes_received = 0;  ///< body bytes moved over the network, all attempts
   std::optional<std::uint64_t> bytes_expected;
@@ -104,7 +104,8 @@ struct options {
   std::filesystem::path state_dir;
   /// Transfers running at once; more wait their turn.
   std::size_t max_concurrent = 4;
-  /// Retries within one call: attempts in a row without progress, and their spacing.
+  /// Retries within one call: after a failure, up to `retry.max_attempts` more attempts in a
+  /// row that bring no new bytes (progress starts the count over), spaced by the backoff.
   net::backoff_policy retry{std::chrono::milliseconds{500}, std::chrono::milliseconds{30'000}, 2.0,
                             std::chrono::milliseconds{50}, 8, std::chrono::milliseconds{0}};
   /// A server's Retry-After longer than this ends the call as retry_later (resumable later).
@@ -120,11 +121,19 @@ struct options {
   /// Global bandwidth limit across transfers in bytes/s (0: none).
   std::uint64_t bandwidth_limit = 0;
   std::uint32_t max_redirects = 10;
+  /// The largest download accepted, announced or not (0: no limit but the disk). A bigger
+  /// Content-Length fails at once, an endless body when it passes the limit: `too_large`.
+  std::uint64_t max_download_bytes = 0;
+  /// A body of unannounced length stops (`insufficient_space`) when less than this is free.
+  std::uint64_t min_free_space = 64u << 20;
   /// Response header section limit (bytes).
   std::uint32_t max_header_bytes = 64u << 10;
   /// tus PATCH size by default.
   std::uint64_t upload_chunk_size = 8u << 20;
   std::chrono::milliseconds progress_interval{250};
+  /// Compute the whole content's SHA-256 for `result::sha256` even when the request gives no
+  /// expected digest (one more hash pass over the data; per-chunk digests are always kept).
+  bool report_sha256 = false;
   /// Reserve disk blocks for the expected size up front where the filesystem allows.
   bool preallocate = true;
   net::tls_options tls;

@@ -348,7 +348,8 @@ TEST_CASE("download: content larger than the free space fails before writing", "
   const auto r = download(m, env.download(s.url("/huge"), "h.bin"), "huge");
   CHECK(r.outcome == tt::outcome::failed);
   CHECK(r.error == error::insufficient_space);
-  CHECK(served(s, "/huge") <= (1u << 20));
+  CHECK(served(s, "/huge") < (64u << 20));  // what the socket buffers took before the close
+  for (auto& e : std::filesystem::directory_iterator(env.state)) CHECK(e.path().extension() != ".part");
 }
 
 TEST_CASE("download: cancel stops, deletes partial data and tells the waiter", "[transfer][download]") {

@@ -62,6 +62,7 @@ class error_category_impl final : public boost::system::error_category {
       case error::cancelled: return "cancelled";
       case error::paused: return "paused";
       case error::inactivity_timeout: return "no data received within the inactivity timeout";
+      case error::too_large: return "content larger than the configured limit";
     }
     return "unknown tether error";
   }

@@ -15,8 +15,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -46,7 +48,7 @@ using tcp = asio::ip::tcp;
 using steady = std::chrono::steady_clock;
 using sys = std::chrono::system_clock;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t io_chunk = 256u << 10;
+constexpr std::size_t io_chunk = 1u << 20;
 
 inline std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(sys::now().time_since_epoch()).count();
@@ -116,6 +118,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   options opts;
   asio::any_io_executor user_ex;
   asio::io_context ioc{1};
+  asio::thread_pool syncer{1};  // fdatasync of partial data, off the network path
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
   file lock;
@@ -421,6 +424,11 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     }
   }
 
+  /// The tighter of the bandwidth limits in bytes/s (0: none).
+  std::uint64_t pace_limit(const job& j) const {
+    const auto a = j.rec.bandwidth_limit, b = opts.bandwidth_limit;
+    return a && b ? std::min(a, b) : (a ? a : b);
+  }
   /// Paces `n` new bytes against the per-transfer and global limits.
   asio::awaitable<bool> pace(job& j, std::uint64_t n) {
     const auto a = j.pace.reserve(j.rec.bandwidth_limit, n);
@@ -498,7 +506,17 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
                                                  : make_error_code(error::inactivity_timeout);
     if (ec == http::error::partial_message || ec == http::error::end_of_stream || ec == asio::error::eof)
       return make_error_code(error::short_body);
+    if (ec.category() == http_category()) return make_error_code(error::protocol_error);
     return ec;
+  }
+  static const boost::system::error_category& http_category() {
+    return make_error_code(http::error::bad_content_length).category();
+  }
+  /// The text for an I/O failure: Beast's parse errors keep their precise wording.
+  static std::string describe(const error_code& raw, const error_code& mapped) {
+    if (raw.category() == http_category() && mapped == error::protocol_error)
+      return "malformed response (" + raw.message() + ")";
+    return mapped.message();
   }
 
   template <class Request>
@@ -529,15 +547,66 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
 
   // ---- downloads ----------------------------------------------------------------------------
   /// The partial file and the hashes that follow it.
+  /// Checkpoints in the background: the partial file is synced on the syncer thread while the
+  /// download goes on; only when a sync is done does the record take the new offset (on the
+  /// manager's thread, in order). One sync at a time; boundaries reached meanwhile coalesce.
+  struct sync_state {
+    file fd;                           ///< a duplicate of the partial file's descriptor
+    std::vector<std::string> digests;  ///< of every complete chunk written so far
+    std::uint64_t epoch = 0;           ///< bumped when the data is reset or the run ends
+    bool busy = false;
+    std::uint64_t next = 0;            ///< a boundary waiting for the current sync (0: none)
+    error_code error;                  ///< a failed sync, reported by the next append
+  };
+
   struct download_io {
     file part;
     std::uint64_t written = 0;  ///< bytes in the partial file (>= rec.offset, the durable part)
     sha256 whole, chunk;
+    bool want_whole = false;  ///< a whole-file SHA-256 is needed (expected, or to be reported)
     std::vector<char> buf = std::vector<char>(io_chunk);
+    std::shared_ptr<sync_state> sync = std::make_shared<sync_state>();
+    download_io() = default;
+    download_io(const download_io&) = delete;
+    download_io& operator=(const download_io&) = delete;
+    ~download_io() { ++sync->epoch; }  // syncs still in flight no longer speak for this run
   };
+
+  void start_sync(const std::shared_ptr<job>& jp, const std::shared_ptr<sync_state>& st, std::uint64_t offset) {
+    st->busy = true;
+    asio::post(syncer, [this, jp, st, offset, epoch = st->epoch, fd = st->fd.get()] {
+      error_code ec;
+      sync_data(fd, ec);
+      asio::post(ioc, [this, jp, st, offset, epoch, ec] { synced(jp, st, offset, epoch, ec); });
+    });
+  }
+
+  void synced(const std::shared_ptr<job>& jp, const std::shared_ptr<sync_state>& st, std::uint64_t offset,
+              std::uint64_t epoch, error_code ec) {
+    st->busy = false;
+    if (epoch != st->epoch) return;  // reset or finished meanwhile: this sync speaks for nothing
+    auto& r = jp->rec;
+    if (ec) {
+      st->error = ec;
+      return;
+    }
+    if (offset > r.offset) {
+      r.offset = offset;
+      r.digests.assign(st->digests.begin(), st->digests.begin() + static_cast<std::ptrdiff_t>(offset / r.checkpoint_bytes));
+      if (auto sec = save(r)) st->error = sec;
+    }
+    if (st->next > r.offset) {
+      const auto next = st->next;
+      st->next = 0;
+      start_sync(jp, st, next);
+    }
+  }
 
   void restart_from_zero(job& j, download_io& io, bool count) {
     auto& r = j.rec;
+    ++io.sync->epoch;
+    io.sync->digests.clear();
+    io.sync->next = 0;
     if (::ftruncate(io.part.get(), 0) != 0) {
       // Truncation failing is reported by the next write; state stays consistent because the
       // record is reset before any new byte is recorded.
@@ -569,14 +638,15 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       const auto begin = i * chunk;
       const auto end = std::min<std::uint64_t>(begin + chunk, r.offset);
       sha256 h;
-      auto whole = io.whole;  // the whole-file hash may only take this chunk if it verifies
+      std::optional<sha256> whole;  // the whole-file hash may only take this chunk if it verifies
+      if (io.want_whole) whole.emplace(io.whole);
       for (auto off = begin; off < end;) {
         const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(io.buf.size(), end - off));
         const auto n = read_some(io.part.get(), io.buf.data(), want, off, ec);
         if (ec) return ec;
         if (n == 0) break;
         h.update(io.buf.data(), n);
-        whole.update(io.buf.data(), n);
+        if (whole) whole->update(io.buf.data(), n);
         off += n;
       }
       if (h.hex_digest() != r.digests[i]) {
@@ -584,7 +654,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
                                            std::to_string(i) + "; fetching again from byte " + std::to_string(begin));
         break;
       }
-      io.whole = std::move(whole);
+      if (whole) io.whole = std::move(*whole);
       verified = end;
     }
     if (verified < r.offset) {
@@ -592,7 +662,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       r.digests.resize(static_cast<std::size_t>(r.offset / chunk));
       // The whole-file hash covers `verified` bytes; recompute it up to the new offset.
       io.whole = sha256{};
-      for (std::uint64_t off = 0; off < r.offset;) {
+      for (std::uint64_t off = 0; io.want_whole && off < r.offset;) {
         const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(io.buf.size(), r.offset - off));
         const auto n = read_some(io.part.get(), io.buf.data(), want, off, ec);
         if (ec) return ec;
@@ -604,6 +674,9 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       if (auto sec = save(r)) return sec;
     }
     io.written = r.offset;
+    io.sync->digests = r.digests;
+    io.sync->fd = file(::dup(io.part.get()));
+    if (!io.sync->fd) return error_code(errno, boost::system::system_category());
     return {};
   }
 
@@ -611,13 +684,14 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   /// first, then the record).
   error_code append(job& j, download_io& io, const char* data, std::size_t n) {
     auto& r = j.rec;
+    if (io.sync->error) return io.sync->error;
     while (n > 0) {
       const auto to_boundary = r.checkpoint_bytes - io.written % r.checkpoint_bytes;
       const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(n, to_boundary));
       error_code ec;
       write_all(io.part.get(), data, take, io.written, ec);
       if (ec) return ec;
-      io.whole.update(data, take);
+      if (io.want_whole) io.whole.update(data, take);
       io.chunk.update(data, take);
       io.written += take;
       r.bytes_received += take;
@@ -633,11 +707,19 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   error_code checkpoint(job& j, download_io& io) {
     auto& r = j.rec;
     error_code ec;
-    sync_data(io.part.get(), ec);
-    if (ec) return ec;
-    r.digests.push_back(io.chunk.hex_digest());
-    r.offset = io.written;
-    return save(r);
+    if (!r.length && opts.min_free_space) {
+      // Unannounced length: never fill the disk; keep the reserve free.
+      const auto avail = free_space(opts.state_dir, ec);
+      if (!ec && avail < opts.min_free_space) return make_error_code(error::insufficient_space);
+      ec = {};
+    }
+    io.sync->digests.push_back(io.chunk.hex_digest());
+    auto jp = jobs.at(r.id);
+    if (!io.sync->busy)
+      start_sync(jp, io.sync, io.written);
+    else
+      io.sync->next = io.written;
+    return {};
   }
 
   /// One GET (following redirects) from io.written on.
@@ -698,9 +780,9 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     arm(j, tcp);
     auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, nothrow);
     if (hec) {
-      end.ec = hec == http::error::header_limit ? hec : io_error(j, hec);
+      end.ec = io_error(j, hec);
       if (end.ec == error::short_body) end.ec = asio::error::connection_reset;
-      end.message = where + ": " + end.ec.message();
+      end.message = where + ": " + describe(hec, end.ec);
       co_return end;
     }
     auto& res = parser.get();
@@ -764,6 +846,12 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       r.content_encoding = encoding;
       r.length.reset();
       if (auto n = parser.content_length()) r.length = *n;
+      if (r.length && opts.max_download_bytes && *r.length > opts.max_download_bytes) {
+        end.ec = make_error_code(error::too_large);
+        end.message = where + ": Content-Length " + std::to_string(*r.length) + " is above the limit of " +
+                      std::to_string(opts.max_download_bytes) + " bytes";
+        co_return end;
+      }
       if (r.length) {
         error_code sec;
         const auto need = *r.length;
@@ -790,39 +878,83 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       }
     }
 
-    // The body.
+    // The body. An identity body (Content-Length or close-delimited) is read straight from the
+    // stream into the large buffer; Beast's parser, which reads through a small buffer, only
+    // handles chunked bodies.
     const auto start_written = io.written;
-    while (!parser.is_done()) {
-      auto& body = parser.get().body();
-      body.data = io.buf.data();
-      body.size = io.buf.size();
-      arm(j, tcp);
-      auto [rec, rn] = co_await http::async_read(stream, buffer, parser, nothrow);
-      if (rec == http::error::need_buffer) rec = {};
-      const auto got = io.buf.size() - parser.get().body().size;
-      if (got > 0) {
-        if (r.length && io.written + got > *r.length) {
-          end.ec = make_error_code(error::protocol_error);
-          end.message = where + ": more body than announced";
+    // Takes `got` bytes at the front of io.buf: checks, writes, paces. Sets end on failure.
+    auto take = [&](std::size_t got) -> asio::awaitable<bool> {
+      if (r.length && io.written + got > *r.length) {
+        end.ec = make_error_code(error::protocol_error);
+        end.message = where + ": more body than announced";
+        co_return false;
+      }
+      if (!r.length && opts.max_download_bytes && io.written + got > opts.max_download_bytes) {
+        end.ec = make_error_code(error::too_large);
+        end.message = where + ": a body of unannounced length went past the limit of " +
+                      std::to_string(opts.max_download_bytes) + " bytes";
+        co_return false;
+      }
+      if (auto aec = append(j, io, io.buf.data(), got)) {
+        end.ec = aec;
+        end.message = "writing " + part_path(r).filename().string() + ": " + aec.message();
+        co_return false;
+      }
+      end.progressed = true;
+      report(j, io.written);
+      if ((j.rec.bandwidth_limit || opts.bandwidth_limit) && !co_await pace(j, got)) co_return false;
+      co_return j.stop == stop_kind::none;
+    };
+    auto failed = [&](error_code rec) {
+      end.ec = io_error(j, rec);
+      end.message = where + ": " + describe(rec, end.ec) + " after " + std::to_string(io.written - start_written) +
+                    " body bytes";
+    };
+    if (!parser.is_done() && !parser.chunked()) {
+      // What Beast read past the header first.
+      if (const auto n = std::min(buffer.size(), io.buf.size()); n > 0) {
+        asio::buffer_copy(asio::buffer(io.buf.data(), n), buffer.data());
+        buffer.consume(n);
+        if (!co_await take(r.length ? static_cast<std::size_t>(std::min<std::uint64_t>(n, *r.length - io.written)) : n)) {
+          if (!end.ec) failed(asio::error::operation_aborted);
           co_return end;
-        }
-        if (auto aec = append(j, io, io.buf.data(), got)) {
-          end.ec = aec;
-          end.message = "writing " + part_path(r).filename().string() + ": " + aec.message();
-          co_return end;
-        }
-        end.progressed = true;
-        report(j, io.written);
-        if (j.rec.bandwidth_limit || opts.bandwidth_limit) {
-          if (!co_await pace(j, got)) rec = asio::error::operation_aborted;
         }
       }
-      if (j.stop != stop_kind::none) rec = asio::error::operation_aborted;
-      if (rec) {
-        end.ec = io_error(j, rec);
-        end.message = where + ": " + end.ec.message() + " after " + std::to_string(io.written - start_written) +
-                      " body bytes";
-        co_return end;
+      while (!r.length || io.written < *r.length) {
+        auto want = r.length ? static_cast<std::size_t>(std::min<std::uint64_t>(io.buf.size(), *r.length - io.written))
+                             : io.buf.size();
+        if (const auto limit = pace_limit(j)) want = std::min<std::size_t>(want, std::max<std::uint64_t>(limit / 20, 4096));
+        arm(j, tcp);
+        auto [rec, got] = co_await stream.async_read_some(asio::buffer(io.buf.data(), want), nothrow);
+        if (got > 0 && !co_await take(got)) {
+          if (!end.ec) failed(asio::error::operation_aborted);
+          co_return end;
+        }
+        if (rec) {
+          const bool closed = rec == asio::error::eof || rec == asio::ssl::error::stream_truncated;
+          if (!r.length && closed) break;  // a close-delimited body ends here
+          failed(closed ? make_error_code(error::short_body) : rec);
+          co_return end;
+        }
+      }
+    } else {
+      buffer.reserve(64u << 10);  // Beast reads at most 64 KiB at a time, and only this much
+      while (!parser.is_done()) {
+        auto& body = parser.get().body();
+        body.data = io.buf.data();
+        body.size = io.buf.size();
+        arm(j, tcp);
+        auto [rec, rn] = co_await http::async_read(stream, buffer, parser, nothrow);
+        if (rec == http::error::need_buffer) rec = {};
+        const auto got = io.buf.size() - parser.get().body().size;
+        if (got > 0 && !co_await take(got)) {
+          if (!end.ec) failed(asio::error::operation_aborted);
+          co_return end;
+        }
+        if (rec) {
+          failed(rec);
+          co_return end;
+        }
       }
     }
     if (!r.length) r.length = io.written;
@@ -840,9 +972,12 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     auto& r = j.rec;
     auto res = make_result(j);
     error_code ec;
-    if (io.written % r.checkpoint_bytes != 0 || r.offset != io.written) {
+    if (io.sync->error) ec = io.sync->error;
+    if (!ec && r.offset != io.written) {
+      ++io.sync->epoch;  // this synchronous sync covers whatever is still in flight
       sync_data(io.part.get(), ec);
       if (!ec) {
+        r.digests = io.sync->digests;
         if (io.written % r.checkpoint_bytes != 0) r.digests.push_back(io.chunk.hex_digest());
         r.offset = io.written;
         ec = save(r);
@@ -854,7 +989,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     res.restarts = r.restarts;
     res.attempts = r.attempts;
     if (!ec) {
-      res.sha256 = io.whole.hex_digest();
+      if (io.want_whole) res.sha256 = io.whole.hex_digest();
       if (!r.sha256_expected.empty() && !equal_hex(res.sha256, r.sha256_expected)) {
         res.outcome = outcome::failed;
         res.error = make_error_code(error::integrity_mismatch);
@@ -882,6 +1017,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     auto& j = *jp;
     auto& r = j.rec;
     download_io io;
+    io.want_whole = !r.sha256_expected.empty() || opts.report_sha256;
     if (auto ec = restore(j, io)) {
       auto res = make_result(j);
       res.error = ec;
@@ -941,7 +1077,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       const bool server_busy = end.status == 429 || end.status >= 500 || end.retry_after.has_value();
       if (!delay) {
         res.outcome = server_busy ? outcome::retry_later : outcome::failed;
-        res.message = "gave up after " + std::to_string(backoff.attempts()) + " attempts: " + end.message;
+        res.message = "gave up after " + std::to_string(r.attempts) + " attempts: " + end.message;
         if (!server_busy && end.ec.category() != tether::error_category()) res.error = make_error_code(error::retries_exhausted);
         co_return res;
       }
@@ -1077,9 +1213,9 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     arm(j, tcp);
     auto [rec, rn] = co_await http::async_read(stream, buffer, parser, nothrow);
     if (rec) {
-      end.ec = rec == http::error::header_limit || rec == http::error::body_limit ? error_code(rec) : io_error(j, rec);
+      end.ec = io_error(j, rec);
       if (end.ec == error::short_body) end.ec = asio::error::connection_reset;
-      end.message = where + ": " + end.ec.message();
+      end.message = where + ": " + describe(rec, end.ec);
       co_return end;
     }
     out = parser.release();
@@ -1637,6 +1773,7 @@ void shutdown(manager_impl& m) {
     if (m.running == 0) m.work.reset();
   });
   m.thread.join();
+  m.syncer.join();
 }
 
 asio::any_io_executor get_executor(const manager_impl& m) noexcept { return m.user_ex; }

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""tether-transfer download vs curl -o, from the same loopback nginx, in one run.
+
+    transfer_bench.py PATH/TO/tether-transfer [--size-mib N] [--runs K] [--nginx PATH]
+
+Serves a file of random bytes with nginx (Debian's) on 127.0.0.1, then times K runs of each
+client (alternating, page cache warm for the source), reporting wall time, CPU time (user+sys
+of the child) and throughput, and the ratio tether/curl. Prints one JSON line per client and
+one summary line. Checkpoint cost: the fsyncs tether made are counted with strace when
+available, else derived from the checkpoint size.
+"""
+import argparse
+import hashlib
+import json
+import os
+import pathlib
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def timed(cmd):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+    wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode != 0:
+        sys.exit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
+    return wall, cpu, proc
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary")
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
+    args = ap.parse_args()
+    if not os.path.exists(args.nginx):
+        sys.exit("nginx not found (apt-get install nginx-light)")
+    size = args.size_mib << 20
+    with tempfile.TemporaryDirectory(prefix="tether-transfer-bench-") as tmp:
+        tmp = pathlib.Path(tmp)
+        os.chmod(tmp, 0o755)  # nginx's workers may run as another user
+        www = tmp / "www"
+        www.mkdir()
+        src = www / "file.bin"
+        with open(src, "wb") as f:
+            block = os.urandom(1 << 20)
+            for i in range(args.size_mib):
+                f.write(block[i % 251:] + block[:i % 251])
+        expected = sha256_file(src)
+        port = free_port()
+        conf = tmp / "nginx.conf"
+        conf.write_text(f"""
+daemon off; worker_processes 1; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off; sendfile on; tcp_nopush on;
+  client_body_temp_path {tmp}/b; proxy_temp_path {tmp}/p; fastcgi_temp_path {tmp}/f;
+  uwsgi_temp_path {tmp}/u; scgi_temp_path {tmp}/s;
+  server {{ listen 127.0.0.1:{port}; root {www}; }}
+}}
+""")
+        nginx = subprocess.Popen([args.nginx, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.PIPE)
+        url = f"http://127.0.0.1:{port}/file.bin"
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)  # waiting for a separate process to listen
+        try:
+            results = {"curl": [], "tether": []}
+            strace = shutil.which("strace")
+            for run in range(args.runs):
+                dest = tmp / "curl.bin"
+                wall, cpu, _ = timed(["curl", "-s", "-o", str(dest), url])
+                results["curl"].append((wall, cpu))
+                dest.unlink()
+                state = tmp / f"state{run}"
+                dest = tmp / "tether.bin"
+                wall, cpu, proc = timed([args.binary, "--state", str(state), "download", url, str(dest),
+                                         "--id", "bench"])
+                line = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+                if line["outcome"] != "success" or sha256_file(dest) != expected:
+                    sys.exit("tether-transfer produced the wrong content")
+                results["tether"].append((wall, cpu))
+                dest.unlink()
+            fsyncs = None
+            if strace:
+                state = tmp / "state-strace"
+                dest = tmp / "tether.bin"
+                out = subprocess.run(["strace", "-f", "-c", "-e", "trace=fsync,fdatasync", "-o", str(tmp / "st"),
+                                      args.binary, "--state", str(state), "download", url, str(dest), "--id", "s"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+                fsyncs = 0
+                for row in (tmp / "st").read_text().splitlines():
+                    parts = row.split()
+                    if parts and parts[-1] in ("fsync", "fdatasync"):
+                        fsyncs += int(parts[3])
+            best = {k: min(v, key=lambda x: x[0]) for k, v in results.items()}
+            mib = size / (1 << 20)
+            for k, (wall, cpu) in best.items():
+                print(json.dumps({"client": k, "mib": mib, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+                                  "mib_per_s": round(mib / wall, 1), "runs": [[round(a, 3), round(b, 3)] for a, b in results[k]]}))
+            summary = {"throughput_ratio_tether_vs_curl": round(best["curl"][0] / best["tether"][0], 3),
+                       "cpu_ratio_tether_vs_curl": round(best["tether"][1] / max(best["curl"][1], 1e-9), 3)}
+            if fsyncs is not None:
+                summary["fsyncs_per_gib"] = round(fsyncs * 1024 / mib)
+            print(json.dumps(summary))
+        finally:
+            nginx.terminate()
+            nginx.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

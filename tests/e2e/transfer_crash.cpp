@@ -1,0 +1,150 @@
+// The promise of tether-transfer, tested on the real binary: kill it with SIGKILL at random
+// moments during a 256 MiB download, start it again each time with the same command, and the
+// file ends byte-identical, with the bytes served staying within 1.15x the file size.
+#include "fixtures/certs.hpp"
+#include "fixtures/http_server.hpp"
+
+#include <tether/transfer/detail/file.hpp>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+/// A child process with stdout and stderr in files.
+struct child {
+  pid_t pid = -1;
+  static child spawn(const std::vector<std::string>& args, const std::filesystem::path& out,
+                     const std::filesystem::path& err) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    child c;
+    const int rc = posix_spawn(&c.pid, argv[0], &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    REQUIRE(rc == 0);
+    return c;
+  }
+  /// Waits (bounded) for the exit; returns the exit code, or -signal.
+  int wait(std::chrono::seconds limit) {
+    auto exited = std::async(std::launch::async, [p = pid] {
+      int status = 0;
+      ::waitpid(p, &status, 0);
+      return status;
+    });
+    if (exited.wait_for(limit) != std::future_status::ready) {
+      ::kill(pid, SIGKILL);
+      exited.wait();
+      FAIL("tether-transfer did not finish within " << limit.count() << " s");
+    }
+    const int status = exited.get();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  }
+  void kill_now() {
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("tether-transfer survives SIGKILL at 5 random moments of a 256 MiB download", "[transfer][crash]") {
+  constexpr std::uint64_t size = 256ull << 20;
+  tether::test::http_server s;
+  s.add_content("/big", size);
+  const std::filesystem::path dir = tether::test::make_temp_dir("tether-crash-");
+  const auto state = dir / "state", dest = dir / "big.bin";
+  std::filesystem::create_directories(state);
+
+  // The expected digest, computed from the fixture's deterministic content in pieces.
+  tether::transfer::detail::sha256 h;
+  {
+    std::vector<char> buf(1 << 20);
+    for (std::uint64_t off = 0; off < size; off += buf.size()) {
+      for (std::size_t i = 0; i < buf.size(); ++i)
+        buf[i] = static_cast<char>(tether::test::content_byte(1, off + i));
+      h.update(buf.data(), buf.size());
+    }
+  }
+  const auto expected = h.hex_digest();
+
+  const char* seed_env = std::getenv("TETHER_CRASH_SEED");
+  const auto seed = seed_env ? std::strtoull(seed_env, nullptr, 10) : std::random_device{}();
+  INFO("seed " << seed << " (set TETHER_CRASH_SEED to repeat)");
+  std::mt19937_64 rng(seed);
+  // Each kill lands after a random amount of new body bytes, between 1 and 40 MiB past what
+  // the server had sent when that run started (so a run may die during its restore, its
+  // request, or deep in the body).
+  std::uniform_int_distribution<std::uint64_t> more(1ull << 20, 40ull << 20);
+
+  const std::vector<std::string> cmd = {TETHER_TRANSFER_BIN, "--state", state.string(), "download",
+                                        s.url("/big"), dest.string(), "--id", "crash", "--sha256", expected};
+  for (int k = 0; k < 5; ++k) {
+    const auto target = s.body_bytes_sent("/big") + more(rng);
+    auto c = child::spawn(cmd, dir / "out.txt", dir / ("err" + std::to_string(k) + ".txt"));
+    const bool reached = s.wait_for_body_bytes("/big", target, 60s);
+    c.kill_now();
+    INFO("kill " << k << " at " << s.body_bytes_sent("/big") << " bytes served; stderr: " << slurp(dir / ("err" + std::to_string(k) + ".txt")));
+    REQUIRE(reached);
+    CHECK(!std::filesystem::exists(dest));  // never a partial destination
+  }
+  auto c = child::spawn(cmd, dir / "out.txt", dir / "err-final.txt");
+  const int rc = c.wait(180s);
+  INFO("stderr: " << slurp(dir / "err-final.txt"));
+  REQUIRE(rc == 0);
+  const auto out = slurp(dir / "out.txt");
+  const auto line = nlohmann::json::parse(out);
+  CHECK(line["outcome"] == "success");
+  CHECK(line["sha256"] == expected);
+
+  // The file, hashed independently of the binary's claim.
+  tether::transfer::detail::sha256 got;
+  {
+    std::ifstream f(dest, std::ios::binary);
+    std::vector<char> buf(1 << 20);
+    while (f) {
+      f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      got.update(buf.data(), static_cast<std::size_t>(f.gcount()));
+    }
+  }
+  CHECK(std::filesystem::file_size(dest) == size);
+  CHECK(got.hex_digest() == expected);
+  const auto served = s.body_bytes_sent("/big");
+  WARN("bytes served: " << served << " = " << double(served) / double(size) << "x the file; requests: "
+                        << s.requests().size());
+  CHECK(double(served) <= 1.15 * double(size));
+  std::error_code ig;
+  std::filesystem::remove_all(dir, ig);
+}
