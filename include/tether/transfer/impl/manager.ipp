@@ -562,40 +562,77 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   struct download_io {
     file part;
     std::uint64_t written = 0;  ///< bytes in the partial file (>= rec.offset, the durable part)
-    sha256 whole, chunk;
+    sha256 whole;
     bool want_whole = false;  ///< a whole-file SHA-256 is needed (expected, or to be reported)
     std::vector<char> buf = std::vector<char>(io_chunk);
     std::shared_ptr<sync_state> sync = std::make_shared<sync_state>();
     download_io() = default;
     download_io(const download_io&) = delete;
     download_io& operator=(const download_io&) = delete;
-    ~download_io() { ++sync->epoch; }  // syncs still in flight no longer speak for this run
+    ~download_io() {  // syncs still in flight no longer speak for this run
+      ++sync->epoch;
+      sync->next = 0;
+    }
   };
 
+  /// SHA-256 of each whole `chunk` of the file in [from, to), read back from the file.
+  static std::vector<std::string> chunk_digests(int fd, std::uint64_t from, std::uint64_t to, std::uint64_t chunk,
+                                                error_code& ec) {
+    std::vector<std::string> out;
+    std::vector<char> buf(io_chunk);
+    for (auto begin = from; begin < to && !ec; begin += chunk) {
+      const auto end = std::min(begin + chunk, to);
+      sha256 h;
+      for (auto off = begin; off < end;) {
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), end - off));
+        const auto n = read_some(fd, buf.data(), want, off, ec);
+        if (ec) break;
+        if (n == 0) {
+          ec = make_error_code(error::short_body);
+          break;
+        }
+        h.update(buf.data(), n);
+        off += n;
+      }
+      out.push_back(h.hex_digest());
+    }
+    return out;
+  }
+
+  /// Syncs the partial file up to `offset` and digests the chunks not yet digested, on the
+  /// syncer thread (the second core), while the download goes on.
   void start_sync(const std::shared_ptr<job>& jp, const std::shared_ptr<sync_state>& st, std::uint64_t offset) {
     st->busy = true;
-    asio::post(syncer, [this, jp, st, offset, epoch = st->epoch, fd = st->fd.get()] {
+    const auto chunk = jp->rec.checkpoint_bytes;
+    const auto from = st->digests.size() * chunk;
+    asio::post(syncer, [this, jp, st, offset, from, chunk, epoch = st->epoch, fd = st->fd.get()] {
       error_code ec;
       sync_data(fd, ec);
-      asio::post(ioc, [this, jp, st, offset, epoch, ec] { synced(jp, st, offset, epoch, ec); });
+      std::vector<std::string> digests;
+      if (!ec) digests = chunk_digests(fd, from, offset, chunk, ec);
+      asio::post(ioc, [this, jp, st, offset, epoch, ec, digests = std::move(digests)]() mutable {
+        synced(jp, st, offset, epoch, ec, std::move(digests));
+      });
     });
   }
 
   void synced(const std::shared_ptr<job>& jp, const std::shared_ptr<sync_state>& st, std::uint64_t offset,
-              std::uint64_t epoch, error_code ec) {
-    st->busy = false;
-    if (epoch != st->epoch) return;  // reset or finished meanwhile: this sync speaks for nothing
+              std::uint64_t epoch, error_code ec, std::vector<std::string> digests) {
+    st->busy = false;  // syncs run one at a time, in order: this was the one in flight
     auto& r = jp->rec;
-    if (ec) {
-      st->error = ec;
-      return;
+    if (epoch == st->epoch) {  // else the data was reset or the run ended: it speaks for nothing
+      if (ec) {
+        st->error = ec;
+        return;
+      }
+      st->digests.insert(st->digests.end(), digests.begin(), digests.end());
+      if (offset > r.offset) {
+        r.offset = offset;
+        r.digests = st->digests;
+        if (auto sec = save(r)) st->error = sec;
+      }
     }
-    if (offset > r.offset) {
-      r.offset = offset;
-      r.digests.assign(st->digests.begin(), st->digests.begin() + static_cast<std::ptrdiff_t>(offset / r.checkpoint_bytes));
-      if (auto sec = save(r)) st->error = sec;
-    }
-    if (st->next > r.offset) {
+    if (st->next > 0 && !st->error) {
       const auto next = st->next;
       st->next = 0;
       start_sync(jp, st, next);
@@ -613,7 +650,6 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     }
     io.written = 0;
     io.whole = sha256{};
-    io.chunk = sha256{};
     r.offset = 0;
     r.digests.clear();
     r.etag.clear();
@@ -692,7 +728,6 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       write_all(io.part.get(), data, take, io.written, ec);
       if (ec) return ec;
       if (io.want_whole) io.whole.update(data, take);
-      io.chunk.update(data, take);
       io.written += take;
       r.bytes_received += take;
       data += take;
@@ -713,7 +748,6 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       if (!ec && avail < opts.min_free_space) return make_error_code(error::insufficient_space);
       ec = {};
     }
-    io.sync->digests.push_back(io.chunk.hex_digest());
     auto jp = jobs.at(r.id);
     if (!io.sync->busy)
       start_sync(jp, io.sync, io.written);
@@ -977,10 +1011,13 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       ++io.sync->epoch;  // this synchronous sync covers whatever is still in flight
       sync_data(io.part.get(), ec);
       if (!ec) {
+        // Digests of what the syncer has not digested yet, the last shorter chunk included.
+        const auto from = io.sync->digests.size() * r.checkpoint_bytes;
+        auto rest = chunk_digests(io.part.get(), from, io.written, r.checkpoint_bytes, ec);
         r.digests = io.sync->digests;
-        if (io.written % r.checkpoint_bytes != 0) r.digests.push_back(io.chunk.hex_digest());
+        r.digests.insert(r.digests.end(), rest.begin(), rest.end());
         r.offset = io.written;
-        ec = save(r);
+        if (!ec) ec = save(r);
       }
     }
     res.bytes_on_disk = r.offset;
