@@ -409,3 +409,56 @@ TEST_CASE("download: bad requests are refused with a clear error", "[transfer][d
   CHECK(download(m, env.download("http://127.0.0.1:1/x", "f"), "").error == error::invalid_argument);
   CHECK(m.list().empty());  // nothing was recorded for any of them
 }
+
+TEST_CASE("download: a second call with a running id joins it; one transfer, two results", "[transfer][download]") {
+  http_server s;
+  s.add_content("/f", 1'000'000);
+  transfer_env env;
+  tt::manager m(env.pool.get_executor(), env.options());
+  auto req = env.download(s.url("/f"), "f.bin");
+  req.bandwidth_limit = 8u << 20;  // still running when the second call arrives
+  auto first = start_download(m, req, "join");
+  auto second = start_download(m, req, "join");
+  const auto a = wait_result(first), b = wait_result(second);
+  CHECK(a.outcome == tt::outcome::success);
+  CHECK(b.outcome == tt::outcome::success);
+  CHECK(gets(s, "/f").size() == 1);
+  CHECK(read_file(req.file) == s.content("/f"));
+}
+
+TEST_CASE("download: a destination on another file system is copied, synced and renamed", "[transfer][download]") {
+  const std::filesystem::path shm = "/dev/shm";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(shm, ec)) {
+    WARN("no /dev/shm here; skipped");
+    return;
+  }
+  http_server s;
+  s.add_content("/f", 700'000);
+  transfer_env env;
+  const auto other = std::filesystem::path(make_temp_dir("/dev/shm/tether-dest-"));
+  tt::manager m(env.pool.get_executor(), env.options());
+  auto req = env.download(s.url("/f"), "unused");
+  req.file = other / "f.bin";
+  const auto r = download(m, req, "xdev");
+  CHECK(r.outcome == tt::outcome::success);
+  CHECK(read_file(req.file) == s.content("/f"));
+  for (auto& e : std::filesystem::directory_iterator(env.state)) CHECK(e.path().extension() != ".part");
+  std::size_t files = 0;
+  for (auto& e : std::filesystem::directory_iterator(other)) files += e.is_regular_file();
+  CHECK(files == 1);  // no temporary left beside it
+  std::filesystem::remove_all(other, ec);
+}
+
+TEST_CASE("download: an earliest start time is kept", "[transfer][download]") {
+  http_server s;
+  s.add_content("/f", 1000);
+  transfer_env env;
+  tt::manager m(env.pool.get_executor(), env.options());
+  auto req = env.download(s.url("/f"), "f.bin");
+  const auto t0 = std::chrono::system_clock::now();
+  req.earliest_start = t0 + 500ms;
+  const auto r = download(m, req, "later");
+  CHECK(r.outcome == tt::outcome::success);
+  CHECK(std::chrono::system_clock::now() - t0 >= 450ms);
+}
