@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -92,10 +93,41 @@ inline tt::result upload(tt::manager& m, const tt::request& req, const std::stri
   return wait_result(f);
 }
 
+inline std::vector<tt::result> resume_all(tt::manager& m) {
+  auto p = std::make_shared<std::promise<std::vector<tt::result>>>();
+  auto f = p->get_future();
+  m.resume_all([p](std::vector<tt::result> v) { p->set_value(std::move(v)); });
+  REQUIRE(f.wait_for(30s) == std::future_status::ready);
+  return f.get();
+}
+
 inline std::optional<tt::info> find_info(const tt::manager& m, const std::string& id) {
   for (auto& i : m.list())
     if (i.id == id) return i;
   return std::nullopt;
 }
+
+/// A manager whose transfers pause themselves once `bytes` are durable (from the progress
+/// callback, on the manager's thread: deterministic, no sleeps). Once per manager.
+struct pausing_manager {
+  std::shared_ptr<tt::manager*> self = std::make_shared<tt::manager*>(nullptr);
+  std::optional<tt::manager> m;
+  pausing_manager(transfer_env& env, std::uint64_t bytes, tt::options o) {
+    auto fired = std::make_shared<std::atomic<bool>>(false);
+    o.progress_interval = 0ms;
+    o.on_progress = [s = self, fired, bytes](const tt::progress& p) {
+      if (p.bytes_durable >= bytes && !fired->exchange(true)) (*s)->pause(p.id);
+    };
+    m.emplace(env.pool.get_executor(), std::move(o));
+    *self = &*m;
+  }
+  /// Runs `req` slowed down to 2 MiB/s until it pauses itself.
+  void run_until_paused(tt::request req, const std::string& id, tt::kind k = tt::kind::download) {
+    req.bandwidth_limit = 2u << 20;
+    const auto r = k == tt::kind::download ? download(*m, req, id) : upload(*m, req, id);
+    REQUIRE(r.error == tether::error::paused);
+    CHECK(r.outcome == tt::outcome::retry_later);
+  }
+};
 
 }  // namespace tether::test

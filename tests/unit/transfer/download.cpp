@@ -20,18 +20,6 @@ std::vector<http_request_record> gets(const http_server& s, const std::string& p
   return out;
 }
 
-/// Pauses `id` from the progress callback once `bytes` are durable (deterministic: no sleeps).
-struct pause_at {
-  std::shared_ptr<tt::manager*> mgr = std::make_shared<tt::manager*>(nullptr);
-  std::shared_ptr<std::atomic<bool>> fired = std::make_shared<std::atomic<bool>>(false);
-  void install(tt::options& o, std::string id, std::uint64_t bytes) {
-    o.progress_interval = 0ms;
-    o.on_progress = [m = mgr, f = fired, id, bytes](const tt::progress& p) {
-      if (p.id == id && p.bytes_durable >= bytes && !f->exchange(true)) (*m)->pause(id);
-    };
-  }
-};
-
 }  // namespace
 
 TEST_CASE("download: whole file, verified, recorded", "[transfer][download]") {
@@ -95,23 +83,16 @@ TEST_CASE("download: a new version between attempts is fetched whole, never spli
   http_server s;
   s.add_content("/f", 2'000'000);
   transfer_env env;
-  auto o = env.options();
-  pause_at pa;
-  pa.install(o, "v", 256u << 10);
-  tt::manager m(env.pool.get_executor(), o);
-  *pa.mgr = &m;
+  pausing_manager pm(env, 256u << 10, env.options());
+  auto& m = *pm.m;
   auto req = env.download(s.url("/f"), "f.bin");
-  req.bandwidth_limit = 4u << 20;  // slow enough that the pause lands mid-body
-  auto first = download(m, req, "v");
-  REQUIRE(first.error == error::paused);
-  CHECK(first.outcome == tt::outcome::retry_later);
+  pm.run_until_paused(req, "v");
   CHECK(!std::filesystem::exists(req.file));
   CHECK(find_info(m, "v")->status == tt::status::paused);
   CHECK(find_info(m, "v")->bytes_durable >= (256u << 10));
 
   const auto old_content = s.content("/f");
   s.change_version("/f");
-  req.bandwidth_limit = 0;
   const auto r = download(m, req, "v");
   INFO(r.message);
   REQUIRE(r.outcome == tt::outcome::success);
@@ -124,21 +105,20 @@ TEST_CASE("download: a new version between attempts is fetched whole, never spli
   CHECK(log.back().status == 200);  // If-Range failed: the whole new version
 }
 
-TEST_CASE("download: a server that ignores Range is read from zero", "[transfer][download]") {
+TEST_CASE("download: a resumed request answered wrongly is caught; the download starts over", "[transfer][download]") {
   http_server s;
   s.add_content("/f", 1'000'000);
   transfer_env env;
-  auto o = env.options();
-  pause_at pa;
-  pa.install(o, "ir", 128u << 10);
-  tt::manager m(env.pool.get_executor(), o);
-  *pa.mgr = &m;
+  pausing_manager pm(env, 128u << 10, env.options());
   auto req = env.download(s.url("/f"), "f.bin");
-  req.bandwidth_limit = 4u << 20;
-  REQUIRE(download(m, req, "ir").error == error::paused);
-  s.set_fault({.count = 1, .ignore_range = true});
-  req.bandwidth_limit = 0;
-  const auto r = download(m, req, "ir");
+  pm.run_until_paused(req, "wrong");
+  const auto [name, fault] = GENERATE(table<std::string, http_fault>({
+      {"a server that ignores Range (200, whole body)", http_fault{.count = 1, .ignore_range = true}},
+      {"a 206 whose Content-Range starts elsewhere", http_fault{.count = 1, .wrong_content_range = true}},
+  }));
+  INFO(name);
+  s.set_fault(fault);
+  const auto r = download(*pm.m, req, "wrong");
   INFO(r.message);
   REQUIRE(r.outcome == tt::outcome::success);
   CHECK(read_file(req.file) == s.content("/f"));
@@ -200,6 +180,8 @@ TEST_CASE("download: Retry-After beyond the limit ends as retry_later, resumable
   CHECK(r.retry_after->count() == 3600);
   CHECK(!std::filesystem::exists(req.file));
   CHECK(find_info(m, "later")->status == tt::status::waiting);
+  // The record was written before any byte moved, and it is on disk now.
+  CHECK(std::filesystem::exists(env.state / "later.json"));
 }
 
 TEST_CASE("download: 404 is rejected and leaves no file", "[transfer][download]") {
@@ -214,27 +196,6 @@ TEST_CASE("download: 404 is rejected and leaves no file", "[transfer][download]"
   CHECK(r.attempts == 1);
   CHECK(!std::filesystem::exists(req.file));
   CHECK(find_info(m, "404")->status == tt::status::failed);
-}
-
-TEST_CASE("download: a wrong Content-Range is caught and the file is still right", "[transfer][download]") {
-  http_server s;
-  s.add_content("/f", 1'000'000);
-  transfer_env env;
-  auto o = env.options();
-  pause_at pa;
-  pa.install(o, "cr", 128u << 10);
-  tt::manager m(env.pool.get_executor(), o);
-  *pa.mgr = &m;
-  auto req = env.download(s.url("/f"), "f.bin");
-  req.bandwidth_limit = 4u << 20;
-  REQUIRE(download(m, req, "cr").error == error::paused);
-  s.set_fault({.count = 1, .wrong_content_range = true});
-  req.bandwidth_limit = 0;
-  const auto r = download(m, req, "cr");
-  INFO(r.message);
-  REQUIRE(r.outcome == tt::outcome::success);
-  CHECK(r.restarts == 1);
-  CHECK(read_file(req.file) == s.content("/f"));
 }
 
 TEST_CASE("download: a body shorter than announced is not success", "[transfer][download]") {

@@ -30,15 +30,6 @@ td::record sample_record() {
   return r;
 }
 
-/// Pauses a running transfer once `bytes` are durable, from the progress callback (which runs
-/// on the manager's thread): deterministic, no sleeps.
-void pause_when_durable(tt::options& o, std::shared_ptr<tt::manager*> m, std::uint64_t bytes) {
-  auto fired = std::make_shared<std::atomic<bool>>(false);
-  o.progress_interval = 0ms;
-  o.on_progress = [m, fired, bytes](const tt::progress& p) {
-    if (p.bytes_durable >= bytes && !fired->exchange(true)) (*m)->pause(p.id);
-  };
-}
 
 }  // namespace
 
@@ -124,18 +115,12 @@ TEST_CASE("record: file names are safe for any id", "[transfer][state]") {
   CHECK(long_stem != td::file_stem(std::string(1001, 'x')));
 }
 
-TEST_CASE("state: the record exists before the first byte and tracks checkpoints", "[transfer][state]") {
+TEST_CASE("state: the record tracks checkpoints whose data is synced and digested", "[transfer][state]") {
   http_server s;
   s.add_content("/f", 1'000'000);
   transfer_env env;
-  auto o = env.options();
-  auto mp = std::make_shared<tt::manager*>(nullptr);
-  pause_when_durable(o, mp, 3 * (64u << 10));
-  tt::manager m(env.pool.get_executor(), o);
-  *mp = &m;
-  auto req = env.download(s.url("/f"), "f.bin");
-  req.bandwidth_limit = 2u << 20;
-  REQUIRE(download(m, req, "rec").error == error::paused);
+  pausing_manager pm(env, 3 * (64u << 10), env.options());
+  pm.run_until_paused(env.download(s.url("/f"), "f.bin"), "rec");
   const auto text = read_file(env.state / "rec.json");
   std::string why;
   auto r = td::decode_record(text, why);
@@ -163,14 +148,9 @@ TEST_CASE("state: after a crash the partial data is cut back and re-verified", "
   auto req = env.download(s.url("/f"), "f.bin");
   std::uint64_t checkpoint = 0;
   {
-    auto o = env.options();
-    auto mp = std::make_shared<tt::manager*>(nullptr);
-    pause_when_durable(o, mp, 5 * (64u << 10));
-    tt::manager m(env.pool.get_executor(), o);
-    *mp = &m;
-    req.bandwidth_limit = 2u << 20;
-    REQUIRE(download(m, req, "crash").error == error::paused);
-    checkpoint = find_info(m, "crash")->bytes_durable;
+    pausing_manager pm(env, 5 * (64u << 10), env.options());
+    pm.run_until_paused(req, "crash");
+    checkpoint = find_info(*pm.m, "crash")->bytes_durable;
   }
   REQUIRE(checkpoint >= 5 * (64u << 10));
   // What a crash can leave: garbage after the checkpoint (a torn tail) and, worse, damage
@@ -184,7 +164,6 @@ TEST_CASE("state: after a crash the partial data is cut back and re-verified", "
   }
   const auto served_before = s.body_bytes_sent("/f");
   tt::manager m(env.pool.get_executor(), env.options());
-  req.bandwidth_limit = 0;
   const auto r = download(m, req, "crash");
   INFO(r.message);
   REQUIRE(r.outcome == tt::outcome::success);
@@ -259,20 +238,12 @@ TEST_CASE("state: exactly-once results across restarts; remove forgets", "[trans
   }
   const auto requests_before = s.requests().size();
   tt::manager m(env.pool.get_executor(), env.options());
-  auto p = std::make_shared<std::promise<std::vector<tt::result>>>();
-  auto f = p->get_future();
-  m.resume_all([p](std::vector<tt::result> v) { p->set_value(std::move(v)); });
-  REQUIRE(f.wait_for(20s) == std::future_status::ready);
-  const auto results = f.get();
+  const auto results = resume_all(m);
   REQUIRE(results.size() == 1);
   CHECK(results[0].id == "once");
   CHECK(results[0].outcome == tt::outcome::success);
   // Once: a second resume_all has nothing; download() answers from the record, no request.
-  auto p2 = std::make_shared<std::promise<std::vector<tt::result>>>();
-  auto f2 = p2->get_future();
-  m.resume_all([p2](std::vector<tt::result> v) { p2->set_value(std::move(v)); });
-  REQUIRE(f2.wait_for(20s) == std::future_status::ready);
-  CHECK(f2.get().empty());
+  CHECK(resume_all(m).empty());
   const auto again = download(m, req, "once");
   CHECK(again.outcome == tt::outcome::success);
   CHECK(again.sha256 == results[0].sha256);
@@ -291,13 +262,8 @@ TEST_CASE("state: resume_all finishes what a previous process left unfinished", 
   transfer_env env;
   auto req = env.download(s.url("/f"), "f.bin");
   {
-    auto o = env.options();
-    auto mp = std::make_shared<tt::manager*>(nullptr);
-    pause_when_durable(o, mp, 2 * (64u << 10));
-    tt::manager m(env.pool.get_executor(), o);
-    *mp = &m;
-    req.bandwidth_limit = 2u << 20;
-    REQUIRE(download(m, req, "left").error == error::paused);
+    pausing_manager pm(env, 2 * (64u << 10), env.options());
+    pm.run_until_paused(req, "left");
   }
   // Paused transfers wait for the application; an interrupted one (status running when the
   // process died) is resumed. Make it look interrupted.
@@ -310,11 +276,7 @@ TEST_CASE("state: resume_all finishes what a previous process left unfinished", 
     write_file(env.state / "left.json", td::encode_record(*rec));
   }
   tt::manager m(env.pool.get_executor(), env.options());
-  auto p = std::make_shared<std::promise<std::vector<tt::result>>>();
-  auto f = p->get_future();
-  m.resume_all([p](std::vector<tt::result> v) { p->set_value(std::move(v)); });
-  REQUIRE(f.wait_for(20s) == std::future_status::ready);
-  const auto results = f.get();
+  const auto results = resume_all(m);
   REQUIRE(results.size() == 1);
   CHECK(results[0].outcome == tt::outcome::success);
   CHECK(read_file(req.file) == s.content("/f"));

@@ -38,13 +38,6 @@ std::size_t count(const http_server& s, const std::string& method) {
   return n;
 }
 
-void pause_when_durable(tt::options& o, std::shared_ptr<tt::manager*> m, std::uint64_t bytes) {
-  auto fired = std::make_shared<std::atomic<bool>>(false);
-  o.progress_interval = 0ms;
-  o.on_progress = [m, fired, bytes](const tt::progress& p) {
-    if (p.bytes_durable >= bytes && !fired->exchange(true)) (*m)->pause(p.id);
-  };
-}
 
 }  // namespace
 
@@ -95,17 +88,11 @@ TEST_CASE("upload: tus resumes in a new process from the server's offset (HEAD f
   write_file(env.dir / "src.bin", data);
   auto req = upload_request(env, s.url("/files/"), "src.bin");
   {
-    auto o = env.options();
-    auto mp = std::make_shared<tt::manager*>(nullptr);
-    pause_when_durable(o, mp, 3 * (64u << 10));
-    tt::manager m(env.pool.get_executor(), o);
-    *mp = &m;
-    req.bandwidth_limit = 2u << 20;
-    REQUIRE(upload(m, req, "resume").error == error::paused);
+    pausing_manager pm(env, 3 * (64u << 10), env.options());
+    pm.run_until_paused(req, "resume", tt::kind::upload);
   }
   const auto patches_before = count(s, "PATCH");
   tt::manager m(env.pool.get_executor(), env.options());
-  req.bandwidth_limit = 0;
   const auto r = upload(m, req, "resume");
   INFO(r.message);
   REQUIRE(r.outcome == tt::outcome::success);
@@ -129,13 +116,8 @@ TEST_CASE("upload: a source changed between restarts is refused, not uploaded ha
   write_file(env.dir / "src.bin", data);
   auto req = upload_request(env, s.url("/files/"), "src.bin");
   {
-    auto o = env.options();
-    auto mp = std::make_shared<tt::manager*>(nullptr);
-    pause_when_durable(o, mp, 2 * (64u << 10));
-    tt::manager m(env.pool.get_executor(), o);
-    *mp = &m;
-    req.bandwidth_limit = 2u << 20;
-    REQUIRE(upload(m, req, "changed").error == error::paused);
+    pausing_manager pm(env, 2 * (64u << 10), env.options());
+    pm.run_until_paused(req, "changed", tt::kind::upload);
   }
   SECTION("a new size or modification time") {
     write_file(env.dir / "src.bin", random_bytes(1'000'001, 5));
@@ -150,7 +132,6 @@ TEST_CASE("upload: a source changed between restarts is refused, not uploaded ha
     REQUIRE(::utimensat(AT_FDCWD, (env.dir / "src.bin").c_str(), times, 0) == 0);
   }
   tt::manager m(env.pool.get_executor(), env.options());
-  req.bandwidth_limit = 0;
   const auto r = upload(m, req, "changed");
   CHECK(r.outcome == tt::outcome::failed);
   CHECK(r.error == error::source_changed);
@@ -165,18 +146,12 @@ TEST_CASE("upload: an upload the server forgot (404) starts again, reported", "[
   write_file(env.dir / "src.bin", data);
   auto req = upload_request(env, s.url("/files/"), "src.bin");
   {
-    auto o = env.options();
-    auto mp = std::make_shared<tt::manager*>(nullptr);
-    pause_when_durable(o, mp, 64u << 10);
-    tt::manager m(env.pool.get_executor(), o);
-    *mp = &m;
-    req.bandwidth_limit = 2u << 20;
-    REQUIRE(upload(m, req, "gone").error == error::paused);
+    pausing_manager pm(env, 64u << 10, env.options());
+    pm.run_until_paused(req, "gone", tt::kind::upload);
   }
   // The server loses it (expired, cleaned up by an operator).
   s.forget_tus_upload(s.tus_uploads().begin()->first);
   tt::manager m(env.pool.get_executor(), env.options());
-  req.bandwidth_limit = 0;
   const auto r = upload(m, req, "gone");
   INFO(r.message);
   REQUIRE(r.outcome == tt::outcome::success);
