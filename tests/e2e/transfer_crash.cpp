@@ -109,6 +109,9 @@ TEST_CASE("tether-transfer survives SIGKILL at 5 random moments of a 256 MiB dow
   // request, or deep in the body).
   std::uniform_int_distribution<std::uint64_t> more(1ull << 20, 40ull << 20);
 
+  // A kill loses what is not yet durable: at most two checkpoint chunks, plus whatever sits in
+  // the kernel's socket buffers (the fixture keeps its send buffer at 256 KiB so that its byte
+  // count is close to what the client received).
   const std::vector<std::string> cmd = {TETHER_TRANSFER_BIN, "--state", state.string(), "download",
                                         s.url("/big"), dest.string(), "--id", "crash", "--sha256", expected};
   for (int k = 0; k < 5; ++k) {
@@ -144,6 +147,12 @@ TEST_CASE("tether-transfer survives SIGKILL at 5 random moments of a 256 MiB dow
   const auto served = s.body_bytes_sent("/big");
   WARN("bytes served: " << served << " = " << double(served) / double(size) << "x the file; requests: "
                         << s.requests().size());
+  std::string requests;
+  for (const auto& r : s.requests()) {
+    const auto range = r.headers.count("range") ? r.headers.at("range") : std::string("(none)");
+    requests += "GET " + range + " -> " + std::to_string(r.status) + ", " + std::to_string(r.body_bytes_sent) + " body bytes\n";
+  }
+  INFO(requests);
   CHECK(double(served) <= 1.15 * double(size));
   std::error_code ig;
   std::filesystem::remove_all(dir, ig);

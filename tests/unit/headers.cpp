@@ -1,5 +1,6 @@
 // Every public header compiles on its own (the others are checked by tests/headers).
 #include <tether/net.hpp>
+#include <tether/transfer.hpp>
 #include <tether/ws.hpp>
 
 #include <catch2/catch.hpp>

@@ -115,9 +115,15 @@ struct options {
   /// Abandon a connection that delivers no bytes for this long (and resume).
   std::chrono::milliseconds read_inactivity_timeout{30'000};
   std::chrono::milliseconds connect_timeout{15'000};
-  /// Checkpoint granularity: data is synced and a SHA-256 digest recorded for every chunk of
-  /// this size; a crash loses at most one chunk. A multiple of 64 KiB, at least 64 KiB.
-  std::uint64_t checkpoint_bytes = 4u << 20;
+  /// The socket receive buffer (SO_RCVBUF) in bytes; 0 leaves the kernel's autotuning. Bytes in
+  /// kernel buffers when a process dies are fetched again, so a cap bounds that loss, at the
+  /// price of throughput on links whose bandwidth x delay exceeds it. At most 1 GiB.
+  std::uint64_t receive_buffer_bytes = 0;
+  /// Checkpoint granularity: data is synced (on a thread of its own, off the network path)
+  /// and a SHA-256 digest recorded for every chunk of this size; the download never runs more
+  /// than two chunks ahead of what is durable, so a crash loses at most that. Raised for huge
+  /// files to keep ~1024 digests per record. A multiple of 64 KiB, at least 64 KiB.
+  std::uint64_t checkpoint_bytes = 1u << 20;
   /// Global bandwidth limit across transfers in bytes/s (0: none).
   std::uint64_t bandwidth_limit = 0;
   std::uint32_t max_redirects = 10;

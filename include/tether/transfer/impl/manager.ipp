@@ -386,9 +386,9 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   asio::awaitable<bool> wait_until(job& j, steady::time_point until) {
     if (until <= steady::now()) co_return j.stop == stop_kind::none;
     asio::steady_timer t(ioc, until);
-    j.interrupt = [&t] { t.cancel(); };
+    auto outer = std::exchange(j.interrupt, [&t] { t.cancel(); });
     co_await t.async_wait(nothrow);
-    j.interrupt = nullptr;
+    j.interrupt = std::move(outer);  // what the caller was waiting on, if anything
     co_return j.stop == stop_kind::none;
   }
 
@@ -470,6 +470,8 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     }
     error_code ig;
     tcp.socket().set_option(tcp::no_delay(true), ig);
+    if (opts.receive_buffer_bytes)
+      tcp.socket().set_option(asio::socket_base::receive_buffer_size(static_cast<int>(opts.receive_buffer_bytes)), ig);
     if (!url.secure()) {
       co_return co_await use(tcp, tcp);
     }
@@ -557,6 +559,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     bool busy = false;
     std::uint64_t next = 0;            ///< a boundary waiting for the current sync (0: none)
     error_code error;                  ///< a failed sync, reported by the next append
+    asio::steady_timer* waiter = nullptr;  ///< the download waiting for a sync to finish
   };
 
   struct download_io {
@@ -619,6 +622,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   void synced(const std::shared_ptr<job>& jp, const std::shared_ptr<sync_state>& st, std::uint64_t offset,
               std::uint64_t epoch, error_code ec, std::vector<std::string> digests) {
     st->busy = false;  // syncs run one at a time, in order: this was the one in flight
+    if (st->waiter) st->waiter->cancel();
     auto& r = jp->rec;
     if (epoch == st->epoch) {  // else the data was reset or the run ended: it speaks for nothing
       if (ec) {
@@ -880,6 +884,10 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       r.content_encoding = encoding;
       r.length.reset();
       if (auto n = parser.content_length()) r.length = *n;
+      // At most ~1024 chunk digests per record, so that records stay small for huge files.
+      r.checkpoint_bytes = opts.checkpoint_bytes;
+      if (r.length && *r.length / 1024 > r.checkpoint_bytes)
+        r.checkpoint_bytes = (*r.length / 1024 + (64u << 10) - 1) / (64u << 10) * (64u << 10);
       if (r.length && opts.max_download_bytes && *r.length > opts.max_download_bytes) {
         end.ec = make_error_code(error::too_large);
         end.message = where + ": Content-Length " + std::to_string(*r.length) + " is above the limit of " +
@@ -937,6 +945,20 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       end.progressed = true;
       report(j, io.written);
       if ((j.rec.bandwidth_limit || opts.bandwidth_limit) && !co_await pace(j, got)) co_return false;
+      // Bounded loss: never more than two chunks ahead of what is durable; wait for the syncer.
+      while (io.sync->busy && io.written - r.offset > 2 * r.checkpoint_bytes && j.stop == stop_kind::none) {
+        asio::steady_timer t(ioc, steady::time_point::max());
+        io.sync->waiter = &t;
+        auto outer = std::exchange(j.interrupt, [&t] { t.cancel(); });
+        co_await t.async_wait(nothrow);
+        io.sync->waiter = nullptr;
+        j.interrupt = std::move(outer);
+      }
+      if (io.sync->error) {
+        end.ec = io.sync->error;
+        end.message = "syncing " + part_path(r).filename().string() + ": " + end.ec.message();
+        co_return false;
+      }
       co_return j.stop == stop_kind::none;
     };
     auto failed = [&](error_code rec) {
