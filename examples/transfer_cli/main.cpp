@@ -7,7 +7,7 @@
 //   tether-transfer --state DIR cancel ID
 //
 // Common options: [--header 'K: V']... [--ca FILE] [--insecure] [--chunk-size BYTES]
-// [--max-attempts N] [--bandwidth BYTES_PER_S] [--recv-buffer BYTES]
+// [--max-attempts N] [--bandwidth BYTES_PER_S] [--recv-buffer BYTES] [--checkpoint-bytes BYTES]
 //
 // Exit codes: 0 success; 1 usage or bad input; 2 rejected by the server; 3 failed (retries
 // or deadline exhausted, integrity mismatch). Progress goes to stderr (a live bar on a
@@ -44,7 +44,8 @@ int usage(const std::string& why = {}) {
                "       tether-transfer --state DIR upload URL SRC [--id ID] [--protocol tus|put|post]\n"
                "       tether-transfer --state DIR resume | list | cancel ID\n"
                "options: [--header 'K: V']... [--ca FILE] [--insecure] [--chunk-size BYTES]\n"
-               "         [--max-attempts N] [--bandwidth BYTES_PER_S] [--recv-buffer BYTES]\n";
+               "         [--max-attempts N] [--bandwidth BYTES_PER_S] [--recv-buffer BYTES]\n"
+               "         [--checkpoint-bytes BYTES]\n";
   return 1;
 }
 
@@ -167,7 +168,7 @@ int main(int argc, char** argv) {
       return std::string(argv[++i]);
     };
     if (a == "--state" || a == "--id" || a == "--sha256" || a == "--protocol" || a == "--header" || a == "--ca" ||
-        a == "--chunk-size" || a == "--max-attempts" || a == "--bandwidth" || a == "--recv-buffer") {
+        a == "--chunk-size" || a == "--max-attempts" || a == "--bandwidth" || a == "--recv-buffer" || a == "--checkpoint-bytes") {
       auto v = value();
       if (!v) return usage(a + " needs a value");
       if (a == "--state") state = *v;
@@ -186,6 +187,7 @@ int main(int argc, char** argv) {
         if (!n) return usage(a + " wants a non-negative integer");
         if (a == "--chunk-size") chunk = *n;
         else if (a == "--max-attempts") opts.retry.max_attempts = static_cast<std::uint32_t>(*n);
+        else if (a == "--checkpoint-bytes") opts.checkpoint_bytes = *n;
         else if (a == "--recv-buffer") opts.receive_buffer_bytes = std::min<std::uint64_t>(*n, 1u << 30);
         else opts.bandwidth_limit = *n;
       }

@@ -123,7 +123,7 @@ struct options {
   /// and a SHA-256 digest recorded for every chunk of this size; the download never runs more
   /// than two chunks ahead of what is durable, so a crash loses at most that. Raised for huge
   /// files to keep ~1024 digests per record. A multiple of 64 KiB, at least 64 KiB.
-  std::uint64_t checkpoint_bytes = 1u << 20;
+  std::uint64_t checkpoint_bytes = 4u << 20;
   /// Global bandwidth limit across transfers in bytes/s (0: none).
   std::uint64_t bandwidth_limit = 0;
   std::uint32_t max_redirects = 10;
