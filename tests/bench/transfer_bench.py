@@ -5,7 +5,9 @@
 
 Serves a file of random bytes with nginx (Debian's) on 127.0.0.1, then times K runs of each
 client (alternating, page cache warm for the source), reporting wall time, CPU time (user+sys
-of the child) and throughput, and the ratio tether/curl. Prints one JSON line per client and
+of the child) and throughput, and the ratio tether/curl, both against plain `curl -o` (its file
+only in the page cache when it exits) and against curl followed by an fdatasync of its file
+(durable, as tether's is when it reports success). Prints one JSON line per client and
 one summary line. Checkpoint cost: the fsyncs tether made are counted with strace when
 available, else derived from the checkpoint size.
 """
@@ -91,12 +93,17 @@ http {{
             except OSError:
                 time.sleep(0.05)  # waiting for a separate process to listen
         try:
-            results = {"curl": [], "tether": []}
+            # curl writes into the page cache and leaves; tether's file is on disk when it says
+            # so. "curl+sync" (curl, then fdatasync of its file) is the like-for-like baseline.
+            results = {"curl": [], "curl+sync": [], "tether": []}
             strace = shutil.which("strace")
             for run in range(args.runs):
                 dest = tmp / "curl.bin"
                 wall, cpu, _ = timed(["curl", "-s", "-o", str(dest), url])
                 results["curl"].append((wall, cpu))
+                dest.unlink()
+                wall, cpu, _ = timed(["sh", "-c", f"curl -s -o '{dest}' '{url}' && sync -d '{dest}'"])
+                results["curl+sync"].append((wall, cpu))
                 dest.unlink()
                 state = tmp / f"state{run}"
                 dest = tmp / "tether.bin"
@@ -125,6 +132,7 @@ http {{
                 print(json.dumps({"client": k, "mib": mib, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
                                   "mib_per_s": round(mib / wall, 1), "runs": [[round(a, 3), round(b, 3)] for a, b in results[k]]}))
             summary = {"throughput_ratio_tether_vs_curl": round(best["curl"][0] / best["tether"][0], 3),
+                       "throughput_ratio_tether_vs_curl_sync": round(best["curl+sync"][0] / best["tether"][0], 3),
                        "cpu_ratio_tether_vs_curl": round(best["tether"][1] / max(best["curl"][1], 1e-9), 3)}
             if fsyncs is not None:
                 summary["fsyncs_per_gib"] = round(fsyncs * 1024 / mib)

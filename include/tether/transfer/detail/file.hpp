@@ -45,8 +45,11 @@ TETHER_DECL std::size_t read_some(int fd, void* data, std::size_t n, std::uint64
 TETHER_DECL void sync_data(int fd, error_code& ec);
 TETHER_DECL void sync_directory(const std::filesystem::path& dir, error_code& ec);
 /// Writes `content` to `target` so that a crash leaves either the old or the new file, never
-/// a mix: temp file beside it, fsync, rename, fsync of the directory.
-TETHER_DECL void replace_file(const std::filesystem::path& target, std::string_view content, error_code& ec);
+/// a mix: temp file beside it, fsync, rename, fsync of the directory. Without `sync_dir` a
+/// crash may bring back the previous version (never a torn one): enough for a checkpoint that
+/// only moves forward, where the previous one is still true.
+TETHER_DECL void replace_file(const std::filesystem::path& target, std::string_view content, error_code& ec,
+                              bool sync_dir = true);
 /// Moves a finished file into place: rename when on the same file system, else copy to a temp
 /// file beside `to`, fsync, rename, and unlink `from`. The directory of `to` is synced.
 TETHER_DECL void move_into_place(const std::filesystem::path& from, const std::filesystem::path& to,

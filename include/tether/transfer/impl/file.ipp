@@ -75,7 +75,7 @@ std::string temp_name(const std::filesystem::path& target) {
 }
 }  // namespace
 
-void replace_file(const std::filesystem::path& target, std::string_view content, error_code& ec) {
+void replace_file(const std::filesystem::path& target, std::string_view content, error_code& ec, bool sync_dir) {
   const auto tmp = target.parent_path() / temp_name(target);
   {
     auto f = open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, ec, 0600);
@@ -88,7 +88,7 @@ void replace_file(const std::filesystem::path& target, std::string_view content,
     ::unlink(tmp.c_str());
     return;
   }
-  sync_directory(target.parent_path(), ec);
+  if (sync_dir) sync_directory(target.parent_path(), ec);
 }
 
 void move_into_place(const std::filesystem::path& from, const std::filesystem::path& to, error_code& ec) {

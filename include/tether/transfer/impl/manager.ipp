@@ -157,10 +157,12 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     return u ? u->redacted() : std::string("(invalid URL)");
   }
 
-  error_code save(record& r) {
+  /// Writes the record crash-safely. `forward_only`: a checkpoint that only advances the
+  /// offset, for which the previous record stays true, so the directory need not be synced.
+  error_code save(record& r, bool forward_only = false) {
     r.updated_ms = now_ms();
     error_code ec;
-    replace_file(record_path(r), encode_record(r), ec);
+    replace_file(record_path(r), encode_record(r), ec, !forward_only);
     std::lock_guard lk(info_mu);
     infos[r.id] = to_info(r);
     return ec;
@@ -633,7 +635,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       if (offset > r.offset) {
         r.offset = offset;
         r.digests = st->digests;
-        if (auto sec = save(r)) st->error = sec;
+        if (auto sec = save(r, true)) st->error = sec;
       }
     }
     if (st->next > 0 && !st->error) {
