@@ -56,11 +56,12 @@ class raw_http_server {
     });
   }
   ~raw_http_server() {
-    // close() alone does not wake a thread blocked in accept(); shutdown() does (Linux).
+    // close() alone does not wake a thread blocked in accept(); shutdown() does (Linux). The
+    // acceptor object is closed only once its thread has left it.
     ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
+    accept_thread_.join();
     tether::error_code ig;
     acceptor_.close(ig);
-    accept_thread_.join();
     std::lock_guard lk(mu_);
     for (auto& t : conns_) t.join();
   }

@@ -105,7 +105,7 @@ TEST_CASE("download: a new version between attempts is fetched whole, never spli
   CHECK(log.back().status == 200);  // If-Range failed: the whole new version
 }
 
-TEST_CASE("download: a resumed request answered wrongly is caught; the download starts over", "[transfer][download]") {
+TEST_CASE("download: a resumed request answered wrongly is caught and the download starts over", "[transfer][download]") {
   http_server s;
   s.add_content("/f", 1'000'000);
   transfer_env env;
