@@ -7,7 +7,7 @@
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 
-#include <sys/resource.h>
+#include "support/rss.hpp"
 #include <sys/socket.h>
 
 #include <functional>
@@ -19,13 +19,9 @@ using tether::error;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-namespace {
+using tether::test::peak_rss_kib;
 
-long peak_rss_kib() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss;
-}
+namespace {
 
 /// A server on 127.0.0.1 that reads each request's header and answers with whatever `respond`
 /// writes (blocking, one thread per connection).

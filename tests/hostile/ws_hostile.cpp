@@ -6,19 +6,15 @@
 
 #include <boost/asio/detached.hpp>
 
-#include <sys/resource.h>
+#include "support/rss.hpp"
 
 using namespace std::chrono_literals;
 using namespace tether;
 namespace asio = boost::asio;
 
-namespace {
+using tether::test::peak_rss_kib;
 
-long peak_rss_kib() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss;
-}
+namespace {
 
 // Connects once to `server` and returns how the attempt or connection ended.
 ws::disconnected attack(ws::options o, std::chrono::milliseconds limit) {

@@ -1177,11 +1177,12 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
             std::to_string(st.st_size) + ", or its modification time)";
       return make_error_code(error::source_changed);
     }
+    error_code ec;
+    const auto covered = std::min<std::uint64_t>(r.digests.size() * r.checkpoint_bytes, r.source_size);
+    const auto now = chunk_digests(io.source.get(), 0, covered, r.checkpoint_bytes, ec);
+    if (ec) return ec == error::short_body ? make_error_code(error::source_changed) : ec;
     for (std::size_t i = 0; i < r.digests.size(); ++i) {
-      error_code ec;
-      const auto digest = hash_range(io, i * r.checkpoint_bytes, std::min((i + 1) * r.checkpoint_bytes, r.source_size), ec);
-      if (ec) return ec;
-      if (digest != r.digests[i]) {
+      if (i >= now.size() || now[i] != r.digests[i]) {
         why = "the source file's content changed within the part already uploaded (chunk " + std::to_string(i) + ")";
         return make_error_code(error::source_changed);
       }
@@ -1189,20 +1190,12 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     return {};
   }
 
-  std::string hash_range(upload_io& io, std::uint64_t begin, std::uint64_t end, error_code& ec) {
-    sha256 h;
-    for (auto off = begin; off < end;) {
-      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(io.buf.size(), end - off));
-      const auto n = read_some(io.source.get(), io.buf.data(), want, off, ec);
-      if (ec) return {};
-      if (n == 0) {
-        ec = make_error_code(error::source_changed);
-        return {};
-      }
-      h.update(io.buf.data(), n);
-      off += n;
-    }
-    return h.hex_digest();
+  /// SHA-256 of [begin, end) of the source; a source that got shorter is `source_changed`.
+  static std::string hash_range(upload_io& io, std::uint64_t begin, std::uint64_t end, error_code& ec) {
+    if (begin >= end) return sha256{}.hex_digest();
+    auto digests = chunk_digests(io.source.get(), begin, end, end - begin, ec);
+    if (ec == error::short_body) ec = make_error_code(error::source_changed);
+    return ec ? std::string{} : digests.front();
   }
 
   /// Records the acknowledged offset with digests for every chunk it completes.
@@ -1214,11 +1207,12 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     r.offset = offset;
     const auto full = offset == r.source_size ? (offset + r.checkpoint_bytes - 1) / r.checkpoint_bytes
                                               : offset / r.checkpoint_bytes;
-    while (r.digests.size() < full) {
+    if (r.digests.size() < full) {
       error_code ec;
-      const auto i = r.digests.size();
-      r.digests.push_back(hash_range(io, i * r.checkpoint_bytes, std::min((i + 1) * r.checkpoint_bytes, r.source_size), ec));
-      if (ec) return ec;
+      const auto more = chunk_digests(io.source.get(), r.digests.size() * r.checkpoint_bytes,
+                                      std::min(full * r.checkpoint_bytes, r.source_size), r.checkpoint_bytes, ec);
+      if (ec) return ec == error::short_body ? make_error_code(error::source_changed) : ec;
+      r.digests.insert(r.digests.end(), more.begin(), more.end());
     }
     return save(r);
   }
