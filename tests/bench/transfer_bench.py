@@ -12,17 +12,17 @@ one summary line. Checkpoint cost: the fsyncs tether made are counted with strac
 available, else derived from the checkpoint size.
 """
 import argparse
-import hashlib
 import json
 import os
 import pathlib
-import resource
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from benchlib import report, sha256_file, timed, write_random_file
 
 
 def free_port():
@@ -31,24 +31,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-def timed(cmd):
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.monotonic()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
-    wall = time.monotonic() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if proc.returncode != 0:
-        sys.exit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
-    return wall, cpu, proc
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def main():
@@ -67,10 +49,7 @@ def main():
         www = tmp / "www"
         www.mkdir()
         src = www / "file.bin"
-        with open(src, "wb") as f:
-            block = os.urandom(1 << 20)
-            for i in range(args.size_mib):
-                f.write(block[i % 251:] + block[:i % 251])
+        write_random_file(src, args.size_mib)
         expected = sha256_file(src)
         port = free_port()
         conf = tmp / "nginx.conf"
@@ -126,11 +105,8 @@ http {{
                     parts = row.split()
                     if parts and parts[-1] in ("fsync", "fdatasync"):
                         fsyncs += int(parts[3])
-            best = {k: min(v, key=lambda x: x[0]) for k, v in results.items()}
             mib = size / (1 << 20)
-            for k, (wall, cpu) in best.items():
-                print(json.dumps({"client": k, "mib": mib, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
-                                  "mib_per_s": round(mib / wall, 1), "runs": [[round(a, 3), round(b, 3)] for a, b in results[k]]}))
+            best = report(results, mib)
             summary = {"throughput_ratio_tether_vs_curl": round(best["curl"][0] / best["tether"][0], 3),
                        "throughput_ratio_tether_vs_curl_sync": round(best["curl+sync"][0] / best["tether"][0], 3),
                        "cpu_ratio_tether_vs_curl": round(best["tether"][1] / max(best["curl"][1], 1e-9), 3)}

@@ -34,6 +34,7 @@ struct request {
   std::vector<std::pair<std::string, std::string>> headers;
   /// Expected SHA-256 of the content (64 hex digits). A download is verified before its
   /// destination appears; with it, a download whose server offers no validator can still resume.
+  /// An upload's source is checked against it before any byte is sent.
   std::string sha256;
   /// Uploads: the protocol and, for tus, the PATCH size (0: options::upload_chunk_size).
   upload_protocol protocol = upload_protocol::tus;
@@ -63,7 +64,7 @@ struct result {
   std::optional<std::chrono::seconds> retry_after;
   std::filesystem::path file;  ///< destination or source
   std::string final_url;       ///< after redirects (redacted)
-  std::string sha256;          ///< of the content: uploads always; downloads when verified or report_sha256
+  std::string sha256;          ///< of the content: when the request gave one (verified) or with report_sha256
   std::uint64_t bytes_on_disk = 0;   ///< durable bytes (downloads) or acknowledged (uploads)
   std::uint64_t bytes_received = 0;  ///< body bytes moved over the network, all attempts
   std::optional<std::uint64_t> bytes_expected;

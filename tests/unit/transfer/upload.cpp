@@ -32,10 +32,34 @@ tt::request upload_request(const transfer_env& env, const std::string& url, cons
   return r;
 }
 
-std::size_t count(const http_server& s, const std::string& method) {
-  std::size_t n = 0;
-  for (auto& r : s.requests()) n += r.method == method;
-  return n;
+std::vector<http_request_record> requests_of(const http_server& s, const std::string& method) {
+  std::vector<http_request_record> out;
+  for (auto& r : s.requests())
+    if (r.method == method) out.push_back(r);
+  return out;
+}
+
+std::size_t count(const http_server& s, const std::string& method) { return requests_of(s, method).size(); }
+
+/// Starts a tus upload of `data` (as src.bin) in a manager that pauses it once `at` bytes are
+/// acknowledged, then goes away (as a process would); returns the request.
+tt::request paused_upload(const http_server& s, transfer_env& env, const std::string& data, const std::string& id,
+                          std::uint64_t at) {
+  write_file(env.dir / "src.bin", data);
+  auto req = upload_request(env, s.url("/files/"), "src.bin");
+  pausing_manager pm(env, at, env.options());
+  pm.run_until_paused(req, id, tt::kind::upload);
+  return req;
+}
+
+/// Uploads `data` (as src.bin) with tus to `s` in a fresh manager; requires success.
+tt::result tus_upload_ok(const http_server& s, transfer_env& env, const std::string& data, const std::string& id) {
+  write_file(env.dir / "src.bin", data);
+  tt::manager m(env.pool.get_executor(), env.options());
+  const auto r = upload(m, upload_request(env, s.url("/files/"), "src.bin"), id);
+  INFO(r.message);
+  REQUIRE(r.outcome == tt::outcome::success);
+  return r;
 }
 
 
@@ -46,7 +70,9 @@ TEST_CASE("upload: plain PUT sends exactly the file", "[transfer][upload]") {
   transfer_env env;
   const auto data = random_bytes(300'000, 1);
   write_file(env.dir / "src.bin", data);
-  tt::manager m(env.pool.get_executor(), env.options());
+  auto o = env.options();
+  o.report_sha256 = true;
+  tt::manager m(env.pool.get_executor(), o);
   const auto r = upload(m, upload_request(env, s.url("/put/x"), "src.bin", tt::upload_protocol::put), "put");
   INFO(r.message);
   REQUIRE(r.outcome == tt::outcome::success);
@@ -60,11 +86,7 @@ TEST_CASE("upload: tus creation, chunked PATCHes, the server's offset is the tru
   s.enable_tus("/files/");
   transfer_env env;
   const auto data = random_bytes(300'000, 2);
-  write_file(env.dir / "src.bin", data);
-  tt::manager m(env.pool.get_executor(), env.options());
-  const auto r = upload(m, upload_request(env, s.url("/files/"), "src.bin"), "tus");
-  INFO(r.message);
-  REQUIRE(r.outcome == tt::outcome::success);
+  const auto r = tus_upload_ok(s, env, data, "tus");
   const auto uploads = s.tus_uploads();
   REQUIRE(uploads.size() == 1);
   CHECK(uploads.begin()->second == data);
@@ -87,6 +109,8 @@ TEST_CASE("upload: tus resumes in a new process from the server's offset (HEAD f
   const auto data = random_bytes(1'000'000, 3);
   write_file(env.dir / "src.bin", data);
   auto req = upload_request(env, s.url("/files/"), "src.bin");
+  // PATCHes on checkpoint boundaries, and across them (the digests then span two PATCHes).
+  req.chunk_size = GENERATE(64u << 10, 100'000u);
   {
     pausing_manager pm(env, 3 * (64u << 10), env.options());
     pm.run_until_paused(req, "resume", tt::kind::upload);
@@ -113,12 +137,7 @@ TEST_CASE("upload: a source changed between restarts is refused, not uploaded ha
   s.enable_tus("/files/");
   transfer_env env;
   const auto data = random_bytes(1'000'000, 4);
-  write_file(env.dir / "src.bin", data);
-  auto req = upload_request(env, s.url("/files/"), "src.bin");
-  {
-    pausing_manager pm(env, 2 * (64u << 10), env.options());
-    pm.run_until_paused(req, "changed", tt::kind::upload);
-  }
+  const auto req = paused_upload(s, env, data, "changed", 2 * (64u << 10));
   SECTION("a new size or modification time") {
     write_file(env.dir / "src.bin", random_bytes(1'000'001, 5));
   }
@@ -143,12 +162,7 @@ TEST_CASE("upload: an upload the server forgot (404) starts again, reported", "[
   s.enable_tus("/files/");
   transfer_env env;
   const auto data = random_bytes(500'000, 6);
-  write_file(env.dir / "src.bin", data);
-  auto req = upload_request(env, s.url("/files/"), "src.bin");
-  {
-    pausing_manager pm(env, 64u << 10, env.options());
-    pm.run_until_paused(req, "gone", tt::kind::upload);
-  }
+  const auto req = paused_upload(s, env, data, "gone", 64u << 10);
   // The server loses it (expired, cleaned up by an operator).
   s.forget_tus_upload(s.tus_uploads().begin()->first);
   tt::manager m(env.pool.get_executor(), env.options());
@@ -182,4 +196,153 @@ TEST_CASE("upload: cancel terminates the tus upload on the server", "[transfer][
   CHECK(r.error == error::cancelled);
   CHECK(count(s, "DELETE") == 1);
   CHECK(s.tus_uploads().empty());
+}
+
+TEST_CASE("upload: tus checksum extension, every PATCH carries a digest the server verifies", "[transfer][upload]") {
+  http_server s;
+  tus_options o;
+  std::string expect;
+  SECTION("sha256 preferred when offered") {
+    o.checksum_algorithms = "sha1, sha256";
+    expect = "sha256 ";
+  }
+  SECTION("sha1 when that is all the server knows") {
+    o.checksum_algorithms = "sha1";
+    expect = "sha1 ";
+  }
+  s.enable_tus(o);
+  transfer_env env;
+  const auto data = random_bytes(300'000, 8);
+  const auto r = tus_upload_ok(s, env, data, "sum");
+  CHECK(s.tus_uploads().begin()->second == data);
+  const auto patches = requests_of(s, "PATCH");
+  CHECK(patches.size() == 5);
+  for (auto& req : patches) {
+    CHECK(req.status == 204);  // the server checked the digest and took the chunk
+    CHECK(req.headers.at("upload-checksum").rfind(expect, 0) == 0);
+  }
+}
+
+TEST_CASE("upload: a chunk damaged in transit (460 checksum mismatch) is sent again", "[transfer][upload]") {
+  http_server s;
+  tus_options o;
+  o.checksum_algorithms = "sha256";
+  s.enable_tus(o);
+  tus_fault f;
+  f.corrupt = true;
+  s.set_tus_fault(f);
+  transfer_env env;
+  const auto data = random_bytes(300'000, 9);
+  const auto r = tus_upload_ok(s, env, data, "damaged");
+  CHECK(s.tus_uploads().begin()->second == data);  // the damaged bytes never landed
+  const auto patches = requests_of(s, "PATCH");
+  REQUIRE(patches.size() == 6);  // five chunks, the first one twice
+  CHECK(patches[0].status == 460);
+  CHECK(patches[1].status == 204);
+  CHECK(patches[1].headers.at("upload-offset") == "0");
+  CHECK(patches[1].headers.at("upload-checksum") == patches[0].headers.at("upload-checksum"));
+}
+
+TEST_CASE("upload: 409 and 423 from the server: ask its offset again and go on, bounded", "[transfer][upload]") {
+  http_server s;
+  s.enable_tus("/files/");
+  transfer_env env;
+  const auto data = random_bytes(300'000, 10);
+  tus_fault f;
+  SECTION("409 Conflict (offset mismatch) once") {
+    f.status = 409;
+  }
+  SECTION("423 Locked (a dead earlier request holds the lock) twice") {
+    f.status = 423;
+    f.count = 2;
+  }
+  s.set_tus_fault(f);
+  const auto r = tus_upload_ok(s, env, data, "busy");
+  CHECK(s.tus_uploads().begin()->second == data);
+  CHECK(count(s, "PATCH") == 5u + static_cast<unsigned>(f.count));
+  CHECK(count(s, "HEAD") == 1u + static_cast<unsigned>(f.count));  // each refusal: HEAD again first
+  CHECK(r.attempts == 1u + static_cast<unsigned>(f.count));
+}
+
+TEST_CASE("upload: a lock that never goes away ends after the retry budget, with the status", "[transfer][upload]") {
+  http_server s;
+  s.enable_tus("/files/");
+  tus_fault f;
+  f.status = 423;
+  f.count = 1'000'000;
+  s.set_tus_fault(f);
+  transfer_env env;
+  write_file(env.dir / "src.bin", random_bytes(200'000, 11));
+  auto o = env.options();
+  o.retry.max_attempts = 3;
+  tt::manager m(env.pool.get_executor(), o);
+  const auto r = upload(m, upload_request(env, s.url("/files/"), "src.bin"), "locked");
+  CHECK(r.outcome != tt::outcome::success);
+  CHECK(r.message.find("423") != std::string::npos);
+  CHECK(count(s, "PATCH") == 4);  // the first try and three retries, no more
+}
+
+TEST_CASE("upload: an upload past its Upload-Expires is not resumed; a new one starts, reported",
+          "[transfer][upload]") {
+  http_server s;
+  tus_options o;
+  o.expires_in = -60s;  // every answer says the upload is already gone by now
+  s.enable_tus(o);
+  transfer_env env;
+  const auto data = random_bytes(500'000, 12);
+  const auto req = paused_upload(s, env, data, "expired", 64u << 10);
+  const auto old_id = s.tus_uploads().begin()->first;
+  const auto before = s.requests().size();
+  tt::manager m(env.pool.get_executor(), env.options());
+  const auto r = upload(m, req, "expired");
+  INFO(r.message);
+  REQUIRE(r.outcome == tt::outcome::success);
+  CHECK(r.restarts == 1);
+  const auto log = s.requests();
+  for (auto i = before; i < log.size(); ++i) CHECK(log[i].target != "/files/" + old_id);  // never asked again
+  CHECK(count(s, "POST") == 2);
+  for (auto& [id, bytes] : s.tus_uploads())
+    if (id != old_id) CHECK(bytes == data);
+}
+
+TEST_CASE("upload: cancelling a paused tus upload terminates it on the server", "[transfer][upload]") {
+  http_server s;
+  s.enable_tus("/files/");
+  transfer_env env;
+  const auto req = paused_upload(s, env, random_bytes(500'000, 13), "idle", 64u << 10);
+  REQUIRE(s.tus_uploads().size() == 1);
+  tt::manager m(env.pool.get_executor(), env.options());
+  REQUIRE_FALSE(m.cancel("idle"));
+  // Reattaching joins the termination (or finds it finished): either way, the cancel result.
+  const auto r = upload(m, req, "idle");
+  CHECK(r.error == error::cancelled);
+  CHECK(count(s, "DELETE") == 1);
+  CHECK(s.tus_uploads().empty());
+  CHECK(find_info(m, "idle")->status == tt::status::cancelled);
+}
+
+TEST_CASE("upload: a source that is not the SHA-256 the caller gave is refused before any byte leaves",
+          "[transfer][upload]") {
+  http_server s;
+  s.enable_tus("/files/");
+  transfer_env env;
+  const auto data = random_bytes(200'000, 14);
+  write_file(env.dir / "src.bin", data);
+  tt::manager m(env.pool.get_executor(), env.options());
+  auto req = upload_request(env, s.url("/files/"), "src.bin");
+  SECTION("the wrong digest") {
+    req.sha256 = tt::detail::sha256_hex("something else");
+    const auto r = upload(m, req, "wrong");
+    CHECK(r.outcome == tt::outcome::failed);
+    CHECK(r.error == error::source_changed);
+    CHECK(r.message.find(req.sha256) != std::string::npos);
+    CHECK(s.requests().empty());
+  }
+  SECTION("the right one") {
+    req.sha256 = tt::detail::sha256_hex(data);
+    const auto r = upload(m, req, "right");
+    REQUIRE(r.outcome == tt::outcome::success);
+    CHECK(r.sha256 == req.sha256);
+    CHECK(s.tus_uploads().begin()->second == data);
+  }
 }

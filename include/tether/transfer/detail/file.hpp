@@ -62,16 +62,19 @@ TETHER_DECL void preallocate(int fd, std::uint64_t length, error_code& ec);
 /// An exclusive, non-blocking lock held as long as the returned file is open.
 TETHER_DECL file lock_directory(const std::filesystem::path& dir, error_code& ec);
 
-/// Incremental SHA-256 (OpenSSL EVP).
-class sha256 {
+/// Digest algorithms the transfer code uses (tus `Upload-Checksum` also knows SHA-1).
+enum class hash_algorithm { sha256, sha1 };
+
+/// Incremental digest (OpenSSL EVP), SHA-256 unless told otherwise.
+class hasher {
  public:
-  TETHER_DECL sha256();
-  TETHER_DECL sha256(const sha256& o);
-  sha256& operator=(const sha256&) = delete;
-  sha256(sha256&&) noexcept = default;
-  sha256& operator=(sha256&&) noexcept = default;
+  TETHER_DECL explicit hasher(hash_algorithm a = hash_algorithm::sha256);
+  TETHER_DECL hasher(const hasher& o);
+  hasher& operator=(const hasher&) = delete;
+  hasher(hasher&&) noexcept = default;
+  hasher& operator=(hasher&&) noexcept = default;
   TETHER_DECL void update(const void* data, std::size_t n);
-  /// The digest as 64 lower-case hex digits; the object starts over afterwards.
+  /// The digest as lower-case hex digits; the object starts over afterwards.
   TETHER_DECL std::string hex_digest();
 
  private:
@@ -79,7 +82,9 @@ class sha256 {
     void operator()(EVP_MD_CTX* c) const noexcept { EVP_MD_CTX_free(c); }
   };
   std::unique_ptr<EVP_MD_CTX, free_ctx> ctx_;
+  const EVP_MD* md_;
 };
+using sha256 = hasher;
 
 /// SHA-256 of text, as hex.
 TETHER_DECL std::string sha256_hex(std::string_view data);

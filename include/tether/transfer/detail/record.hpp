@@ -48,6 +48,7 @@ struct record {
   std::uint64_t source_size = 0;
   std::int64_t source_mtime_ns = 0;
   std::string upload_url;
+  std::int64_t upload_expires_ms = 0;  ///< the server's Upload-Expires (Unix ms), 0 = none given
 
   std::uint64_t bytes_received = 0;
   std::uint32_t attempts = 0;

@@ -166,18 +166,19 @@ file lock_directory(const std::filesystem::path& dir, error_code& ec) {
   return f;
 }
 
-sha256::sha256() : ctx_(EVP_MD_CTX_new()) {
-  if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) throw std::bad_alloc();
+hasher::hasher(hash_algorithm a)
+    : ctx_(EVP_MD_CTX_new()), md_(a == hash_algorithm::sha1 ? EVP_sha1() : EVP_sha256()) {
+  if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), md_, nullptr) != 1) throw std::bad_alloc();
 }
-sha256::sha256(const sha256& o) : ctx_(EVP_MD_CTX_new()) {
+hasher::hasher(const hasher& o) : ctx_(EVP_MD_CTX_new()), md_(o.md_) {
   if (!ctx_ || EVP_MD_CTX_copy_ex(ctx_.get(), o.ctx_.get()) != 1) throw std::bad_alloc();
 }
-void sha256::update(const void* data, std::size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
-std::string sha256::hex_digest() {
+void hasher::update(const void* data, std::size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
+std::string hasher::hex_digest() {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
   EVP_DigestFinal_ex(ctx_.get(), md, &len);
-  EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr);
+  EVP_DigestInit_ex(ctx_.get(), md_, nullptr);
   static constexpr char hex[] = "0123456789abcdef";
   std::string out;
   out.reserve(len * 2);

@@ -361,7 +361,10 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       res.message = "cannot write the state record: " + ec.message();
     } else {
       try {
-        if (j->rec.earliest_start_ms > now_ms()) {
+        if (j->stop == stop_kind::cancel) {
+          co_await terminate_idle_upload(*j);
+          res = make_result(*j);
+        } else if (j->rec.earliest_start_ms > now_ms()) {
           const auto wait = std::chrono::milliseconds{j->rec.earliest_start_ms - now_ms()};
           co_await wait_until(*j, steady::now() + wait);
         }
@@ -582,12 +585,12 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
 
   /// SHA-256 of each whole `chunk` of the file in [from, to), read back from the file.
   static std::vector<std::string> chunk_digests(int fd, std::uint64_t from, std::uint64_t to, std::uint64_t chunk,
-                                                error_code& ec) {
+                                                error_code& ec, hash_algorithm alg = hash_algorithm::sha256) {
     std::vector<std::string> out;
     std::vector<char> buf(io_chunk);
     for (auto begin = from; begin < to && !ec; begin += chunk) {
       const auto end = std::min(begin + chunk, to);
-      sha256 h;
+      hasher h(alg);
       for (auto off = begin; off < end;) {
         const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), end - off));
         const auto n = read_some(fd, buf.data(), want, off, ec);
@@ -1159,8 +1162,39 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     file source;
     std::vector<char> buf = std::vector<char>(io_chunk);
     // tus: what the server offers (asked once per run with OPTIONS)
-    bool probed = false, termination = false, checksum_sha256 = false;
+    bool probed = false, termination = false;
+    std::optional<hash_algorithm> checksum;  ///< for Upload-Checksum, when the server offers one we know
+    // Checkpoint-chunk digests of the bytes as they were sent (tus), so that acknowledging them
+    // needs no second read of the source: `sent_digests[k]` is chunk `sent_first + k`.
+    bool tracking = false;
+    std::uint64_t sent_first = 0, sent_pos = 0;
+    std::vector<std::string> sent_digests;
+    hasher sent_hash;
   };
+
+  /// Starts (or continues) hashing sent bytes at `begin`: tracking needs a checkpoint-aligned
+  /// start or the exact continuation of what was hashed last.
+  static void track_from(upload_io& io, std::uint64_t begin, std::uint64_t chunk) {
+    if (io.tracking && begin == io.sent_pos) return;
+    io.tracking = begin % chunk == 0;
+    io.sent_first = begin / chunk;
+    io.sent_pos = begin;
+    io.sent_digests.clear();
+    io.sent_hash = hasher{};
+  }
+
+  static void track_sent(upload_io& io, const record& r, const char* p, std::size_t n) {
+    while (io.tracking && n > 0) {
+      const auto take = static_cast<std::size_t>(
+          std::min<std::uint64_t>(r.checkpoint_bytes - io.sent_pos % r.checkpoint_bytes, n));
+      io.sent_hash.update(p, take);
+      p += take;
+      n -= take;
+      io.sent_pos += take;
+      if (io.sent_pos % r.checkpoint_bytes == 0 || io.sent_pos == r.source_size)
+        io.sent_digests.push_back(io.sent_hash.hex_digest());
+    }
+  }
 
   static std::int64_t mtime_ns(const struct stat& st) {
     return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
@@ -1190,10 +1224,11 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     return {};
   }
 
-  /// SHA-256 of [begin, end) of the source; a source that got shorter is `source_changed`.
-  static std::string hash_range(upload_io& io, std::uint64_t begin, std::uint64_t end, error_code& ec) {
-    if (begin >= end) return sha256{}.hex_digest();
-    auto digests = chunk_digests(io.source.get(), begin, end, end - begin, ec);
+  /// The digest of [begin, end) of the source; a source that got shorter is `source_changed`.
+  static std::string hash_range(upload_io& io, std::uint64_t begin, std::uint64_t end, error_code& ec,
+                                hash_algorithm alg = hash_algorithm::sha256) {
+    if (begin >= end) return hasher(alg).hex_digest();
+    auto digests = chunk_digests(io.source.get(), begin, end, end - begin, ec, alg);
     if (ec == error::short_body) ec = make_error_code(error::source_changed);
     return ec ? std::string{} : digests.front();
   }
@@ -1201,20 +1236,30 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   /// Records the acknowledged offset with digests for every chunk it completes.
   error_code acknowledge(job& j, upload_io& io, std::uint64_t offset) {
     auto& r = j.rec;
+    // Moving forward, the previous record stays true if this one is lost in a crash (and a
+    // resume asks the server anyway): no directory fsync needed.
+    const bool forward = offset >= r.offset;
     if (offset < r.offset) {
       r.digests.resize(static_cast<std::size_t>(offset / r.checkpoint_bytes));
     }
     r.offset = offset;
     const auto full = offset == r.source_size ? (offset + r.checkpoint_bytes - 1) / r.checkpoint_bytes
                                               : offset / r.checkpoint_bytes;
-    if (r.digests.size() < full) {
+    const std::uint64_t from = r.digests.size();
+    if (from < full && io.tracking && from >= io.sent_first && full <= io.sent_first + io.sent_digests.size()) {
+      // Hashed while sending: no second read.
+      const auto first = io.sent_digests.begin() + static_cast<std::ptrdiff_t>(from - io.sent_first);
+      r.digests.insert(r.digests.end(), first, first + static_cast<std::ptrdiff_t>(full - from));
+      io.sent_digests.erase(io.sent_digests.begin(), first + static_cast<std::ptrdiff_t>(full - from));
+      io.sent_first = full;
+    } else if (from < full) {
       error_code ec;
-      const auto more = chunk_digests(io.source.get(), r.digests.size() * r.checkpoint_bytes,
+      const auto more = chunk_digests(io.source.get(), from * r.checkpoint_bytes,
                                       std::min(full * r.checkpoint_bytes, r.source_size), r.checkpoint_bytes, ec);
       if (ec) return ec == error::short_body ? make_error_code(error::source_changed) : ec;
       r.digests.insert(r.digests.end(), more.begin(), more.end());
     }
-    return save(r);
+    return save(r, forward);
   }
 
   /// Sends `[begin, end)` of the source after a request header; then reads the response.
@@ -1222,8 +1267,9 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   asio::awaitable<attempt_end> send_with_body(job& j, upload_io& io, Stream& stream, beast::tcp_stream& tcp,
                                               Request& req, std::uint64_t begin, std::uint64_t end_off,
                                               const std::string& where, http::response<http::string_body>& out,
-                                              sha256* hash) {
+                                              sha256* hash, bool track = false) {
     attempt_end end;
+    if (track) track_from(io, begin, j.rec.checkpoint_bytes);
     req.content_length(end_off - begin);
     http::request_serializer<http::empty_body> sr(req);
     arm(j, tcp);
@@ -1238,6 +1284,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
         co_return end;
       }
       if (hash) hash->update(io.buf.data(), n);
+      if (track) track_sent(io, j.rec, io.buf.data(), n);
       arm(j, tcp);
       auto buffer = asio::buffer(io.buf.data(), n);
       auto [e, m] = co_await asio::async_write(stream, buffer, nothrow);
@@ -1259,12 +1306,13 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
 
   template <class Stream>
   asio::awaitable<attempt_end> read_response(job& j, Stream& stream, beast::tcp_stream& tcp, const std::string& where,
-                                             http::response<http::string_body>& out) {
+                                             http::response<http::string_body>& out, bool head = false) {
     attempt_end end;
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.header_limit(opts.max_header_bytes);
     parser.body_limit(64u << 10);
+    parser.skip(head);  // a response to HEAD has no body, whatever its Content-Length says
     arm(j, tcp);
     auto [rec, rn] = co_await http::async_read(stream, buffer, parser, nothrow);
     if (rec) {
@@ -1300,11 +1348,12 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       add_headers(req, url, r, true);
       if (req.find(http::field::content_type) == req.end()) req.set(http::field::content_type, "application/octet-stream");
       http::response<http::string_body> res;
-      sha256 hash;
-      auto end = co_await send_with_body(j, io, stream, tcp, req, 0, r.source_size, where, res, &hash);
+      std::optional<sha256> hash;
+      if (opts.report_sha256) hash.emplace();
+      auto end = co_await send_with_body(j, io, stream, tcp, req, 0, r.source_size, where, res, hash ? &*hash : nullptr);
       if (end.ec) co_return end;
       if (end.status < 200 || end.status >= 300) co_return status_failure(end, where, res);
-      digest = hash.hex_digest();
+      if (hash) digest = hash->hex_digest();
       end.complete = true;
       co_return end;
     });
@@ -1341,7 +1390,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       req.set("Tus-Resumable", "1.0.0");
       for (auto& [k, v] : fields) req.set(k, v);
       if (verb == http::verb::patch)
-        co_return co_await send_with_body(j, io, stream, tcp, req, body_begin, body_end, where, res, nullptr);
+        co_return co_await send_with_body(j, io, stream, tcp, req, body_begin, body_end, where, res, nullptr, true);
       if (verb == http::verb::post || verb == http::verb::delete_) req.content_length(0);
       arm(j, tcp);
       auto [wec, wn] = co_await http::async_write(stream, req, nothrow);
@@ -1351,8 +1400,25 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
         end.message = where + ": " + end.ec.message();
         co_return end;
       }
-      co_return co_await read_response(j, stream, tcp, where, res);
+      co_return co_await read_response(j, stream, tcp, where, res, verb == http::verb::head);
     });
+  }
+
+  /// The comma-separated tokens of a header value, trimmed and lower-cased.
+  static std::set<std::string> tokens(std::string_view v) {
+    std::set<std::string> out;
+    while (!v.empty()) {
+      const auto comma = v.find(',');
+      auto t = v.substr(0, comma);
+      while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+      while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+      std::string low(t);
+      for (auto& c : low) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (!low.empty()) out.insert(std::move(low));
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+    return out;
   }
 
   static std::string hex_to_base64(const std::string& hex) {
@@ -1368,15 +1434,54 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     return end;
   }
 
+  /// Keeps the server's Upload-Expires (tus expiration extension), when it sent one.
+  static void note_expiry(record& r, const http::response<http::string_body>& res) {
+    const auto it = res.find("Upload-Expires");
+    if (it == res.end()) return;
+    if (const auto t = net::parse_http_date(it->value()))
+      r.upload_expires_ms = std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
+  }
+
   /// The server no longer has the upload: forget it and create a new one (reported).
   error_code forget_upload(job& j, const std::string& why) {
     auto& r = j.rec;
     opts.log(net::log_level::warn, "transfer " + r.id + ": " + why + "; starting a new upload");
     r.upload_url.clear();
+    r.upload_expires_ms = 0;
     r.offset = 0;
     r.digests.clear();
     ++r.restarts;
     return save(r);
+  }
+
+  /// OPTIONS on the creation URL: which extensions and checksum algorithms the server offers.
+  asio::awaitable<attempt_end> probe(job& j, upload_io& io) {
+    http::response<http::string_body> res;
+    auto end = co_await tus_call(j, io, http::verb::options, *net::parse_url(j.rec.url), {}, res);
+    if (end.ec) co_return end;
+    io.probed = true;
+    if (end.status >= 200 && end.status < 300) {
+      const auto ext = tokens(res["Tus-Extension"]);
+      const auto algs = tokens(res["Tus-Checksum-Algorithm"]);
+      io.termination = ext.count("termination") > 0;
+      io.checksum.reset();
+      if (ext.count("checksum")) {
+        if (algs.count("sha256")) io.checksum = hash_algorithm::sha256;
+        else if (algs.count("sha1")) io.checksum = hash_algorithm::sha1;
+      }
+    }
+    co_return end;
+  }
+
+  /// Cancelling a tus upload that is not running: terminate it on the server when it offers
+  /// termination (best effort, bounded by the connection timeouts).
+  asio::awaitable<void> terminate_idle_upload(job& j) {
+    upload_io io;
+    const auto stop = j.stop;
+    j.stop = stop_kind::none;
+    const auto end = co_await probe(j, io);
+    j.stop = stop;
+    if (!end.ec && io.termination) co_await terminate_upload(j, io);
   }
 
   /// One tus session: (OPTIONS once,) POST if there is no upload yet (its URL recorded before
@@ -1387,18 +1492,13 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     http::response<http::string_body> res;
     attempt_end end;
     if (!io.probed) {
-      end = co_await tus_call(j, io, http::verb::options, create, {}, res);
+      end = co_await probe(j, io);
       if (end.ec) co_return end;
-      io.probed = true;
-      if (end.status >= 200 && end.status < 300) {
-        const std::string ext(res["Tus-Extension"]);
-        io.termination = ext.find("termination") != std::string::npos;
-        io.checksum_sha256 = ext.find("checksum") != std::string::npos &&
-                             std::string(res["Tus-Checksum-Algorithm"]).find("sha256") != std::string::npos;
-      }
     }
     for (int fresh = 0; fresh < 2; ++fresh) {
+      bool created = false;
       if (r.upload_url.empty()) {
+        created = true;
         const auto name = std::filesystem::path(r.file).filename().string();
         end = co_await tus_call(j, io, http::verb::post, create,
                                 {{"Upload-Length", std::to_string(r.source_size)},
@@ -1414,6 +1514,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
           co_return end;
         }
         r.upload_url = location->to_string();
+        note_expiry(r, res);
         r.offset = 0;
         r.digests.clear();
         if (auto ec = save(r)) {
@@ -1425,6 +1526,11 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       const auto upload = net::parse_url(r.upload_url);
       if (!upload) {
         if (auto ec = forget_upload(j, "the recorded upload URL does not parse")) co_return failure(ec);
+        continue;
+      }
+      if (!created && r.upload_expires_ms != 0 && now_ms() >= r.upload_expires_ms) {
+        // The server said it would drop the upload by now: appending to it is pointless.
+        if (auto ec = forget_upload(j, "the upload expired on the server (Upload-Expires)")) co_return failure(ec);
         continue;
       }
       const std::string where_head = "HEAD " + upload->redacted();
@@ -1461,11 +1567,12 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       const auto stop = std::min(r.source_size, begin + chunk);
       std::vector<std::pair<std::string, std::string>> f = {
           {"Upload-Offset", std::to_string(begin)}, {"Content-Type", "application/offset+octet-stream"}};
-      if (io.checksum_sha256) {
+      if (io.checksum) {
         error_code hec;
-        const auto digest = hash_range(io, begin, stop, hec);
+        const auto digest = hash_range(io, begin, stop, hec, *io.checksum);
         if (hec) co_return failure(hec, "reading " + r.file + ": " + hec.message());
-        f.emplace_back("Upload-Checksum", "sha256 " + hex_to_base64(digest));
+        const char* name = *io.checksum == hash_algorithm::sha1 ? "sha1 " : "sha256 ";
+        f.emplace_back("Upload-Checksum", name + hex_to_base64(digest));
       }
       end = co_await tus_call(j, io, http::verb::patch, upload, std::move(f), res, begin, stop);
       if (end.ec) co_return end;
@@ -1490,6 +1597,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
         end.message = where + ": missing or impossible Upload-Offset in the answer";
         co_return end;
       }
+      note_expiry(r, res);
       if (auto ec = acknowledge(j, io, *now_at)) co_return failure(ec);
       end.progressed = true;
     }
@@ -1518,6 +1626,14 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     io.source = open_file(r.file, O_RDONLY, ec);
     std::string why;
     if (!ec) ec = check_source(j, io, why);
+    if (!ec && !r.sha256_expected.empty()) {
+      // The caller said what the source must be: check before any byte leaves.
+      const auto actual = hash_range(io, 0, r.source_size, ec);
+      if (!ec && !equal_hex(actual, r.sha256_expected)) {
+        ec = make_error_code(error::source_changed);
+        why = "the SHA-256 of " + r.file + " is " + actual + ", expected " + r.sha256_expected;
+      }
+    }
     if (ec) {
       auto res = make_result(j);
       res.error = ec;
@@ -1530,7 +1646,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       co_return co_await retry_loop(j, [&] { return plain_upload_attempt(j, io, digest); }, [&] {
         auto res = make_result(j);
         res.outcome = outcome::success;
-        res.sha256 = digest;
+        res.sha256 = r.sha256_expected.empty() ? digest : r.sha256_expected;
         res.bytes_on_disk = r.offset = r.source_size;
         return res;
       });
@@ -1539,7 +1655,8 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       auto done = make_result(j);
       done.outcome = outcome::success;
       error_code hec;
-      done.sha256 = hash_range(io, 0, r.source_size, hec);
+      if (!r.sha256_expected.empty()) done.sha256 = r.sha256_expected;
+      else if (opts.report_sha256) done.sha256 = hash_range(io, 0, r.source_size, hec);
       return done;
     });
     if (j.stop == stop_kind::cancel && io.termination && !r.upload_url.empty()) co_await terminate_upload(j, io);
@@ -1760,6 +1877,15 @@ error_code stop_job(manager_impl& m, const std::string& id, stop_kind how) {
     }
     if (j->rec.result) return how == stop_kind::pause ? make_error_code(error::invalid_argument) : error_code{};
     j->stop = how;
+    const auto& r = j->rec;
+    if (how == stop_kind::cancel && r.kind == kind::upload && r.protocol == upload_protocol::tus &&
+        !r.upload_url.empty() && !m.stopping) {
+      // The server holds a partial upload: terminate it there too, then settle.
+      j->running = true;
+      ++m.running;
+      asio::co_spawn(m.ioc, m.run_job(j), asio::detached);
+      return {};
+    }
     m.finish(j, m.make_result(*j));
     return {};
   });

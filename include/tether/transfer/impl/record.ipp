@@ -212,6 +212,7 @@ std::string encode_record(const record& r) {
             {"source_size", r.source_size},
             {"source_mtime_ns", r.source_mtime_ns},
             {"upload_url", r.upload_url},
+            {"upload_expires_ms", r.upload_expires_ms},
             {"bytes_received", r.bytes_received},
             {"attempts", r.attempts},
             {"restarts", r.restarts},
@@ -285,6 +286,7 @@ boost::system::result<record> decode_record(std::string_view text, std::string& 
   r.source_size = rd.u64("source_size", false);
   r.source_mtime_ns = rd.i64("source_mtime_ns", false);
   r.upload_url = rd.str("upload_url", false);
+  r.upload_expires_ms = rd.i64("upload_expires_ms", false);
   r.bytes_received = rd.u64("bytes_received", false);
   r.attempts = rd.u32("attempts");
   r.restarts = rd.u32("restarts");
