@@ -8,6 +8,7 @@
 //
 // Common options: [--header 'K: V']... [--ca FILE] [--insecure] [--chunk-size BYTES]
 // [--max-attempts N] [--bandwidth BYTES_PER_S] [--recv-buffer BYTES] [--checkpoint-bytes BYTES]
+// [--max-unsynced BYTES]
 //
 // Exit codes: 0 success; 1 usage or bad input; 2 rejected by the server; 3 failed (retries
 // or deadline exhausted, integrity mismatch). Progress goes to stderr (a live bar on a
@@ -45,7 +46,7 @@ int usage(const std::string& why = {}) {
                "       tether-transfer --state DIR resume | list | cancel ID\n"
                "options: [--header 'K: V']... [--ca FILE] [--insecure] [--chunk-size BYTES]\n"
                "         [--max-attempts N] [--bandwidth BYTES_PER_S] [--recv-buffer BYTES]\n"
-               "         [--checkpoint-bytes BYTES]\n";
+               "         [--checkpoint-bytes BYTES] [--max-unsynced BYTES]\n";
   return 1;
 }
 
@@ -168,7 +169,8 @@ int main(int argc, char** argv) {
       return std::string(argv[++i]);
     };
     if (a == "--state" || a == "--id" || a == "--sha256" || a == "--protocol" || a == "--header" || a == "--ca" ||
-        a == "--chunk-size" || a == "--max-attempts" || a == "--bandwidth" || a == "--recv-buffer" || a == "--checkpoint-bytes") {
+        a == "--chunk-size" || a == "--max-attempts" || a == "--bandwidth" || a == "--recv-buffer" || a == "--checkpoint-bytes" ||
+        a == "--max-unsynced") {
       auto v = value();
       if (!v) return usage(a + " needs a value");
       if (a == "--state") state = *v;
@@ -188,6 +190,7 @@ int main(int argc, char** argv) {
         if (a == "--chunk-size") chunk = *n;
         else if (a == "--max-attempts") opts.retry.max_attempts = static_cast<std::uint32_t>(*n);
         else if (a == "--checkpoint-bytes") opts.checkpoint_bytes = *n;
+        else if (a == "--max-unsynced") opts.max_unsynced_bytes = *n;
         else if (a == "--recv-buffer") opts.receive_buffer_bytes = std::min<std::uint64_t>(*n, 1u << 30);
         else opts.bandwidth_limit = *n;
       }

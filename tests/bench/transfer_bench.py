@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import report, sha256_file, timed, write_random_file
+from benchlib import median_wall, report, sha256_file, timed, write_random_file
 
 
 def free_port():
@@ -109,6 +109,9 @@ http {{
             best = report(results, mib)
             summary = {"throughput_ratio_tether_vs_curl": round(best["curl"][0] / best["tether"][0], 3),
                        "throughput_ratio_tether_vs_curl_sync": round(best["curl+sync"][0] / best["tether"][0], 3),
+                       "median_ratio_tether_vs_curl": round(median_wall(results["curl"]) / median_wall(results["tether"]), 3),
+                       "median_ratio_tether_vs_curl_sync":
+                           round(median_wall(results["curl+sync"]) / median_wall(results["tether"]), 3),
                        "cpu_ratio_tether_vs_curl": round(best["tether"][1] / max(best["curl"][1], 1e-9), 3)}
             if fsyncs is not None:
                 summary["fsyncs_per_gib"] = round(fsyncs * 1024 / mib)

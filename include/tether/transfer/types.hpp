@@ -121,10 +121,13 @@ struct options {
   /// price of throughput on links whose bandwidth x delay exceeds it. At most 1 GiB.
   std::uint64_t receive_buffer_bytes = 0;
   /// Checkpoint granularity: data is synced (on a thread of its own, off the network path)
-  /// and a SHA-256 digest recorded for every chunk of this size; the download never runs more
-  /// than two chunks ahead of what is durable, so a crash loses at most that. Raised for huge
-  /// files to keep ~1024 digests per record. A multiple of 64 KiB, at least 64 KiB.
+  /// and a SHA-256 digest recorded for every chunk of this size. Raised for huge files to keep
+  /// ~1024 digests per record. A multiple of 64 KiB, at least 64 KiB.
   std::uint64_t checkpoint_bytes = 4u << 20;
+  /// How far a download may run ahead of what is durable (at least two checkpoint chunks): a
+  /// crash loses at most this much plus one read. Smaller bounds the loss more tightly but
+  /// stalls the download whenever a sync is slow; the default keeps up with local disks.
+  std::uint64_t max_unsynced_bytes = 32u << 20;
   /// Global bandwidth limit across transfers in bytes/s (0: none).
   std::uint64_t bandwidth_limit = 0;
   std::uint32_t max_redirects = 10;

@@ -950,8 +950,9 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       end.progressed = true;
       report(j, io.written);
       if ((j.rec.bandwidth_limit || opts.bandwidth_limit) && !co_await pace(j, got)) co_return false;
-      // Bounded loss: never more than two chunks ahead of what is durable; wait for the syncer.
-      while (io.sync->busy && io.written - r.offset > 2 * r.checkpoint_bytes && j.stop == stop_kind::none) {
+      // Bounded loss: never more than max_unsynced_bytes ahead of what is durable; wait for the syncer.
+      const auto lag = std::max<std::uint64_t>(opts.max_unsynced_bytes, 2 * r.checkpoint_bytes);
+      while (io.sync->busy && io.written - r.offset > lag && j.stop == stop_kind::none) {
         asio::steady_timer t(ioc, steady::time_point::max());
         io.sync->waiter = &t;
         auto outer = std::exchange(j.interrupt, [&t] { t.cancel(); });
