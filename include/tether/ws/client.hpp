@@ -20,6 +20,7 @@ namespace asio = boost::asio;
 
 namespace detail {
 struct client_impl;
+struct client_access;  // a seam for tests and fuzzers that compile the implementation in
 using void_handler = asio::any_completion_handler<void(error_code)>;
 using event_handler = asio::any_completion_handler<void(error_code, event)>;
 TETHER_DECL std::shared_ptr<client_impl> make_client_impl(asio::any_io_executor ex, options opts);
@@ -156,6 +157,7 @@ class client {
   std::optional<std::chrono::microseconds> last_rtt() const noexcept { return detail::get_rtt(*impl_); }
 
  private:
+  friend struct detail::client_access;
   std::shared_ptr<detail::client_impl> impl_;
 };
 

@@ -20,6 +20,8 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
+#include <functional>
+
 
 #if defined(__linux__)
 #include <boost/asio/generic/raw_protocol.hpp>
@@ -141,6 +143,9 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   options opts;
   std::atomic<connection_state> state{connection_state::idle};
   std::atomic<std::int64_t> rtt_us{-1};
+  /// Test seam (see client_access): when set, replaces DNS and TCP connect by handing the
+  /// transport an already connected socket (e.g. one end of an in-memory socketpair).
+  std::function<error_code(tcp::socket&)> connector;
 
   // Events for the application.
   std::deque<event> events;
@@ -416,10 +421,16 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     // Arguments of co_awaited calls are named locals, never class temporaries: GCC 12
     // miscompiles temporaries that live across a co_await (they are copied bitwise).
     const std::string service = std::to_string(url.port);
-    auto [rec, endpoints] = co_await resolver.async_resolve(url.host, service, nothrow);
-    if (!rec && !c.fail_reason) {
-      auto [cec, ep] = co_await asio::async_connect(tr.socket(), endpoints, nothrow);
-      rec = cec;
+    error_code rec;
+    if (connector) {
+      rec = connector(tr.socket());
+    } else {
+      auto [dec, endpoints] = co_await resolver.async_resolve(url.host, service, nothrow);
+      rec = dec;
+      if (!rec && !c.fail_reason) {
+        auto [cec, ep] = co_await asio::async_connect(tr.socket(), endpoints, nothrow);
+        rec = cec;
+      }
     }
     c.disarm();
     if (c.fail_reason || rec) {
@@ -778,6 +789,11 @@ std::optional<std::chrono::microseconds> get_rtt(const client_impl& impl) noexce
   if (v < 0) return std::nullopt;
   return std::chrono::microseconds{v};
 }
+/// Reaches the implementation of a client (tests and fuzzers that compile it in).
+struct client_access {
+  static client_impl& impl(client& c) noexcept { return *c.impl_; }
+};
+
 const options& get_options(const client_impl& impl) noexcept { return impl.opts; }
 asio::any_io_executor get_executor(const client_impl& impl) noexcept { return impl.strand.get_inner_executor(); }
 
