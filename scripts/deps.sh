@@ -5,6 +5,8 @@ tether_install_deps() {
   local packages=(cmake ninja-build clang libclang-rt-14-dev libboost1.81-dev libssl-dev
                   nlohmann-json3-dev catch2 python3 python3-websockets iproute2 curl)
   local missing=()
+  # The test command also runs clang-tidy.
+  [ "${1:-}" = "--with-interop" ] && packages+=(clang-tidy)
   # Node and npm may come from elsewhere than Debian: a working command is enough.
   if [ "${1:-}" = "--with-interop" ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
     missing+=(nodejs npm)

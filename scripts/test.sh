@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the dependencies, builds out of tree
 # (build/<preset>) and runs ctest. Presets run in order; default: dev (warnings as errors),
-# then asan (ASan+UBSan), then tsan.
+# then asan (ASan+UBSan), then tsan; clang-tidy after the dev build.
 #   scripts/test.sh                 # dev asan tsan
 #   scripts/test.sh dev             # one preset
 set -euo pipefail
@@ -19,6 +19,10 @@ for preset in "${presets[@]}"; do
   cmake --build --preset "$preset" -j "$jobs"
   echo "== $preset: test"
   ctest --preset "$preset" -j "$jobs"
+  if [ "$preset" = dev ]; then
+    echo "== clang-tidy"
+    scripts/tidy.sh build/dev
+  fi
   echo "== $preset: done in $(( $(date +%s) - start )) s"
 done
 # The command-line contracts other tools rely on, when their smoke checks sit beside the repo.

@@ -87,13 +87,15 @@ int main(int argc, char** argv) {
         }
         for (int n = 1; n <= count; ++n) {
           std::cerr << "case " << n << "/" << count << '\n';
-          const auto url = base + "/runCase?case=" + std::to_string(n) + "&agent=" + agent;
+          std::string url = base;
+          url += "/runCase?case=" + std::to_string(n) + "&agent=";
+          url += agent;
           co_await session(url, true);
         }
         const auto report = base + "/updateReports?agent=" + agent;
         co_await session(report, false);
       },
-      [&](std::exception_ptr e) {
+      [&](const std::exception_ptr& e) {
         if (e) rc = 1;
       });
   ioc.run();

@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
   // The newest message id seen: sent when (re)joining so the server replays what was missed;
   // anything at or below it is a replay we already showed.
   std::uint64_t last_id = 0;
-  chan.on<chat::message>([&](chat::message m, const tether::ws::envelope&) {
+  chan.on<chat::message>([&](const chat::message& m, const tether::ws::envelope&) {
     if (m.id <= last_id) return;
     last_id = m.id;
     if (m.from != name) say_line("[", clock_text(m.ts), "] ", m.from, ": ", m.text);
@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
     say_line("[", clock_text(a.ts), "] ", name, ": ", it->second, "  (delivered #", a.id, ")");
     pending.erase(it);
   });
-  chan.on<chat::presence>([&](chat::presence p, const tether::ws::envelope&) {
+  chan.on<chat::presence>([&](const chat::presence& p, const tether::ws::envelope&) {
     if (p.event == "online") {
       std::string list;
       for (auto& n : p.online) list += (list.empty() ? "" : ", ") + n;

@@ -44,7 +44,7 @@ struct peer {
   asio::steady_timer wake, done;
   std::function<void()> kick;
   bool closing = false, writer_done = false;
-  explicit peer(asio::any_io_executor ex)
+  explicit peer(const asio::any_io_executor& ex)
       : wake(ex, std::chrono::steady_clock::time_point::max()), done(ex, std::chrono::steady_clock::time_point::max()) {}
 };
 

@@ -254,7 +254,7 @@ int main(int argc, char** argv) {
   });
 
   if (cmd == "resume") {
-    mgr->resume_all([&](std::vector<tt::result> results) {
+    mgr->resume_all([&](const std::vector<tt::result>& results) {
       for (const auto& r : results) emit(r);
       signals.cancel();
     });
@@ -273,7 +273,7 @@ int main(int argc, char** argv) {
       id = std::string(cmd == "download" ? "dl-" : "up-") +
            tether::transfer::detail::sha256_hex(req.url + "\n" + abs).substr(0, 16);
     }
-    auto done = [&](tt::result r) {
+    auto done = [&](const tt::result& r) {
       emit(r);
       signals.cancel();
     };

@@ -113,7 +113,7 @@ class manager {
   template <class Token>
   auto start(kind k, request req, std::string id, Token&& token) {
     return asio::async_initiate<Token, void(result)>(
-        [impl = impl_, k](auto h, request r, std::string i) {
+        [impl = impl_, k](auto h, request r, std::string i) {  // NOLINT(performance-unnecessary-value-param): moved from
           detail::start_transfer(impl, k, std::move(r), std::move(i), std::move(h));
         },
         token, std::move(req), std::move(id));

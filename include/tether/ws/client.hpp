@@ -23,7 +23,7 @@ struct client_impl;
 struct client_access;  // a seam for tests and fuzzers that compile the implementation in
 using void_handler = asio::any_completion_handler<void(error_code)>;
 using event_handler = asio::any_completion_handler<void(error_code, event)>;
-TETHER_DECL std::shared_ptr<client_impl> make_client_impl(asio::any_io_executor ex, options opts);
+TETHER_DECL std::shared_ptr<client_impl> make_client_impl(const asio::any_io_executor& ex, options opts);
 TETHER_DECL void start_run(const std::shared_ptr<client_impl>& impl, void_handler h);
 TETHER_DECL void start_next_event(const std::shared_ptr<client_impl>& impl, event_handler h);
 TETHER_DECL void start_send(const std::shared_ptr<client_impl>& impl, message m,
@@ -68,7 +68,7 @@ class client {
  public:
   using executor_type = asio::any_io_executor;
 
-  client(executor_type ex, options opts) : impl_(detail::make_client_impl(std::move(ex), std::move(opts))) {}
+  client(const executor_type& ex, options opts) : impl_(detail::make_client_impl(ex, std::move(opts))) {}
   /// Closes the client (code 1001): `run` completes and pending sends fail.
   ~client() {
     if (impl_) detail::start_close(impl_, {1001, "going away"}, {});
@@ -112,7 +112,7 @@ class client {
   template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
   auto async_send(message m, std::chrono::steady_clock::duration ttl, Token&& token = {}) {
     return asio::async_initiate<Token, void(error_code)>(
-        [impl = impl_, ttl](auto h, message msg) {
+        [impl = impl_, ttl](auto h, message msg) {  // NOLINT(performance-unnecessary-value-param): moved from
           detail::start_send(impl, std::move(msg), ttl, std::move(h));
         },
         token, std::move(m));
@@ -132,7 +132,9 @@ class client {
   template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
   auto async_ping(std::string payload, Token&& token = {}) {
     return asio::async_initiate<Token, void(error_code)>(
-        [impl = impl_](auto h, std::string p) { detail::start_ping(impl, std::move(p), std::move(h)); },
+        [impl = impl_](auto h, std::string p) {  // NOLINT(performance-unnecessary-value-param): moved from
+          detail::start_ping(impl, std::move(p), std::move(h));
+        },
         token, std::move(payload));
   }
 
@@ -143,7 +145,9 @@ class client {
   template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
   auto async_close(close_reason reason = {}, Token&& token = {}) {
     return asio::async_initiate<Token, void(error_code)>(
-        [impl = impl_](auto h, close_reason r) { detail::start_close(impl, std::move(r), std::move(h)); },
+        [impl = impl_](auto h, close_reason r) {  // NOLINT(performance-unnecessary-value-param): moved from
+          detail::start_close(impl, std::move(r), std::move(h));
+        },
         token, std::move(reason));
   }
   /// Fire-and-forget close().

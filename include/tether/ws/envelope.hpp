@@ -86,7 +86,7 @@ class envelope_channel {
  public:
   using handler = std::function<void(const envelope&)>;
 
-  envelope_channel(client& c, envelope_options o = {}) : client_(c), opts_(std::move(o)) {}
+  envelope_channel(client& c, envelope_options o = {}) : client_(c), opts_(o) {}
 
   /// Sends `msg` as an envelope (optionally with an id / reply_to). Completion as client::async_send.
   template <envelope_message T, class Token = asio::deferred_t>

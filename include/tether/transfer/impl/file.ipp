@@ -181,7 +181,7 @@ std::string hasher::hex_digest() {
   EVP_DigestInit_ex(ctx_.get(), md_, nullptr);
   static constexpr char hex[] = "0123456789abcdef";
   std::string out;
-  out.reserve(len * 2);
+  out.reserve(std::size_t{len} * 2);
   for (unsigned i = 0; i < len; ++i) {
     out.push_back(hex[md[i] >> 4]);
     out.push_back(hex[md[i] & 15]);

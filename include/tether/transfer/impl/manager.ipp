@@ -856,7 +856,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     const auto etag = field(res, http::field::etag);
     const auto last_modified = field(res, http::field::last_modified);
     const auto encoding = field(res, http::field::content_encoding);
-    auto fail_range = [&](std::string why) {
+    auto fail_range = [&](const std::string& why) {
       // Proof failed: what we hold cannot be continued from this response. Start over.
       restart_from_zero(j, io, true);
       end.ec = make_error_code(error::range_mismatch);

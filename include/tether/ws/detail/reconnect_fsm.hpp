@@ -35,7 +35,7 @@ class reconnect_fsm {
   using clock = std::chrono::steady_clock;
 
   explicit reconnect_fsm(reconnect_policy p)
-      : policy_(std::move(p)),
+      : policy_(p),
         backoff_(policy_.backoff, policy_.seed ? policy_.seed : std::random_device{}()) {}
 
   /// Feeds the outcome of the latest attempt at time `now`; returns the next action.

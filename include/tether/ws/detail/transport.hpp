@@ -36,7 +36,7 @@ class transport {
   using executor_type = asio::any_io_executor;
   using clock = std::chrono::steady_clock;
 
-  transport(executor_type ex, asio::ssl::context* tls, std::size_t read_chunk)
+  transport(const executor_type& ex, asio::ssl::context* tls, std::size_t read_chunk)
       : ex_(ex), sock_(ex), read_chunk_(read_chunk < 1024 ? 1024 : read_chunk) {
     if (tls) tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(sock_, *tls);
   }
@@ -107,7 +107,7 @@ class transport {
   template <class B, class H>
   void start_read(const B& b, H&& h) {
     if (rw_.awaiting_accept() && !response_header_ready()) {
-      raw_read(rbuf_.prepare(read_chunk_), [this, b, h = std::move(h)](error_code ec, std::size_t got) mutable {
+      raw_read(rbuf_.prepare(read_chunk_), [this, b, h = std::forward<H>(h)](error_code ec, std::size_t got) mutable {
         rbuf_.commit(got);
         if (got > 0) last_rx_ = clock::now();
         if (!ec) return start_read(b, std::move(h));
@@ -122,19 +122,19 @@ class transport {
     if (rbuf_.size() > 0 || want == 0) {
       const auto n = asio::buffer_copy(b, rbuf_.data());
       rbuf_.consume(n);
-      asio::post(ex_, [h = std::move(h), n]() mutable { std::move(h)(error_code{}, n); });
+      asio::post(ex_, [h = std::forward<H>(h), n]() mutable { std::move(h)(error_code{}, n); });
       return;
     }
     if (want >= read_chunk_) {
       // Large reads (message payloads) go straight into the caller's buffer.
-      raw_read(b, [this, h = std::move(h)](error_code ec, std::size_t n) mutable {
+      raw_read(b, [this, h = std::forward<H>(h)](error_code ec, std::size_t n) mutable {
         if (n > 0) last_rx_ = clock::now();
         std::move(h)(ec, n);
       });
       return;
     }
     raw_read(rbuf_.prepare(read_chunk_),
-             [this, b, h = std::move(h)](error_code ec, std::size_t got) mutable {
+             [this, b, h = std::forward<H>(h)](error_code ec, std::size_t got) mutable {
                rbuf_.commit(got);
                if (got > 0) last_rx_ = clock::now();
                if (ec && rbuf_.size() == 0) return std::move(h)(ec, std::size_t{0});
@@ -155,10 +155,10 @@ class transport {
     asio::buffer_copy(asio::buffer(dst.data() + old, n), b);
     rw_.outgoing(dst.data() + old, n);
     if (&dst == &pending_) {
-      asio::post(ex_, [h = std::move(h), n]() mutable { std::move(h)(error_code{}, n); });
+      asio::post(ex_, [h = std::forward<H>(h), n]() mutable { std::move(h)(error_code{}, n); });
       return;
     }
-    auto done = [this, h = std::move(h)](error_code ec, std::size_t written) mutable {
+    auto done = [this, h = std::forward<H>(h)](error_code ec, std::size_t written) mutable {
       direct_.clear();
       std::move(h)(ec, written);
     };

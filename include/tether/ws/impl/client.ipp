@@ -131,7 +131,7 @@ void complete_later(const asio::any_io_executor& fallback, Handler h, Args... ar
 }
 
 struct client_impl : std::enable_shared_from_this<client_impl> {
-  client_impl(asio::any_io_executor ex, options o)
+  client_impl(const asio::any_io_executor& ex, options o)
       : strand(asio::make_strand(ex)),
         opts(std::move(o)),
         space_cv(strand),
@@ -718,8 +718,8 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   }
 };
 
-std::shared_ptr<client_impl> make_client_impl(asio::any_io_executor ex, options opts) {
-  return std::make_shared<client_impl>(std::move(ex), std::move(opts));
+std::shared_ptr<client_impl> make_client_impl(const asio::any_io_executor& ex, options opts) {
+  return std::make_shared<client_impl>(ex, std::move(opts));
 }
 
 void start_run(const std::shared_ptr<client_impl>& impl, void_handler h) {
@@ -730,7 +730,7 @@ void start_run(const std::shared_ptr<client_impl>& impl, void_handler h) {
     }
     impl->run_started = true;
     asio::co_spawn(impl->strand, impl->run(),
-                   [impl, h = std::move(h)](std::exception_ptr ep, error_code ec) mutable {
+                   [impl, h = std::move(h)](const std::exception_ptr& ep, error_code ec) mutable {
                      if (ep) ec = make_error_code(error::protocol_error);
                      // run's handler first, so that whoever awaited close() sees run ended.
                      complete_later(impl->strand, std::move(h), ec);
@@ -771,7 +771,7 @@ void start_ping(const std::shared_ptr<client_impl>& impl, std::string payload, v
           c->control_cv.notify();
           co_return ec;
         },
-        [impl, h = std::move(h)](std::exception_ptr, error_code ec) mutable {
+        [impl, h = std::move(h)](const std::exception_ptr&, error_code ec) mutable {
           complete_later(impl->strand, std::move(h), ec);
         });
   });
