@@ -2,6 +2,13 @@
 // baseline), same echo server, same run.
 //
 //   ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast]
+//   ws_echo_bench [--url ws://HOST:PORT/] --idle N [--client tether|beast]
+//
+// --idle: opens N connections and leaves them idle (tether with its default keepalive; Beast
+// with a read pending on each, as an application would), then reports the process's resident
+// memory above its baseline (measured after one connection was opened and closed) per
+// connection. Without --url the echo server runs in a child process so that only the client
+// side is measured.
 //
 // Sends N binary messages of SIZE bytes with at most K in flight, checks every echo, prints one
 // JSON line. Without --url it starts its own echo server on 127.0.0.1 in a second thread: a
@@ -15,7 +22,14 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <csignal>
+#include <fstream>
+#include <memory>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -36,7 +50,7 @@ namespace {
 
 struct args {
   std::string url;
-  std::size_t size = 100, count = 1000, inflight = 1;
+  std::size_t size = 100, count = 1000, inflight = 1, idle = 0;
   std::string client = "tether";
 };
 
@@ -268,6 +282,118 @@ asio::awaitable<void> run_beast(const args& a, stats& st) {
   co_await ws.async_close(websocket::close_code::normal, nothrow);
 }
 
+/// VmRSS of this process in KiB.
+long rss_kib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+tether::ws::options idle_options(const args& a) {
+  tether::ws::options o;
+  o.url = a.url;
+  o.reconnect.enabled = false;
+  return o;
+}
+
+/// Opens `n` tether clients and waits until each is connected; false if one is not.
+asio::awaitable<bool> open_tether(const args& a, std::size_t n, std::vector<std::unique_ptr<tether::ws::client>>& out) {
+  auto ex = co_await asio::this_coro::executor;
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(std::make_unique<tether::ws::client>(ex, idle_options(a)));
+    out.back()->async_run([](error_code) {});
+    auto [ec, ev] = co_await out.back()->async_next_event(nothrow);
+    if (ec || !std::holds_alternative<tether::ws::connected>(ev)) co_return false;
+  }
+  co_return true;
+}
+
+struct beast_idle {
+  websocket::stream<tcp::socket> ws;
+  beast::flat_buffer buf;
+  explicit beast_idle(const asio::any_io_executor& ex) : ws(ex) {}
+};
+
+asio::awaitable<bool> open_beast(const args& a, std::size_t n, std::vector<std::unique_ptr<beast_idle>>& out) {
+  auto ex = co_await asio::this_coro::executor;
+  auto url = tether::net::parse_url(a.url);
+  tcp::resolver r(ex);
+  auto [rec, eps] = co_await r.async_resolve(url->host, std::to_string(url->port), nothrow);
+  if (rec) co_return false;
+  const std::string host = url->host_header();
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(std::make_unique<beast_idle>(ex));
+    auto& c = *out.back();
+    auto [cec, ep] = co_await asio::async_connect(c.ws.next_layer(), eps, nothrow);
+    if (cec) co_return false;
+    auto [hec] = co_await c.ws.async_handshake(host, url->target, nothrow);
+    if (hec) co_return false;
+    c.ws.async_read(c.buf, [](error_code, std::size_t) {});
+  }
+  co_return true;
+}
+
+/// --idle: resident memory per idle connection above the baseline.
+int run_idle(const args& a) {
+  asio::io_context ioc(1);
+  long baseline = 0, loaded = 0;
+  bool ok = false;
+  asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
+    // Warm up: one connection opened and closed, so one-time costs land in the baseline.
+    if (a.client == "tether") {
+      {
+        std::vector<std::unique_ptr<tether::ws::client>> warm;
+        if (!co_await open_tether(a, 1, warm)) co_return;
+        co_await warm[0]->async_close({}, nothrow);
+      }
+      baseline = rss_kib();
+      std::vector<std::unique_ptr<tether::ws::client>> conns;
+      conns.reserve(a.idle);
+      ok = co_await open_tether(a, a.idle, conns);
+      loaded = rss_kib();
+      for (auto& c : conns) c->close();
+    } else {
+      {
+        std::vector<std::unique_ptr<beast_idle>> warm;
+        if (!co_await open_beast(a, 1, warm)) co_return;
+        warm[0]->ws.next_layer().close();
+      }
+      baseline = rss_kib();
+      std::vector<std::unique_ptr<beast_idle>> conns;
+      conns.reserve(a.idle);
+      ok = co_await open_beast(a, a.idle, conns);
+      loaded = rss_kib();
+      for (auto& c : conns) c->ws.next_layer().close();
+    }
+  }, [&](const std::exception_ptr& e) {
+    if (e) ok = false;
+  });
+  ioc.run_for(std::chrono::seconds(120));
+  if (!ok) {
+    std::cerr << "ws_echo_bench: could not open " << a.idle << " connections\n";
+    return 1;
+  }
+  std::printf("{\"client\":\"%s\",\"idle_connections\":%zu,\"baseline_kib\":%ld,\"rss_kib\":%ld,"
+              "\"per_connection_kib\":%.1f}\n",
+              a.client.c_str(), a.idle, baseline, loaded,
+              static_cast<double>(loaded - baseline) / static_cast<double>(a.idle));
+  return 0;
+}
+
+/// Runs the built-in echo server on `acc` until the process ends.
+void serve(asio::io_context& ioc, tcp::acceptor& acc) {
+  asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
+    for (;;) {
+      auto [ec, s] = co_await acc.async_accept(nothrow);
+      if (ec) co_return;
+      s.set_option(tcp::no_delay(true));
+      asio::co_spawn(ioc, echo_session(std::move(s)), asio::detached);
+    }
+  }, asio::detached);
+}
+
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -292,9 +418,11 @@ int main(int argc, char** argv) {
       else if (k == "--count") a.count = std::stoul(v);
       else if (k == "--inflight") a.inflight = std::max<std::size_t>(1, std::stoul(v));
       else if (k == "--client") a.client = v;
+      else if (k == "--idle") a.idle = std::stoul(v);
       else throw std::invalid_argument(k);
     } catch (const std::exception&) {
-      std::cerr << "usage: ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast]\n";
+      std::cerr << "usage: ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast]\n"
+                   "       ws_echo_bench [--url ws://HOST:PORT/] --idle N [--client tether|beast]\n";
       return 1;
     }
   }
@@ -302,20 +430,37 @@ int main(int argc, char** argv) {
     std::cerr << "--client is tether or beast\n";
     return 1;
   }
+  if (a.url.empty() && a.idle) {
+    // The server in a child process (it dies with us), so only the client side is measured.
+    int fds[2];
+    if (::pipe(fds) != 0) return 1;
+    const pid_t child = ::fork();
+    if (child == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      asio::io_context server_ioc(1);
+      tcp::acceptor acc(server_ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+      const std::uint16_t port = acc.local_endpoint().port();
+      if (::write(fds[1], &port, sizeof port) != sizeof port) ::_exit(1);
+      serve(server_ioc, acc);
+      server_ioc.run();
+      ::_exit(0);
+    }
+    std::uint16_t port = 0;
+    if (child < 0 || ::read(fds[0], &port, sizeof port) != sizeof port) return 1;
+    a.url = "ws://127.0.0.1:" + std::to_string(port) + "/";
+    const int rc = run_idle(a);
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    return rc;
+  }
+  if (a.idle) return run_idle(a);
   asio::io_context server_ioc;
   std::thread server_thread;
   std::optional<tcp::acceptor> acc;
   if (a.url.empty()) {
     acc.emplace(server_ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     a.url = "ws://127.0.0.1:" + std::to_string(acc->local_endpoint().port()) + "/";
-    asio::co_spawn(server_ioc, [&]() -> asio::awaitable<void> {
-      for (;;) {
-        auto [ec, s] = co_await acc->async_accept(nothrow);
-        if (ec) co_return;
-        s.set_option(tcp::no_delay(true));
-        asio::co_spawn(server_ioc, echo_session(std::move(s)), asio::detached);
-      }
-    }, asio::detached);
+    serve(server_ioc, *acc);
     server_thread = std::thread([&] { server_ioc.run(); });
   }
   asio::io_context ioc(1);
