@@ -81,6 +81,26 @@ TEST_CASE("upload: plain PUT sends exactly the file", "[transfer][upload]") {
   CHECK(s.put_bodies().at("/put/x") == data);
 }
 
+TEST_CASE("upload: an interrupted plain PUT starts over from zero, and says so", "[transfer][upload]") {
+  http_server s;
+  http_fault f;
+  f.status = 503;
+  f.retry_after = "0";
+  s.set_fault(f);
+  transfer_env env;
+  const auto data = random_bytes(300'000, 15);
+  write_file(env.dir / "src.bin", data);
+  tt::manager m(env.pool.get_executor(), env.options());
+  const auto r = upload(m, upload_request(env, s.url("/put/y"), "src.bin", tt::upload_protocol::put), "again");
+  INFO(r.message);
+  REQUIRE(r.outcome == tt::outcome::success);
+  CHECK(r.restarts == 1);
+  CHECK(r.attempts == 2);
+  CHECK(r.bytes_received == 2 * data.size());  // the whole file went twice
+  CHECK(s.put_bodies().at("/put/y") == data);
+  CHECK(count(s, "PUT") == 2);
+}
+
 TEST_CASE("upload: tus creation, chunked PATCHes, the server's offset is the truth", "[transfer][upload]") {
   http_server s;
   s.enable_tus("/files/");
