@@ -19,6 +19,12 @@ for preset in "${presets[@]}"; do
   cmake --build --preset "$preset" -j "$jobs"
   echo "== $preset: test"
   ctest --preset "$preset" -j "$jobs"
+  log="build/$preset/Testing/Temporary/LastTest.log"
+  if [ -f "$log" ] && grep -q "Testing: fuzz\." "$log"; then
+    echo "== $preset: fuzz statistics"
+    awk '/Testing: fuzz\./ {name = $3} /stat::number_of_executed_units/ {n = $2}
+         /stat::average_exec_per_sec/ {printf "%s: %s executions, %s/s\n", name, n, $2}' "$log"
+  fi
   if [ "$preset" = dev ]; then
     echo "== clang-tidy"
     scripts/tidy.sh build/dev
