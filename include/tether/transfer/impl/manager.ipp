@@ -1,5 +1,6 @@
 #pragma once
 
+#include <tether/net/base64.hpp>
 #include <tether/net/http.hpp>
 #include <tether/net/url.hpp>
 #include <tether/transfer/detail/file.hpp>
@@ -361,8 +362,9 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       res.message = "cannot write the state record: " + ec.message();
     } else {
       try {
-        if (j->stop == stop_kind::cancel) {
-          co_await terminate_idle_upload(*j);
+        if (j->stop == stop_kind::cancel) {  // a tus upload cancelled while idle (see stop_job)
+          upload_io io;
+          co_await terminate_upload(*j, io);
           res = make_result(*j);
         } else if (j->rec.earliest_start_ms > now_ms()) {
           const auto wait = std::chrono::milliseconds{j->rec.earliest_start_ms - now_ms()};
@@ -387,12 +389,15 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     pump();
   }
 
-  /// Waits until `until` unless the transfer is stopped first (then false).
-  asio::awaitable<bool> wait_until(job& j, steady::time_point until) {
+  /// Waits until `until` unless the transfer is stopped first (then false). `waker`, when
+  /// given, points at the timer meanwhile, so that someone else can end the wait early.
+  asio::awaitable<bool> wait_until(job& j, steady::time_point until, asio::steady_timer** waker = nullptr) {
     if (until <= steady::now()) co_return j.stop == stop_kind::none;
     asio::steady_timer t(ioc, until);
     auto outer = std::exchange(j.interrupt, [&t] { t.cancel(); });
+    if (waker) *waker = &t;
     co_await t.async_wait(nothrow);
+    if (waker) *waker = nullptr;
     j.interrupt = std::move(outer);  // what the caller was waiting on, if anything
     co_return j.stop == stop_kind::none;
   }
@@ -952,14 +957,8 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       if ((j.rec.bandwidth_limit || opts.bandwidth_limit) && !co_await pace(j, got)) co_return false;
       // Bounded loss: never more than max_unsynced_bytes ahead of what is durable; wait for the syncer.
       const auto lag = std::max<std::uint64_t>(opts.max_unsynced_bytes, 2 * r.checkpoint_bytes);
-      while (io.sync->busy && io.written - r.offset > lag && j.stop == stop_kind::none) {
-        asio::steady_timer t(ioc, steady::time_point::max());
-        io.sync->waiter = &t;
-        auto outer = std::exchange(j.interrupt, [&t] { t.cancel(); });
-        co_await t.async_wait(nothrow);
-        io.sync->waiter = nullptr;
-        j.interrupt = std::move(outer);
-      }
+      while (io.sync->busy && io.written - r.offset > lag && j.stop == stop_kind::none)
+        co_await wait_until(j, steady::time_point::max(), &io.sync->waiter);
       if (io.sync->error) {
         end.ec = io.sync->error;
         end.message = "syncing " + part_path(r).filename().string() + ": " + end.ec.message();
@@ -1360,25 +1359,6 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     });
   }
 
-  static std::string base64(std::string_view in) {
-    static constexpr char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    auto byte = [](char c) { return static_cast<unsigned>(static_cast<unsigned char>(c)); };
-    std::string out;
-    std::size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-      const unsigned v = byte(in[i]) << 16 | byte(in[i + 1]) << 8 | byte(in[i + 2]);
-      out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], t[v & 63]};
-    }
-    if (i + 1 == in.size()) {
-      const unsigned v = byte(in[i]) << 16;
-      out += {t[v >> 18], t[(v >> 12) & 63], '=', '='};
-    } else if (i + 2 == in.size()) {
-      const unsigned v = byte(in[i]) << 16 | byte(in[i + 1]) << 8;
-      out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], '='};
-    }
-    return out;
-  }
-
   /// Runs one tus request on a connection of its own.
   asio::awaitable<attempt_end> tus_call(job& j, upload_io& io, http::verb verb, const net::endpoint_url& url,
                                         std::vector<std::pair<std::string, std::string>> fields,
@@ -1425,7 +1405,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   static std::string hex_to_base64(const std::string& hex) {
     std::string raw;
     for (std::size_t i = 0; i + 1 < hex.size(); i += 2) raw.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-    return base64(raw);
+    return net::base64(raw);
   }
 
   static attempt_end failure(error_code ec, std::string message = {}) {
@@ -1474,17 +1454,6 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     co_return end;
   }
 
-  /// Cancelling a tus upload that is not running: terminate it on the server when it offers
-  /// termination (best effort, bounded by the connection timeouts).
-  asio::awaitable<void> terminate_idle_upload(job& j) {
-    upload_io io;
-    const auto stop = j.stop;
-    j.stop = stop_kind::none;
-    const auto end = co_await probe(j, io);
-    j.stop = stop;
-    if (!end.ec && io.termination) co_await terminate_upload(j, io);
-  }
-
   /// One tus session: (OPTIONS once,) POST if there is no upload yet (its URL recorded before
   /// any data moves), HEAD for the server's offset, then PATCHes until done or a failure.
   asio::awaitable<attempt_end> tus_attempt(job& j, upload_io& io) {
@@ -1497,13 +1466,15 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       if (end.ec) co_return end;
     }
     for (int fresh = 0; fresh < 2; ++fresh) {
-      bool created = false;
+      if (!r.upload_url.empty() && r.upload_expires_ms != 0 && now_ms() >= r.upload_expires_ms) {
+        // The server said it would drop the upload by now: appending to it is pointless.
+        if (auto ec = forget_upload(j, "the upload expired on the server (Upload-Expires)")) co_return failure(ec);
+      }
       if (r.upload_url.empty()) {
-        created = true;
         const auto name = std::filesystem::path(r.file).filename().string();
         end = co_await tus_call(j, io, http::verb::post, create,
                                 {{"Upload-Length", std::to_string(r.source_size)},
-                                 {"Upload-Metadata", "filename " + base64(name)}},
+                                 {"Upload-Metadata", "filename " + net::base64(name)}},
                                 res);
         if (end.ec) co_return end;
         const std::string where = "POST " + create.redacted();
@@ -1527,11 +1498,6 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       const auto upload = net::parse_url(r.upload_url);
       if (!upload) {
         if (auto ec = forget_upload(j, "the recorded upload URL does not parse")) co_return failure(ec);
-        continue;
-      }
-      if (!created && r.upload_expires_ms != 0 && now_ms() >= r.upload_expires_ms) {
-        // The server said it would drop the upload by now: appending to it is pointless.
-        if (auto ec = forget_upload(j, "the upload expired on the server (Upload-Expires)")) co_return failure(ec);
         continue;
       }
       const std::string where_head = "HEAD " + upload->redacted();
@@ -1608,14 +1574,17 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     co_return end;
   }
 
-  /// tus termination: asks the server to delete the upload (best effort, bounded).
+  /// tus termination: asks the server to delete the upload when it offers termination (asking
+  /// it first if this run has not), best effort, bounded by the connection timeouts.
   asio::awaitable<void> terminate_upload(job& j, upload_io& io) {
     const auto upload = net::parse_url(j.rec.upload_url);
     if (!upload) co_return;
-    const auto stop = j.stop;
-    j.stop = stop_kind::none;
-    http::response<http::string_body> res;
-    co_await tus_call(j, io, http::verb::delete_, *upload, {}, res);
+    const auto stop = std::exchange(j.stop, stop_kind::none);  // the cancel must not stop these requests
+    if (!io.probed) co_await probe(j, io);
+    if (io.termination) {
+      http::response<http::string_body> res;
+      co_await tus_call(j, io, http::verb::delete_, *upload, {}, res);
+    }
     j.stop = stop;
   }
 

@@ -1,8 +1,8 @@
 #pragma once
 
+#include <tether/net/base64.hpp>
 #include <tether/ws/detail/key_rewriter.hpp>
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -19,9 +19,7 @@ void random_bytes(void* p, std::size_t n) {
     throw std::runtime_error("OpenSSL RAND_bytes failed");  // no entropy: nothing safe to send
 }
 std::string base64(const unsigned char* p, std::size_t n) {
-  std::string out(4 * ((n + 2) / 3), '\0');
-  EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), p, static_cast<int>(n));
-  return out;
+  return net::base64(std::string_view(reinterpret_cast<const char*>(p), n));
 }
 }  // namespace
 
