@@ -1,13 +1,16 @@
 // tether/ws/detail/transport.hpp: the byte stream under Beast's websocket::stream: plain TCP or
-// TLS chosen at run time (so Beast's stream is instantiated once), socket reads in large chunks,
-// and, while "corked", writes gathered in memory and sent by one flush.
+// TLS chosen at run time (so Beast's stream is instantiated once), socket reads in large chunks
+// (with a count of the whole messages they hold), and writes gathered in memory and sent by one
+// socket write at a time.
 //
 // Why: Beast writes every frame with its own socket write and reads through a 1.5 KiB buffer.
 // With many small messages in flight that costs a system call per frame; gathering the frames
-// queued at one moment into one write and reading 64 KiB at a time removes most of them.
+// written meanwhile into the next write and reading 64 KiB at a time removes most of them, and
+// messages already in memory can be read synchronously, without an operation per message.
 #pragma once
 
 #include <tether/net/error.hpp>
+#include <tether/ws/detail/frame_counter.hpp>
 #include <tether/ws/detail/key_rewriter.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -20,7 +23,10 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/role.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <deque>
+#include <optional>
 #include <cstring>
 #include <string>
 #include <memory>
@@ -36,8 +42,11 @@ class transport {
   using executor_type = asio::any_io_executor;
   using clock = std::chrono::steady_clock;
 
-  transport(const executor_type& ex, asio::ssl::context* tls, std::size_t read_chunk)
-      : ex_(ex), sock_(ex), read_chunk_(read_chunk < 1024 ? 1024 : read_chunk) {
+  transport(const executor_type& ex, asio::ssl::context* tls, std::size_t read_chunk, std::size_t write_chunk)
+      : ex_(ex),
+        sock_(ex),
+        read_chunk_(read_chunk < 1024 ? 1024 : read_chunk),
+        high_water_(write_chunk < 8192 ? 8192 : write_chunk) {
     if (tls) tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(sock_, *tls);
   }
 
@@ -49,8 +58,11 @@ class transport {
   clock::time_point last_rx() const noexcept { return last_rx_; }
   /// Unread bytes already received (for dead-peer detection while the reader is paused).
   std::size_t buffered() const noexcept { return rbuf_.size(); }
+  /// Whole messages received and not yet read (see frame_counter).
+  frame_counter& messages() noexcept { return counter_; }
 
-  /// While corked, writes are gathered; `flush` sends them in one write.
+  /// While corked, writes are only gathered; `flush` uncorks, and completes once every byte
+  /// written so far is on the socket (or the socket failed).
   void cork() noexcept { corked_ = true; }
   void flush(asio::any_completion_handler<void(error_code)> h);
 
@@ -73,9 +85,47 @@ class transport {
         [this](auto h, const ConstBuffers& b) { this->start_write(b, std::move(h)); }, handler, buffers);
   }
 
-  /// Beast's teardown customisation points (found by ADL).
+  /// Synchronous reads and writes (Beast's synchronous read of a message that has already
+  /// arrived, and the frames it answers with): reads are served from memory only, writes
+  /// are gathered and sent by the transport's single writer.
+  template <class MutableBuffers>
+  std::size_t read_some(const MutableBuffers& b, error_code& ec) {
+    ec = {};
+    if (rbuf_.size() == 0) {
+      ec = make_error_code(asio::error::would_block);  // never: the counter said it had arrived
+      return 0;
+    }
+    const auto n = asio::buffer_copy(b, rbuf_.data());
+    rbuf_.consume(n);
+    return n;
+  }
+  template <class MutableBuffers>
+  std::size_t read_some(const MutableBuffers& b) {
+    error_code ec;
+    const auto n = read_some(b, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+  template <class ConstBuffers>
+  std::size_t write_some(const ConstBuffers& b, error_code& ec) {
+    ec = write_error_;
+    if (ec) return 0;
+    const auto n = append(b);
+    kick();
+    return n;
+  }
+  template <class ConstBuffers>
+  std::size_t write_some(const ConstBuffers& b) {
+    error_code ec;
+    const auto n = write_some(b, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+
+  /// Beast's teardown customisation points (found by ADL). The synchronous one runs when a
+  /// synchronous read failed the connection: the close frame just gathered is sent first.
   friend void teardown(boost::beast::role_type, transport& t, error_code& ec) {
-    t.close();
+    t.close_when_drained();
     ec = {};
   }
   template <class TeardownHandler>
@@ -104,12 +154,20 @@ class transport {
     return true;
   }
 
+  // Bytes read into rbuf_: counted and stamped.
+  void received(std::size_t got) {
+    if (got == 0) return;
+    rbuf_.commit(got);
+    const auto all = rbuf_.cdata();
+    counter_.feed(static_cast<const char*>(all.data()) + all.size() - got, got);
+    last_rx_ = clock::now();
+  }
+
   template <class B, class H>
   void start_read(const B& b, H&& h) {
     if (rw_.awaiting_accept() && !response_header_ready()) {
       raw_read(rbuf_.prepare(read_chunk_), [this, b, h = std::forward<H>(h)](error_code ec, std::size_t got) mutable {
-        rbuf_.commit(got);
-        if (got > 0) last_rx_ = clock::now();
+        received(got);
         if (!ec) return start_read(b, std::move(h));
         if (rbuf_.size() == 0) return std::move(h)(ec, std::size_t{0});
         const auto n = asio::buffer_copy(b, rbuf_.data());
@@ -127,16 +185,24 @@ class transport {
     }
     if (want >= read_chunk_) {
       // Large reads (message payloads) go straight into the caller's buffer.
-      raw_read(b, [this, h = std::forward<H>(h)](error_code ec, std::size_t n) mutable {
-        if (n > 0) last_rx_ = clock::now();
+      raw_read(b, [this, b, h = std::forward<H>(h)](error_code ec, std::size_t n) mutable {
+        if (n > 0) {
+          last_rx_ = clock::now();
+          std::size_t left = n;
+          for (auto it = asio::buffer_sequence_begin(b); left > 0 && it != asio::buffer_sequence_end(b); ++it) {
+            const asio::const_buffer piece(*it);
+            const auto k = std::min(left, piece.size());
+            counter_.feed(static_cast<const char*>(piece.data()), k);
+            left -= k;
+          }
+        }
         std::move(h)(ec, n);
       });
       return;
     }
     raw_read(rbuf_.prepare(read_chunk_),
              [this, b, h = std::forward<H>(h)](error_code ec, std::size_t got) mutable {
-               rbuf_.commit(got);
-               if (got > 0) last_rx_ = clock::now();
+               received(got);
                if (ec && rbuf_.size() == 0) return std::move(h)(ec, std::size_t{0});
                const auto n = asio::buffer_copy(b, rbuf_.data());
                rbuf_.consume(n);
@@ -144,42 +210,68 @@ class transport {
              });
   }
 
-  // Every byte Beast writes is copied once and passed through the key rewriter; then either
-  // gathered (corked, or a flush is running) or written whole right away.
+  // Every byte Beast writes is copied once into the gathering buffer and passed through the
+  // key rewriter. Only one socket write runs at a time (the transport's own), so frames from
+  // Beast's asynchronous and synchronous paths never interleave.
+  template <class B>
+  std::size_t append(const B& b) {
+    const auto n = asio::buffer_size(b);
+    const auto old = pending_.size();
+    pending_.resize(old + n);
+    asio::buffer_copy(asio::buffer(pending_.data() + old, n), b);
+    rw_.outgoing(pending_.data() + old, n);
+    appended_ += n;
+    return n;
+  }
+
+  // An asynchronous write completes at once while little is waiting; otherwise (a large
+  // message) once the socket has taken the bytes before it, which bounds the memory.
   template <class B, class H>
   void start_write(const B& b, H&& h) {
-    const auto n = asio::buffer_size(b);
-    auto& dst = (corked_ || flushing_) ? pending_ : direct_;
-    const auto old = dst.size();
-    dst.resize(old + n);
-    asio::buffer_copy(asio::buffer(dst.data() + old, n), b);
-    rw_.outgoing(dst.data() + old, n);
-    if (&dst == &pending_) {
+    if (write_error_) {
+      asio::post(ex_, [h = std::forward<H>(h), ec = write_error_]() mutable { std::move(h)(ec, std::size_t{0}); });
+      return;
+    }
+    const auto n = append(b);
+    if (pending_.size() <= high_water_ || !writing_) {
+      kick();
       asio::post(ex_, [h = std::forward<H>(h), n]() mutable { std::move(h)(error_code{}, n); });
       return;
     }
-    auto done = [this, h = std::forward<H>(h)](error_code ec, std::size_t written) mutable {
-      direct_.clear();
-      std::move(h)(ec, written);
-    };
-    if (tls_)
-      asio::async_write(*tls_, asio::buffer(direct_), std::move(done));
-    else
-      asio::async_write(sock_, asio::buffer(direct_), std::move(done));
+    parked_.emplace(std::forward<H>(h));
+    parked_n_ = n;
   }
 
-  void flush_loop(asio::any_completion_handler<void(error_code)> h);
+  void kick() {
+    if (!writing_ && !corked_ && !pending_.empty() && !write_error_) write_pending();
+  }
+  void write_pending();
+  void written(error_code ec, std::size_t n);
+  void close_when_drained();
   void start_teardown(asio::any_completion_handler<void(error_code)> h);
+
+  struct flush_waiter {
+    std::uint64_t upto;
+    asio::any_completion_handler<void(error_code)> h;
+  };
 
   executor_type ex_;
   tcp::socket sock_;
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
   std::size_t read_chunk_;
+  std::size_t high_water_;
   boost::beast::flat_buffer rbuf_;
-  std::vector<char> pending_, inflight_, direct_;
+  frame_counter counter_;
+  std::vector<char> pending_, inflight_;
+  std::uint64_t appended_ = 0, sent_ = 0;
+  std::deque<flush_waiter> waiters_;
+  std::optional<asio::any_completion_handler<void(error_code, std::size_t)>> parked_;
+  std::size_t parked_n_ = 0;
+  error_code write_error_;
   key_rewriter rw_;
   bool corked_ = false;
-  bool flushing_ = false;
+  bool writing_ = false;
+  bool close_when_drained_ = false;
   clock::time_point last_rx_ = clock::now();
   char drain_[512];
 };

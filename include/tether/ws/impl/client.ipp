@@ -35,6 +35,7 @@
 #include <cstring>
 #include <atomic>
 #include <deque>
+#include <mutex>
 
 namespace tether::ws {
 
@@ -80,7 +81,7 @@ inline std::uint16_t close_code_for(const error_code& ec) {
 
 struct connection {
   connection(asio::any_io_executor ex, asio::ssl::context* tls, const options& o)
-      : ws(ex, tls, o.read_buffer_size), watchdog(ex), ping_timer(ex), control_cv(ex), done_cv(ex) {}
+      : ws(ex, tls, o.read_buffer_size, o.write_coalesce_bytes), watchdog(ex), ping_timer(ex), control_cv(ex), done_cv(ex) {}
 
   websocket::stream<transport> ws;
   asio::steady_timer watchdog;
@@ -91,6 +92,7 @@ struct connection {
   bool open = false;
   bool ended = false;
   bool reader_paused = false;
+  bool async_writing = false;   // the writer is in Beast's asynchronous write (a large message)
   bool closed_cleanly = false;  // our close handshake completed
   bool close_pending = false;   // close_connection() is running
   int helpers = 0;  // writer and pinger still running
@@ -130,6 +132,33 @@ void complete_later(const asio::any_io_executor& fallback, Handler h, Args... ar
   });
 }
 
+/// The hot paths' completion: posted to the strand's inner executor (no strand queue), then
+/// dispatched to the handler's executor (`fallback`, the strand, when it has none): inline
+/// when that executor is the one running. Never inline: the initiating call must return first.
+template <class Handler, class... Args>
+void complete_soon(const asio::strand<asio::any_io_executor>& fallback, Handler h, Args... args) {
+  auto ex = asio::get_associated_executor(h, fallback);
+  asio::post(fallback.get_inner_executor(), [h = std::move(h), ex, t = std::make_tuple(std::move(args)...)]() mutable {
+    asio::dispatch(ex, [h = std::move(h), t = std::move(t)]() mutable {
+      std::apply([&h](auto&&... a) { std::move(h)(std::move(a)...); }, std::move(t));
+    });
+  });
+}
+
+/// Completes a batch of send handlers with one post; each then runs on its own executor
+/// (inline when that is the one running).
+inline void complete_all(const asio::strand<asio::any_io_executor>& fallback, std::vector<void_handler> hs,
+                         error_code ec) {
+  if (hs.empty()) return;
+  asio::post(fallback.get_inner_executor(), [fallback, hs = std::move(hs), ec]() mutable {
+    for (auto& h : hs) {
+      if (!h) continue;
+      auto ex = asio::get_associated_executor(h, fallback);
+      asio::dispatch(ex, [h = std::move(h), ec]() mutable { std::move(h)(ec); });
+    }
+  });
+}
+
 struct client_impl : std::enable_shared_from_this<client_impl> {
   client_impl(const asio::any_io_executor& ex, options o)
       : strand(asio::make_strand(ex)),
@@ -147,6 +176,13 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   /// transport an already connected socket (e.g. one end of an in-memory socketpair).
   std::function<error_code(tcp::socket&)> connector;
 
+  // The application's side (events taken, messages queued) is served under `mu` from any
+  // thread, without a trip through the strand: events, event_waiter, outbox, outbox_bytes,
+  // app_progress, the waiting flags, and the writes of finished and close_requested. The
+  // strand's code reads those two flags freely (only it writes them) and takes `mu` for the rest.
+  mutable std::mutex mu;
+  std::unique_lock<std::mutex> locked() const { return std::unique_lock<std::mutex>(mu); }
+
   // Events for the application.
   std::deque<event> events;
   // Boost 1.81's any_completion_handler move-assignment recurses without end (it converts
@@ -156,8 +192,10 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   bool finished = false;
 
   // Outbox.
+  std::uint64_t app_progress = 0;  // events taken + messages queued: the application is busy
   std::deque<outgoing> outbox;
   std::size_t outbox_bytes = 0;
+  bool writer_waiting = false;
   async_cv outbox_cv;
   asio::steady_timer expiry_timer;
 
@@ -230,9 +268,13 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
 
   // ---- events -----------------------------------------------------------------------------
   void deliver(event e) {
+    const auto lk = locked();
+    deliver_locked(std::move(e));
+  }
+  void deliver_locked(event e) {
     if (event_waiter) {
       auto h = take_waiter();
-      complete_later(strand, std::move(h), error_code{}, std::move(e));
+      complete_soon(strand, std::move(h), error_code{}, std::move(e));
     } else {
       events.push_back(std::move(e));
     }
@@ -244,25 +286,37 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   // state). Messages are never discarded: the reader waits instead (backpressure).
   static constexpr std::size_t status_reserve = 32;
   void deliver_status(event e) {
+    const auto lk = locked();
     const auto limit = std::max<std::size_t>(opts.event_queue_limit, 1) + status_reserve;
     if (!event_waiter && events.size() >= limit) {
       auto it = std::find_if(events.begin(), events.end(),
                              [](const event& x) { return !std::holds_alternative<message>(x); });
       if (it != events.end()) events.erase(it);
     }
-    deliver(std::move(e));
+    deliver_locked(std::move(e));
   }
 
-  bool queue_full() const noexcept {
+  bool queue_full() const {
+    const auto lk = locked();
     return events.size() >= std::max<std::size_t>(opts.event_queue_limit, 1) && !close_requested;
   }
 
-  // Waits while the event queue is full (the reader stops reading the socket meanwhile).
-  // Events are then delivered synchronously with deliver(): they are never passed into a
-  // coroutine call, since GCC 12 can copy a class prvalue argument of a coroutine bitwise.
+  // Waits while the event queue is full (the reader stops reading the socket meanwhile), and
+  // then until the application has taken half of it, so that the reader is not woken for
+  // every event taken. Events are delivered synchronously with deliver(): they are never
+  // passed into a coroutine call, since GCC 12 can copy a class prvalue argument of a
+  // coroutine bitwise.
+  bool space_waiting = false;
+  std::size_t resume_below() const noexcept { return std::max<std::size_t>(opts.event_queue_limit, 1) / 2 + 1; }
   asio::awaitable<void> wait_for_space(connection* c = nullptr) {
-    while (queue_full()) {
-      if (c) c->reader_paused = true;
+    if (!queue_full()) co_return;
+    if (c) c->reader_paused = true;
+    for (;;) {
+      {
+        const auto lk = locked();
+        space_waiting = events.size() >= resume_below() && !close_requested;
+        if (!space_waiting) break;
+      }
       co_await space_cv.wait();
     }
     if (c) c->reader_paused = false;
@@ -274,12 +328,18 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     return h;
   }
 
+  // From any thread.
   void next_event(event_handler h) {
+    auto lk = locked();
     if (!events.empty()) {
       auto e = std::move(events.front());
       events.pop_front();
-      space_cv.notify();
-      complete_later(strand, std::move(h), error_code{}, std::move(e));
+      ++app_progress;
+      const bool wake = space_waiting && events.size() < resume_below();
+      if (wake) space_waiting = false;
+      lk.unlock();
+      complete_soon(strand, std::move(h), error_code{}, std::move(e));
+      if (wake) asio::post(strand, [self = shared_from_this()] { self->space_cv.notify(); });
     } else if (finished) {
       complete_later(strand, std::move(h), make_error_code(error::client_closed), event{});
     } else if (event_waiter) {
@@ -290,7 +350,9 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   }
 
   // ---- outbox -----------------------------------------------------------------------------
+  // From any thread. Sends are queued in the order of these calls.
   void send(message m, clock::duration ttl, void_handler h) {
+    auto lk = locked();
     if (finished || close_requested)
       return complete_later(strand, std::move(h), error_code{asio::error::operation_aborted});
     const auto size = m.data.size();
@@ -301,13 +363,20 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     outbox_bytes += size;
     const auto expires = o.expires;
     outbox.push_back(std::move(o));
-    if (expires != clock::time_point{} &&
-        (expiry_timer.expiry() <= clock::now() || expires < expiry_timer.expiry()))
-      arm_expiry(expires);
-    outbox_cv.notify();
+    ++app_progress;
+    const bool wake = writer_waiting;
+    writer_waiting = false;
+    lk.unlock();
+    if (expires != clock::time_point{}) {
+      asio::post(strand, [self = shared_from_this(), expires] {
+        if (self->expiry_timer.expiry() <= clock::now() || expires < self->expiry_timer.expiry())
+          self->arm_expiry(expires);
+      });
+    }
+    if (wake) asio::post(strand, [self = shared_from_this()] { self->outbox_cv.notify(); });
   }
 
-  outgoing pop_outgoing() {
+  outgoing pop_outgoing() {  // under mu
     auto o = std::move(outbox.front());
     outbox.pop_front();
     outbox_bytes -= o.msg.data.size();
@@ -324,6 +393,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   // Completes every queued message whose time to live has passed, so senders hear of it
   // promptly even during a long outage.
   void sweep_expired() {
+    const auto lk = locked();
     const auto now = clock::now();
     auto next = clock::time_point::max();
     std::deque<outgoing> keep;  // rebuilt, not erased from: see event_waiter
@@ -342,6 +412,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   }
 
   void fail_outbox(error_code ec) {
+    const auto lk = locked();
     while (!outbox.empty()) complete_later(strand, pop_outgoing().handler, ec);
   }
 
@@ -350,7 +421,10 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     if (finished) return complete_later(strand, std::move(h), error_code{});
     if (h) close_waiters.push_back(std::move(h));
     if (close_requested) return;
-    close_requested = true;
+    {
+      const auto lk = locked();
+      close_requested = true;
+    }
     closing = std::move(r);
     if (!run_started) return finish();
     state = connection_state::closing;
@@ -390,11 +464,15 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   }
 
   void finish() {
-    finished = true;
+    {
+      const auto lk = locked();
+      finished = true;
+    }
     stop_watching();
     state = connection_state::closed;
     fail_outbox(asio::error::operation_aborted);
     expiry_timer.cancel();
+    const auto lk = locked();
     if (event_waiter && events.empty()) {
       auto h = take_waiter();
       complete_later(strand, std::move(h), make_error_code(error::client_closed), event{});
@@ -532,39 +610,95 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     co_return r;
   }
 
+  // Waits until every byte written so far is on the socket (or the socket failed).
+  static asio::awaitable<error_code> flush(transport& tr) {
+    auto [ec] = co_await asio::async_initiate<decltype(nothrow), void(error_code)>(
+        [&tr](auto h) { tr.flush(std::move(h)); }, nothrow);
+    co_return ec;
+  }
+
+  // The one writer. Small messages queued together are framed synchronously into the
+  // transport's buffer and go out in one socket write; a message larger than
+  // write_coalesce_bytes goes through Beast's asynchronous write, whose memory the transport
+  // bounds. Sends complete once their bytes are on the socket.
   asio::awaitable<void> writer(connection& c) {
     auto& ws = c.ws;
     auto& tr = ws.next_layer();
+    const auto coalesce = opts.write_coalesce_bytes;
     while (!c.ended) {
-      if (outbox.empty() || close_requested) {
-        co_await outbox_cv.wait();
-        continue;
-      }
-      // Small frames queued together go out in one socket write.
-      const bool batch = outbox.size() > 1 && outbox.front().msg.data.size() < opts.write_coalesce_bytes / 4;
-      std::vector<void_handler> written;
-      std::size_t bytes = 0;
-      error_code ec;
-      if (batch) tr.cork();
-      do {
-        auto o = pop_outgoing();
-        if (o.expires != clock::time_point{} && o.expires <= clock::now()) {
-          complete_later(strand, std::move(o.handler), make_error_code(error::expired));
+      {
+        auto lk = locked();
+        if (outbox.empty() || close_requested) {
+          writer_waiting = true;
+          lk.unlock();
+          co_await outbox_cv.wait();
           continue;
         }
-        ws.binary(o.msg.kind == message_kind::binary);
-        auto [wec, n] = co_await ws.async_write(asio::buffer(o.msg.data), nothrow);
-        bytes += o.msg.data.size();
-        written.push_back(std::move(o.handler));
-        ec = wec;
-      } while (!ec && batch && !outbox.empty() && !c.ended &&
-               bytes + outbox.front().msg.data.size() <= opts.write_coalesce_bytes);
-      if (batch) {
-        auto [fec] = co_await asio::async_initiate<decltype(nothrow), void(error_code)>(
-            [&tr](auto h) { tr.flush(std::move(h)); }, nothrow);
-        if (!ec) ec = fec;
       }
-      for (auto& h : written) complete_later(strand, std::move(h), ec);
+      // While the application is still taking events and queueing answers, let it: its next
+      // messages join this write. Until it waits for an event with none queued, has not
+      // moved for a turn of the event loop, fills a write, or 64 turns passed.
+      for (int turn = 0; turn < 64; ++turn) {
+        std::uint64_t seen = 0;
+        {
+          const auto lk = locked();
+          if (outbox_bytes >= coalesce || (event_waiter && events.empty())) break;
+          seen = app_progress;
+        }
+        co_await asio::post(strand, asio::use_awaitable);
+        if (c.ended || close_requested) break;
+        const auto lk = locked();
+        if (app_progress == seen) break;
+      }
+      if (c.ended || close_requested) continue;
+      std::vector<void_handler> written;
+      error_code ec;
+      // The next message to write, if any (expired ones are completed on the way).
+      auto take = [&](bool first) -> std::optional<outgoing> {
+        const auto lk = locked();
+        while (!outbox.empty()) {
+          const auto size = outbox.front().msg.data.size();
+          if (!first && size > coalesce) return std::nullopt;
+          auto o = pop_outgoing();
+          if (o.expires != clock::time_point{} && o.expires <= clock::now()) {
+            complete_later(strand, std::move(o.handler), make_error_code(error::expired));
+            continue;
+          }
+          ws.binary(o.msg.kind == message_kind::binary);
+          return o;
+        }
+        return std::nullopt;
+      };
+      auto o = take(true);
+      if (!o) continue;
+      if (o->msg.data.size() > coalesce) {
+        // A large message: Beast's asynchronous write, whose memory the transport bounds.
+        c.async_writing = true;
+        auto [wec, n] = co_await ws.async_write(asio::buffer(o->msg.data), nothrow);
+        c.async_writing = false;
+        ec = wec;
+        written.push_back(std::move(o->handler));
+      } else {
+        // Small messages: framed synchronously into one socket write.
+        tr.cork();
+        std::size_t bytes = 0;
+        // (Each message in its own optional: outgoing is never assigned to, see event_waiter.)
+        for (auto next = std::move(o); next;) {
+          ws.write(asio::buffer(next->msg.data), ec);
+          bytes += next->msg.data.size();
+          written.push_back(std::move(next->handler));
+          if (ec) break;
+          {
+            const auto lk = locked();
+            if (outbox.empty() || bytes + outbox.front().msg.data.size() > coalesce) break;
+          }
+          next.reset();
+          if (auto more = take(false)) next.emplace(std::move(*more));
+        }
+      }
+      const auto fec = co_await flush(tr);
+      if (!ec) ec = fec;
+      complete_all(strand, std::move(written), ec);
       if (ec) {
         tr.close();
         break;
@@ -618,10 +752,27 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     out.opened = true;
     const auto opened = clock::now();
     beast::flat_buffer buf;
+    auto& tr = c.ws.next_layer();
     for (;;) {
       buf.clear();
-      auto [ec, n] = co_await c.ws.async_read(buf, nothrow);
+      // A message that has wholly arrived is read synchronously: no operation, no post.
+      // Not while Beast's asynchronous write is between two pieces of a frame (an answer to
+      // a ping must not land inside it) or a close handshake reads.
+      const bool sync = tr.messages().ready() > 0 && !c.async_writing && !c.close_pending && !close_requested;
+      error_code ec;
+      if (sync) {
+        c.ws.read(buf, ec);
+      } else {
+        auto [aec, n] = co_await c.ws.async_read(buf, nothrow);
+        ec = aec;
+      }
       if (ec) {
+        if (sync) {
+          // Beast gathered a close frame for the failure: send it before the socket closes.
+          c.arm(opts.close_timeout, error::close_timeout);
+          co_await flush(tr);
+          c.disarm();
+        }
         // Beast may complete the pending read before our close handshake finishes; its
         // outcome decides how the connection ended.
         while (c.close_pending) co_await c.control_cv.wait();
@@ -638,6 +789,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         }
         break;
       }
+      tr.messages().take();
       if (queue_full()) co_await wait_for_space(&c);
       const auto data = buf.cdata();
       deliver(message{c.ws.got_text() ? message_kind::text : message_kind::binary,
@@ -699,6 +851,9 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         out.http_status = cr.status;
         out.retry_after = cr.retry_after;
       }
+      // The transport's own socket write (if one is still running) ends before `c` does.
+      c.ws.next_layer().close();
+      co_await flush(c.ws.next_layer());
       if (close_requested) break;
       const auto d = fsm.next(out, clock::now());
       if (!d.retry) {
@@ -739,15 +894,11 @@ void start_run(const std::shared_ptr<client_impl>& impl, void_handler h) {
   });
 }
 
-void start_next_event(const std::shared_ptr<client_impl>& impl, event_handler h) {
-  asio::dispatch(impl->strand, [impl, h = std::move(h)]() mutable { impl->next_event(std::move(h)); });
-}
+void start_next_event(const std::shared_ptr<client_impl>& impl, event_handler h) { impl->next_event(std::move(h)); }
 
 void start_send(const std::shared_ptr<client_impl>& impl, message m, std::chrono::steady_clock::duration ttl,
                 void_handler h) {
-  asio::dispatch(impl->strand, [impl, m = std::move(m), ttl, h = std::move(h)]() mutable {
-    impl->send(std::move(m), ttl, std::move(h));
-  });
+  impl->send(std::move(m), ttl, std::move(h));
 }
 
 void start_ping(const std::shared_ptr<client_impl>& impl, std::string payload, void_handler h) {

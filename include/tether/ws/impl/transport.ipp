@@ -6,31 +6,66 @@ namespace tether::ws::detail {
 
 void transport::flush(asio::any_completion_handler<void(error_code)> h) {
   corked_ = false;
-  if (pending_.empty()) {
-    asio::post(ex_, [h = std::move(h)]() mutable { std::move(h)(error_code{}); });
+  if (write_error_ || sent_ == appended_) {
+    asio::post(ex_, [h = std::move(h), ec = write_error_]() mutable { std::move(h)(ec); });
     return;
   }
-  flushing_ = true;
-  flush_loop(std::move(h));
+  waiters_.push_back(flush_waiter{appended_, std::move(h)});
+  kick();
 }
 
-void transport::flush_loop(asio::any_completion_handler<void(error_code)> h) {
+void transport::write_pending() {
+  writing_ = true;
   inflight_.swap(pending_);
   pending_.clear();
-  auto done = [this, h = std::move(h)](error_code ec, std::size_t) mutable {
-    inflight_.clear();
-    // Frames Beast wrote meanwhile (pongs, a close) were gathered: send them too, in order.
-    if (!ec && !pending_.empty()) return flush_loop(std::move(h));
-    flushing_ = false;
-    std::move(h)(ec);
-  };
+  if (parked_) {
+    // The parked write's bytes are on their way: let Beast go on.
+    asio::post(ex_, [h = std::move(*parked_), n = parked_n_]() mutable { std::move(h)(error_code{}, n); });
+    parked_.reset();
+  }
+  auto done = [this](error_code ec, std::size_t n) { written(ec, n); };
   if (tls_)
     asio::async_write(*tls_, asio::buffer(inflight_), std::move(done));
   else
     asio::async_write(sock_, asio::buffer(inflight_), std::move(done));
 }
 
+void transport::written(error_code ec, std::size_t n) {
+  writing_ = false;
+  inflight_.clear();
+  sent_ += n;
+  if (ec) {
+    write_error_ = ec;
+    pending_.clear();
+    if (parked_) {
+      asio::post(ex_, [h = std::move(*parked_), ec]() mutable { std::move(h)(ec, std::size_t{0}); });
+      parked_.reset();
+    }
+  }
+  while (!waiters_.empty() && (ec || waiters_.front().upto <= sent_)) {
+    asio::post(ex_, [h = std::move(waiters_.front().h), ec]() mutable { std::move(h)(ec); });
+    waiters_.pop_front();
+  }
+  if (ec) {
+    if (close_when_drained_) close();
+    return;
+  }
+  kick();
+  if (close_when_drained_ && !writing_) close();
+}
+
+void transport::close_when_drained() {
+  close_when_drained_ = true;
+  kick();
+  if (!writing_) close();
+}
+
 void transport::start_teardown(asio::any_completion_handler<void(error_code)> h) {
+  // The close frame may still be waiting in memory: send it before anything else.
+  if (sent_ != appended_ && !write_error_) {
+    flush([this, h = std::move(h)](error_code) mutable { start_teardown(std::move(h)); });
+    return;
+  }
   if (tls_) {
     // close_notify, then the socket. The client's close watchdog bounds the wait.
     tls_->async_shutdown([this, h = std::move(h)](error_code) mutable {

@@ -1,0 +1,89 @@
+// tether/ws/detail/frame_counter.hpp: counts the whole messages that have arrived, by reading
+// only the frame headers of the incoming byte stream (the HTTP response first, then frames).
+//
+// Why: the client reads messages that are already complete in memory with Beast's synchronous
+// read (no asynchronous operation, no post per message) and falls back to the asynchronous
+// read otherwise. The counter is what tells "complete": a message whose final data frame has
+// fully arrived. It validates nothing (Beast does); it stops counting for good at a close
+// frame, so closing handshakes always run through the asynchronous path.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+namespace tether::ws::detail {
+
+class frame_counter {
+ public:
+  /// Feeds `n` more bytes of the incoming stream, in order.
+  void feed(const unsigned char* p, std::size_t n) noexcept {
+    while (n > 0 && !stopped_) {
+      if (in_http_) {
+        // The response header block ends with CRLF CRLF.
+        const auto c = *p++;
+        --n;
+        static constexpr unsigned char crlfcrlf[4] = {'\r', '\n', '\r', '\n'};
+        http_match_ = c == crlfcrlf[http_match_] ? http_match_ + 1 : (c == '\r' ? 1 : 0);
+        if (http_match_ == 4) in_http_ = false;
+        continue;
+      }
+      if (payload_left_ > 0) {
+        const auto k = payload_left_ < n ? static_cast<std::size_t>(payload_left_) : n;
+        payload_left_ -= k;
+        p += k;
+        n -= k;
+        if (payload_left_ == 0) frame_done();
+        continue;
+      }
+      hdr_[hdr_len_++] = *p++;
+      --n;
+      if (hdr_len_ == 2) {
+        const unsigned l7 = hdr_[1] & 0x7fu;
+        hdr_need_ = 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + ((hdr_[1] & 0x80u) ? 4 : 0);
+      }
+      if (hdr_len_ < 2 || hdr_len_ < hdr_need_) continue;
+      const unsigned l7 = hdr_[1] & 0x7fu;
+      std::uint64_t len = l7;
+      if (l7 == 126) len = (std::uint64_t{hdr_[2]} << 8) | hdr_[3];
+      if (l7 == 127) {
+        len = 0;
+        for (std::size_t i = 0; i < 8; ++i) len = (len << 8) | hdr_[2 + i];
+      }
+      fin_ = (hdr_[0] & 0x80u) != 0;
+      op_ = hdr_[0] & 0x0fu;
+      hdr_len_ = 0;
+      if (op_ == 8) {
+        stopped_ = true;  // a close frame: the rest is for the closing handshake
+        return;
+      }
+      payload_left_ = len;
+      if (len == 0) frame_done();
+    }
+  }
+  void feed(const char* p, std::size_t n) noexcept { feed(reinterpret_cast<const unsigned char*>(p), n); }
+
+  /// Whole messages that arrived and were not yet taken.
+  std::size_t ready() const noexcept { return complete_ - taken_; }
+  /// One message was read (by either path).
+  void take() noexcept {
+    if (taken_ < complete_) ++taken_;
+  }
+
+ private:
+  void frame_done() noexcept {
+    if (fin_ && op_ < 8) ++complete_;  // the final frame of a data message
+  }
+
+  bool in_http_ = true;
+  unsigned http_match_ = 0;
+  bool stopped_ = false;
+  std::array<unsigned char, 14> hdr_{};
+  std::size_t hdr_len_ = 0, hdr_need_ = 2;
+  std::uint64_t payload_left_ = 0;
+  bool fin_ = false;
+  unsigned op_ = 0;
+  std::size_t complete_ = 0, taken_ = 0;
+};
+
+}  // namespace tether::ws::detail
