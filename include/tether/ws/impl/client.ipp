@@ -164,7 +164,6 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       : strand(asio::make_strand(ex)),
         opts(std::move(o)),
         space_cv(strand),
-        outbox_cv(strand),
         expiry_timer(strand),
         backoff_timer(strand) {}
 
@@ -195,8 +194,22 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   std::uint64_t app_progress = 0;  // events taken + messages queued: the application is busy
   std::deque<outgoing> outbox;
   std::size_t outbox_bytes = 0;
-  bool writer_waiting = false;
-  async_cv outbox_cv;
+  // The writer's doorbell: its parked continuation (under mu). Ringing dispatches it to the
+  // strand: when the strand is idle and this thread runs its executor, the writer starts
+  // writing at once, inside the send call (a timer's cancel would take three turns of the
+  // event loop). Never called with mu held.
+  std::optional<asio::any_completion_handler<void()>> writer_parked;
+  void ring_writer(std::unique_lock<std::mutex>& lk) {
+    if (!writer_parked) return;
+    asio::any_completion_handler<void()> h(std::move(*writer_parked));
+    writer_parked.reset();
+    lk.unlock();
+    asio::dispatch(strand, [h = std::move(h)]() mutable { std::move(h)(); });
+  }
+  void ring_writer() {
+    auto lk = locked();
+    ring_writer(lk);
+  }
   asio::steady_timer expiry_timer;
 
   // Life.
@@ -267,9 +280,19 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   bool network_changed = false;
 
   // ---- events -----------------------------------------------------------------------------
+  // A message read by the reader. A waiting application gets it through its executor's
+  // dispatch: inline when that executor is running this thread (as a read's completion would
+  // be), so that its answer can be written in the same turn of the event loop.
   void deliver(event e) {
-    const auto lk = locked();
-    deliver_locked(std::move(e));
+    auto lk = locked();
+    if (!event_waiter) {
+      events.push_back(std::move(e));
+      return;
+    }
+    auto h = take_waiter();
+    lk.unlock();
+    auto ex = asio::get_associated_executor(h, strand);
+    asio::dispatch(ex, [h = std::move(h), e = std::move(e)]() mutable { std::move(h)(error_code{}, std::move(e)); });
   }
   void deliver_locked(event e) {
     if (event_waiter) {
@@ -364,16 +387,14 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     const auto expires = o.expires;
     outbox.push_back(std::move(o));
     ++app_progress;
-    const bool wake = writer_waiting;
-    writer_waiting = false;
-    lk.unlock();
+    ring_writer(lk);
+    if (lk) lk.unlock();
     if (expires != clock::time_point{}) {
       asio::post(strand, [self = shared_from_this(), expires] {
         if (self->expiry_timer.expiry() <= clock::now() || expires < self->expiry_timer.expiry())
           self->arm_expiry(expires);
       });
     }
-    if (wake) asio::post(strand, [self = shared_from_this()] { self->outbox_cv.notify(); });
   }
 
   outgoing pop_outgoing() {  // under mu
@@ -629,9 +650,16 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       {
         auto lk = locked();
         if (outbox.empty() || close_requested) {
-          writer_waiting = true;
           lk.unlock();
-          co_await outbox_cv.wait();
+          co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+              [this, &c](auto h) {
+                const auto lk2 = locked();
+                if (c.ended || (!outbox.empty() && !close_requested))
+                  asio::post(strand, std::move(h));
+                else
+                  writer_parked.emplace(std::move(h));
+              },
+              asio::use_awaitable);
           continue;
         }
       }
@@ -799,7 +827,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     c.ws.next_layer().close();
     c.ping_timer.cancel();
     c.watchdog.cancel();
-    outbox_cv.notify();
+    ring_writer();
     while (c.helpers > 0) co_await c.done_cv.wait();
     out.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - opened);
     co_return out;
