@@ -36,6 +36,7 @@ class key_rewriter {
 
  private:
   TETHER_DECL std::uint32_t next_mask();
+  TETHER_DECL void xor_payload(unsigned char* p, std::size_t n) noexcept;
 
   bool request_done_ = false;
   bool swapped_ = false;

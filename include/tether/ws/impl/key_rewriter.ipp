@@ -44,6 +44,26 @@ std::uint32_t key_rewriter::next_mask() {
   return pool_[pool_pos_++];
 }
 
+// XORs `n` payload bytes with the key difference, eight bytes at a time.
+void key_rewriter::xor_payload(unsigned char* p, std::size_t n) noexcept {
+  std::size_t k = 0;
+  for (; k < n && ((xor_pos_ + k) & 3) != 0; ++k) p[k] ^= xor_[(xor_pos_ + k) & 3];
+  if (n - k >= 8) {
+    unsigned char pattern[8];
+    for (std::size_t j = 0; j < 8; ++j) pattern[j] = xor_[j & 3];
+    std::uint64_t word = 0;
+    std::memcpy(&word, pattern, 8);
+    for (; n - k >= 8; k += 8) {
+      std::uint64_t v = 0;
+      std::memcpy(&v, p + k, 8);
+      v ^= word;
+      std::memcpy(p + k, &v, 8);
+    }
+  }
+  for (; k < n; ++k) p[k] ^= xor_[(xor_pos_ + k) & 3];
+  xor_pos_ = (xor_pos_ + n) & 3;
+}
+
 void key_rewriter::outgoing(char* data, std::size_t n) {
   std::size_t i = 0;
   if (!request_done_) {
@@ -68,8 +88,7 @@ void key_rewriter::outgoing(char* data, std::size_t n) {
   while (i < n) {
     if (payload_left_ > 0) {
       const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(payload_left_, n - i));
-      for (std::size_t k = 0; k < take; ++k) p[i + k] ^= xor_[(xor_pos_ + k) & 3];
-      xor_pos_ = (xor_pos_ + take) & 3;
+      xor_payload(p + i, take);
       payload_left_ -= take;
       i += take;
       continue;
