@@ -98,3 +98,45 @@ TEST_CASE("protocol: fragmented message is reassembled", "[ws][protocol]") {
   }, 5s);
   CHECK(pong);
 }
+
+// Behind a complete message in the same write, a violation has wholly arrived when the reader
+// gets to it, so it is read by the synchronous path (frame_counter): the close frame Beast
+// answers with there must still reach the server, with the same code.
+TEST_CASE("protocol: violations read synchronously behind a message get the same codes", "[ws][protocol]") {
+  const std::string first = frame(0x82, "first");
+  CHECK(code_after(first + frame(0xC1, "hi")) == 1002);
+  CHECK(code_after(first + frame(0x83, "x")) == 1002);
+  CHECK(code_after(first + frame(0x80, "cont")) == 1002);
+  CHECK(code_after(first + frame(0x81, "\xc3\x28")) == 1007);
+  CHECK(code_after(first + std::string("\x81\x82\x01\x02\x03\x04\x69\x6b", 8)) == 1002);
+  CHECK(code_after(first + frame(0x82, std::string(5000, 'b')), 1000) == 1009);
+}
+
+TEST_CASE("protocol: many messages and pings in one write: all delivered in order, every ping answered", "[ws][protocol]") {
+  test::ws_server server;
+  std::string raw;
+  for (int i = 0; i < 200; ++i) {
+    raw += frame(0x81, "m" + std::to_string(i));
+    if (i % 50 == 0) raw += frame(0x89, "p" + std::to_string(i));
+  }
+  server.set_raw(raw);
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url());
+    ws::client c(ioc.get_executor(), o);
+    c.async_run(asio::detached);
+    for (int i = 0; i < 200; ++i) {
+      auto m = co_await test::next_of<ws::message>(c);
+      CHECK(m == ws::message::text("m" + std::to_string(i)));
+    }
+    c.close();
+  }());
+  std::vector<std::string> pongs;
+  server.wait_for([&] {
+    pongs.clear();
+    for (auto& f : server.raw_frames())
+      if (f.opcode == 0xA) pongs.push_back(f.payload);
+    return pongs.size() >= 4;
+  }, 5s);
+  CHECK(pongs == std::vector<std::string>{"p0", "p50", "p100", "p150"});
+}

@@ -1,0 +1,70 @@
+// frame_counter: whole messages counted from the incoming byte stream, however it is cut.
+#include <tether/ws/detail/frame_counter.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using tether::ws::detail::frame_counter;
+
+namespace {
+
+std::string frame(unsigned char b0, std::size_t len, bool masked = false) {
+  std::string f;
+  f += static_cast<char>(b0);
+  const char m = masked ? static_cast<char>(0x80) : 0;
+  if (len < 126) {
+    f += static_cast<char>(m | static_cast<char>(len));
+  } else if (len < 65536) {
+    f += static_cast<char>(m | 126);
+    f += static_cast<char>(len >> 8);
+    f += static_cast<char>(len & 0xff);
+  } else {
+    f += static_cast<char>(m | 127);
+    for (int i = 7; i >= 0; --i) f += static_cast<char>((len >> (8 * i)) & 0xff);
+  }
+  if (masked) f += std::string("\x01\x02\x03\x04", 4);
+  return f + std::string(len, 'x');
+}
+
+const std::string head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+
+// Feeds `s` in pieces of `step` bytes; returns the count after each piece.
+std::size_t fed(const std::string& s, std::size_t step) {
+  frame_counter c;
+  for (std::size_t i = 0; i < s.size(); i += step) c.feed(s.data() + i, std::min(step, s.size() - i));
+  return c.ready();
+}
+
+}  // namespace
+
+TEST_CASE("frame_counter: counts final data frames after the response head, however the bytes are cut",
+          "[ws][unit]") {
+  const std::string stream = head + frame(0x82, 16) + frame(0x01, 3) + frame(0x89, 5) + frame(0x80, 300) +
+                             frame(0x81, 0) + frame(0x8A, 0) + frame(0x82, 70000) + frame(0x82, 7, true);
+  for (std::size_t step : {1u, 2u, 3u, 7u, 64u, 1000u, 100000u}) {
+    INFO("step " << step);
+    CHECK(fed(stream, step) == 5);  // 16 B; "3+300" fragmented; empty text; 70000 B; masked 7 B
+  }
+}
+
+TEST_CASE("frame_counter: a message counts only once its last byte arrived", "[ws][unit]") {
+  frame_counter c;
+  const std::string s = head + frame(0x82, 1000);
+  c.feed(s.data(), s.size() - 1);
+  CHECK(c.ready() == 0);
+  c.feed(s.data() + s.size() - 1, 1);
+  CHECK(c.ready() == 1);
+  c.take();
+  CHECK(c.ready() == 0);
+  c.take();  // never below zero
+  CHECK(c.ready() == 0);
+}
+
+TEST_CASE("frame_counter: stops at a close frame; the response head's bytes never count", "[ws][unit]") {
+  CHECK(fed(head + frame(0x82, 1) + frame(0x88, 2) + frame(0x82, 1), 1) == 1);
+  // Frame-like bytes inside the head (before CRLF CRLF) are not frames.
+  CHECK(fed("HTTP/1.1 101 OK\r\nX: \x82\x01x\r\n\r\n" + frame(0x81, 1), 1) == 1);
+  // No head completed yet: nothing counts.
+  CHECK(fed("HTTP/1.1 101 OK\r\n" + frame(0x81, 1), 1) == 0);
+}
