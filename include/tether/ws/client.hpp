@@ -43,7 +43,19 @@ TETHER_DECL asio::any_io_executor get_executor(const client_impl& impl) noexcept
     Life: construct with an executor and options, start `async_run` once (it connects, keeps
     the connection alive with pings, and reconnects with backoff until the client is closed or
     a failure the policy will not retry), and meanwhile `async_send` and `async_next_event`
-    from any thread or coroutine. All state is serialised on an internal strand.
+    from any thread or coroutine. The connection's state lives on an internal strand; the two
+    queues the application touches (events and the outbox) are guarded by a mutex, so sending
+    and taking an event do not hop through the strand.
+
+    Completions run on the handler's associated executor (the strand's inner executor when it
+    has none), never inside the initiating call. A message that arrives while the application
+    waits is handed over with that executor's dispatch, so on a single-threaded io_context its
+    handler runs in the same turn of the event loop as the socket read.
+
+    Throughput: messages already received are read without an asynchronous operation each;
+    small messages queued meanwhile are framed into one socket write. The writer waits for
+    the application to finish its turn (taking queued events, queueing answers) before it
+    writes, at most 64 turns of the event loop or `write_coalesce_bytes`.
 
     Reconnection: each failed attempt or lost connection is reported as `reconnecting` before
     the wait; the backoff starts over only once a connection has stayed open for

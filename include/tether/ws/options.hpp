@@ -94,8 +94,10 @@ struct options {
   /// Deliver a `pong` event for every pong received (else only last_rtt() is updated).
   bool pong_events = false;
 
-  /// Socket reads are done in chunks of this size; queued small frames are coalesced into
-  /// writes of up to `write_coalesce_bytes`.
+  /// Socket reads are done in chunks of this size; queued messages of up to
+  /// `write_coalesce_bytes` are framed together into writes of up to that size. A larger
+  /// message is written in pieces, with at most about `write_coalesce_bytes` waiting in memory
+  /// ahead of the socket.
   std::size_t read_buffer_size = 64u << 10;
   std::size_t write_coalesce_bytes = 64u << 10;
 
