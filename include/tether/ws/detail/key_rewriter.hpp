@@ -29,6 +29,11 @@ class key_rewriter {
   /// not complete yet.
   TETHER_DECL bool incoming_header(std::string& header_block);
 
+  /// Whether the outgoing stream is between two frames (so a whole frame may be inserted).
+  bool at_frame_boundary() const noexcept { return request_done_ && hdr_len_ == 0 && payload_left_ == 0; }
+  /// A fresh masking key from the CSPRNG pool.
+  std::uint32_t fresh_mask() { return next_mask(); }
+
   /// 16 random bytes, base64: a fresh Sec-WebSocket-Key.
   TETHER_DECL static std::string make_key();
   /// RFC 6455 §4.2.2: base64(SHA-1(key + GUID)).

@@ -85,6 +85,13 @@ class transport {
         [this](auto h, const ConstBuffers& b) { this->start_write(b, std::move(h)); }, handler, buffers);
   }
 
+  /// Appends one whole, final, masked data frame (text or binary) built here in one pass:
+  /// header, a fresh key from the CSPRNG pool, payload copied and masked eight bytes at a
+  /// time. For uncompressed messages, at a frame boundary (not inside a frame Beast is
+  /// writing): it skips Beast's own copy, masking and our re-masking of its key.
+  bool can_append_frame() const noexcept { return rw_.at_frame_boundary() && !write_error_; }
+  void append_frame(bool binary, const char* data, std::size_t n);
+
   /// Synchronous reads and writes (Beast's synchronous read of a message that has already
   /// arrived, and the frames it answers with): reads are served from memory only, writes
   /// are gathered and sent by the transport's single writer.

@@ -93,6 +93,7 @@ struct connection {
   bool ended = false;
   bool reader_paused = false;
   bool async_writing = false;   // the writer is in Beast's asynchronous write (a large message)
+  bool deflate = false;         // permessage-deflate was negotiated
   bool closed_cleanly = false;  // our close handshake completed
   bool close_pending = false;   // close_connection() is running
   int helpers = 0;  // writer and pinger still running
@@ -621,6 +622,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         tr.close();
         co_return r;
       }
+      c.deflate = true;
     }
     connected ev;
     for (const auto& f : res) ev.response_headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
@@ -712,7 +714,11 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         std::size_t bytes = 0;
         // (Each message in its own optional: outgoing is never assigned to, see event_waiter.)
         for (auto next = std::move(o); next;) {
-          ws.write(asio::buffer(next->msg.data), ec);
+          // Uncompressed: the transport frames it in one pass; else Beast compresses it.
+          if (!c.deflate && tr.can_append_frame())
+            tr.append_frame(next->msg.kind == message_kind::binary, next->msg.data.data(), next->msg.data.size());
+          else
+            ws.write(asio::buffer(next->msg.data), ec);
           bytes += next->msg.data.size();
           written.push_back(std::move(next->handler));
           if (ec) break;

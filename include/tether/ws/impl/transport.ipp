@@ -14,6 +14,42 @@ void transport::flush(asio::any_completion_handler<void(error_code)> h) {
   kick();
 }
 
+void transport::append_frame(bool binary, const char* data, std::size_t n) {
+  unsigned char hdr[14];
+  std::size_t h = 0;
+  hdr[h++] = static_cast<unsigned char>(0x80u | (binary ? 0x2u : 0x1u));
+  if (n < 126) {
+    hdr[h++] = static_cast<unsigned char>(0x80u | n);
+  } else if (n < 65536) {
+    hdr[h++] = 0x80u | 126u;
+    hdr[h++] = static_cast<unsigned char>(n >> 8);
+    hdr[h++] = static_cast<unsigned char>(n & 0xffu);
+  } else {
+    hdr[h++] = 0x80u | 127u;
+    for (int i = 7; i >= 0; --i) hdr[h++] = static_cast<unsigned char>((std::uint64_t{n} >> (8 * i)) & 0xffu);
+  }
+  const std::uint32_t key = rw_.fresh_mask();
+  std::memcpy(hdr + h, &key, 4);
+  h += 4;
+  const auto old = pending_.size();
+  pending_.resize(old + h + n);
+  auto* out = reinterpret_cast<unsigned char*>(pending_.data() + old);
+  std::memcpy(out, hdr, h);
+  out += h;
+  const auto* in = reinterpret_cast<const unsigned char*>(data);
+  std::uint64_t word = 0;
+  for (std::size_t i = 0; i < 8; ++i) reinterpret_cast<unsigned char*>(&word)[i] = hdr[h - 4 + (i & 3)];
+  std::size_t k = 0;
+  for (; n - k >= 8; k += 8) {
+    std::uint64_t v = 0;
+    std::memcpy(&v, in + k, 8);
+    v ^= word;
+    std::memcpy(out + k, &v, 8);
+  }
+  for (; k < n; ++k) out[k] = static_cast<unsigned char>(in[k] ^ hdr[h - 4 + (k & 3)]);
+  appended_ += h + n;
+}
+
 void transport::write_pending() {
   writing_ = true;
   inflight_.swap(pending_);
