@@ -1,5 +1,6 @@
 // frame_counter: whole messages counted from the incoming byte stream, however it is cut.
 #include <tether/ws/detail/frame_counter.hpp>
+#include <tether/ws/detail/key_rewriter.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -67,4 +68,24 @@ TEST_CASE("frame_counter: stops at a close frame; the response head's bytes neve
   CHECK(fed("HTTP/1.1 101 OK\r\nX: \x82\x01x\r\n\r\n" + frame(0x81, 1), 1) == 1);
   // No head completed yet: nothing counts.
   CHECK(fed("HTTP/1.1 101 OK\r\n" + frame(0x81, 1), 1) == 0);
+}
+
+TEST_CASE("mask_copy: equals the byte-wise RFC 6455 masking for every length and phase", "[ws][unit]") {
+  const unsigned char key[4] = {0x12, 0x9a, 0xfe, 0x01};
+  std::string in(100, '\0');
+  for (std::size_t i = 0; i < in.size(); ++i) in[i] = static_cast<char>(i * 37 + 5);
+  for (std::size_t n = 0; n <= 40; ++n) {
+    for (std::size_t phase = 0; phase < 4; ++phase) {
+      for (std::size_t off = 0; off < 3; ++off) {  // unaligned starts too
+        std::string out(n, '\0');
+        const auto* src = reinterpret_cast<const unsigned char*>(in.data() + off);
+        tether::ws::detail::mask_copy(reinterpret_cast<unsigned char*>(out.data()), src, n, key, phase);
+        bool same = true;
+        for (std::size_t i = 0; i < n; ++i)
+          same = same && static_cast<unsigned char>(out[i]) == (src[i] ^ key[(phase + i) & 3]);
+        INFO("n " << n << " phase " << phase << " offset " << off);
+        CHECK(same);
+      }
+    }
+  }
 }

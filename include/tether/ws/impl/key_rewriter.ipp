@@ -44,23 +44,28 @@ std::uint32_t key_rewriter::next_mask() {
   return pool_[pool_pos_++];
 }
 
-// XORs `n` payload bytes with the key difference, eight bytes at a time.
-void key_rewriter::xor_payload(unsigned char* p, std::size_t n) noexcept {
+void mask_copy(unsigned char* out, const unsigned char* in, std::size_t n, const unsigned char* key,
+               std::size_t phase) noexcept {
   std::size_t k = 0;
-  for (; k < n && ((xor_pos_ + k) & 3) != 0; ++k) p[k] ^= xor_[(xor_pos_ + k) & 3];
+  for (; k < n && ((phase + k) & 3) != 0; ++k) out[k] = static_cast<unsigned char>(in[k] ^ key[(phase + k) & 3]);
   if (n - k >= 8) {
     unsigned char pattern[8];
-    for (std::size_t j = 0; j < 8; ++j) pattern[j] = xor_[j & 3];
+    for (std::size_t j = 0; j < 8; ++j) pattern[j] = key[j & 3];
     std::uint64_t word = 0;
     std::memcpy(&word, pattern, 8);
     for (; n - k >= 8; k += 8) {
       std::uint64_t v = 0;
-      std::memcpy(&v, p + k, 8);
+      std::memcpy(&v, in + k, 8);
       v ^= word;
-      std::memcpy(p + k, &v, 8);
+      std::memcpy(out + k, &v, 8);
     }
   }
-  for (; k < n; ++k) p[k] ^= xor_[(xor_pos_ + k) & 3];
+  for (; k < n; ++k) out[k] = static_cast<unsigned char>(in[k] ^ key[(phase + k) & 3]);
+}
+
+// XORs `n` payload bytes in place with the key difference.
+void key_rewriter::xor_payload(unsigned char* p, std::size_t n) noexcept {
+  mask_copy(p, p, n, xor_.data(), xor_pos_);
   xor_pos_ = (xor_pos_ + n) & 3;
 }
 

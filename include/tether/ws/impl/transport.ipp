@@ -36,17 +36,7 @@ void transport::append_frame(bool binary, const char* data, std::size_t n) {
   auto* out = reinterpret_cast<unsigned char*>(pending_.data() + old);
   std::memcpy(out, hdr, h);
   out += h;
-  const auto* in = reinterpret_cast<const unsigned char*>(data);
-  std::uint64_t word = 0;
-  for (std::size_t i = 0; i < 8; ++i) reinterpret_cast<unsigned char*>(&word)[i] = hdr[h - 4 + (i & 3)];
-  std::size_t k = 0;
-  for (; n - k >= 8; k += 8) {
-    std::uint64_t v = 0;
-    std::memcpy(&v, in + k, 8);
-    v ^= word;
-    std::memcpy(out + k, &v, 8);
-  }
-  for (; k < n; ++k) out[k] = static_cast<unsigned char>(in[k] ^ hdr[h - 4 + (k & 3)]);
+  mask_copy(out, reinterpret_cast<const unsigned char*>(data), n, hdr + h - 4, 0);
   appended_ += h + n;
 }
 
