@@ -106,7 +106,7 @@ asio::awaitable<void> echo_session(tcp::socket s) {
       unsigned char mask[4] = {};
       if (masked) std::memcpy(mask, p + h, 4);
       unsigned char* payload = p + h + (masked ? 4 : 0);
-      for (std::size_t i = 0; i < len; ++i) payload[i] ^= mask[i & 3];
+      if (masked) tether::ws::detail::mask_copy(payload, payload, static_cast<std::size_t>(len), mask, 0);
       const unsigned out_op = op == 9 ? 10u : op;
       if (op != 10) {
         out += static_cast<char>((p[0] & 0x80) | out_op);  // FIN kept, RSV cleared
