@@ -57,7 +57,7 @@ class key_rewriter {
   std::uint64_t payload_left_ = 0;
   std::array<unsigned char, 4> xor_{};
   std::size_t xor_pos_ = 0;
-  std::array<std::uint32_t, 64> pool_{};
+  std::array<std::uint32_t, 256> pool_{};
   std::size_t pool_pos_ = pool_.size();
 };
 

@@ -13,7 +13,9 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http/field.hpp>
@@ -118,6 +120,21 @@ struct outgoing {
   void_handler handler;
 };
 
+/// The application's executor and the connection's strand over it. When the application's
+/// executor is a plain io_context executor the strand wraps that concrete type, so that every
+/// operation on the strand goes through one type erasure (any_io_executor), not two.
+struct executors {
+  explicit executors(const asio::any_io_executor& ex) : inner(ex), strand(make(ex)) {}
+  asio::any_io_executor inner;
+  asio::any_io_executor strand;
+
+ private:
+  static asio::any_io_executor make(const asio::any_io_executor& ex) {
+    if (const auto* io = ex.target<asio::io_context::executor_type>()) return asio::make_strand(*io);
+    return asio::make_strand(ex);
+  }
+};
+
 template <class Handler, class... Args>
 void complete_later(const asio::any_io_executor& fallback, Handler h, Args... args) {
   // Never inline: the initiating call must return first. Posting through `fallback` and then
@@ -137,9 +154,9 @@ void complete_later(const asio::any_io_executor& fallback, Handler h, Args... ar
 /// dispatched to the handler's executor (`fallback`, the strand, when it has none): inline
 /// when that executor is the one running. Never inline: the initiating call must return first.
 template <class Handler, class... Args>
-void complete_soon(const asio::strand<asio::any_io_executor>& fallback, Handler h, Args... args) {
-  auto ex = asio::get_associated_executor(h, fallback);
-  asio::post(fallback.get_inner_executor(), [h = std::move(h), ex, t = std::make_tuple(std::move(args)...)]() mutable {
+void complete_soon(const executors& on, Handler h, Args... args) {
+  auto ex = asio::get_associated_executor(h, on.strand);
+  asio::post(on.inner, [h = std::move(h), ex, t = std::make_tuple(std::move(args)...)]() mutable {
     asio::dispatch(ex, [h = std::move(h), t = std::move(t)]() mutable {
       std::apply([&h](auto&&... a) { std::move(h)(std::move(a)...); }, std::move(t));
     });
@@ -148,10 +165,9 @@ void complete_soon(const asio::strand<asio::any_io_executor>& fallback, Handler 
 
 /// Completes a batch of send handlers with one post; each then runs on its own executor
 /// (inline when that is the one running).
-inline void complete_all(const asio::strand<asio::any_io_executor>& fallback, std::vector<void_handler> hs,
-                         error_code ec) {
+inline void complete_all(const executors& on, std::vector<void_handler> hs, error_code ec) {
   if (hs.empty()) return;
-  asio::post(fallback.get_inner_executor(), [fallback, hs = std::move(hs), ec]() mutable {
+  asio::post(on.inner, [fallback = on.strand, hs = std::move(hs), ec]() mutable {
     for (auto& h : hs) {
       if (!h) continue;
       auto ex = asio::get_associated_executor(h, fallback);
@@ -162,13 +178,15 @@ inline void complete_all(const asio::strand<asio::any_io_executor>& fallback, st
 
 struct client_impl : std::enable_shared_from_this<client_impl> {
   client_impl(const asio::any_io_executor& ex, options o)
-      : strand(asio::make_strand(ex)),
+      : on(ex),
+        strand(on.strand),
         opts(std::move(o)),
         space_cv(strand),
         expiry_timer(strand),
         backoff_timer(strand) {}
 
-  asio::strand<asio::any_io_executor> strand;
+  executors on;
+  const asio::any_io_executor& strand;  // on.strand
   options opts;
   std::atomic<connection_state> state{connection_state::idle};
   std::atomic<std::int64_t> rtt_us{-1};
@@ -298,7 +316,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   void deliver_locked(event e) {
     if (event_waiter) {
       auto h = take_waiter();
-      complete_soon(strand, std::move(h), error_code{}, std::move(e));
+      complete_soon(on, std::move(h), error_code{}, std::move(e));
     } else {
       events.push_back(std::move(e));
     }
@@ -362,7 +380,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       const bool wake = space_waiting && events.size() < resume_below();
       if (wake) space_waiting = false;
       lk.unlock();
-      complete_soon(strand, std::move(h), error_code{}, std::move(e));
+      complete_soon(on, std::move(h), error_code{}, std::move(e));
       if (wake) asio::post(strand, [self = shared_from_this()] { self->space_cv.notify(); });
     } else if (finished) {
       complete_later(strand, std::move(h), make_error_code(error::client_closed), event{});
@@ -732,7 +750,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       }
       const auto fec = co_await flush(tr);
       if (!ec) ec = fec;
-      complete_all(strand, std::move(written), ec);
+      complete_all(on, std::move(written), ec);
       if (ec) {
         tr.close();
         break;
@@ -980,7 +998,7 @@ struct client_access {
 };
 
 const options& get_options(const client_impl& impl) noexcept { return impl.opts; }
-asio::any_io_executor get_executor(const client_impl& impl) noexcept { return impl.strand.get_inner_executor(); }
+asio::any_io_executor get_executor(const client_impl& impl) noexcept { return impl.on.inner; }
 
 }  // namespace detail
 }  // namespace tether::ws
