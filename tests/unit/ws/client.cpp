@@ -292,6 +292,44 @@ TEST_CASE("client: large messages and a bounded event queue lose nothing", "[ws]
   }());
 }
 
+TEST_CASE("client: writes the socket takes only in part go out whole and in order (peer stalls reading)",
+          "[ws][client]") {
+  test::ws_server server;
+  server.set_read_pause(300ms);  // the socket buffers fill; later writes are taken in part
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url());
+    o.max_message_size = 2u << 20;
+    ws::client c(ioc.get_executor(), o);
+    auto run = start(c);
+    co_await next_of<ws::connected>(c);
+    // Large messages (Beast's write, in pieces) between small ones (framed in batches); each
+    // message's bytes depend on its index, so a lost, repeated or misplaced piece shows.
+    std::vector<ws::message> sent;
+    for (std::size_t i = 0; i < 600; ++i) {
+      std::string d(i % 75 == 0 ? (1u << 20) + i : 2000 + i, '\0');
+      for (std::size_t k = 0; k < d.size(); ++k) d[k] = static_cast<char>('a' + (i * 7 + k) % 26);
+      sent.push_back(i % 75 == 0 ? ws::message::binary(std::move(d)) : ws::message::text(std::move(d)));
+    }
+    std::size_t completed = 0;
+    error_code first_error;
+    for (const auto& m : sent) {
+      c.async_send(m, [&](error_code ec) {
+        ++completed;
+        if (ec && !first_error) first_error = ec;
+      });
+    }
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+      auto m = co_await next_of<ws::message>(c);
+      INFO("message " << i);
+      REQUIRE(m == sent[i]);
+    }
+    CHECK(completed == sent.size());
+    CHECK(!first_error);
+    co_await c.async_close({}, nothrow);
+  }());
+}
+
 TEST_CASE("client: IPv6 loopback", "[ws][client]") {
   test::ws_server_options so;
   so.address = "::1";

@@ -279,6 +279,7 @@ class transport {
   bool corked_ = false;
   bool writing_ = false;
   bool close_when_drained_ = false;
+  bool non_blocking_ = false;
   clock::time_point last_rx_ = clock::now();
   char drain_[512];
 };

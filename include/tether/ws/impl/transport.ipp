@@ -49,11 +49,26 @@ void transport::write_pending() {
     asio::post(ex_, [h = std::move(*parked_), n = parked_n_]() mutable { std::move(h)(error_code{}, n); });
     parked_.reset();
   }
-  auto done = [this](error_code ec, std::size_t n) { written(ec, n); };
-  if (tls_)
-    asio::async_write(*tls_, asio::buffer(inflight_), std::move(done));
-  else
-    asio::async_write(sock_, asio::buffer(inflight_), std::move(done));
+  if (tls_) {
+    asio::async_write(*tls_, asio::buffer(inflight_), [this](error_code ec, std::size_t n) { written(ec, n); });
+    return;
+  }
+  // Plain TCP: most writes fit in the socket's send buffer. Send at once, without an
+  // asynchronous operation and the turn of the event loop its completion takes; only what
+  // the socket did not take goes through an asynchronous write.
+  error_code ec;
+  if (!non_blocking_) {
+    sock_.non_blocking(true, ec);
+    non_blocking_ = !ec;
+  }
+  std::size_t n = 0;
+  if (non_blocking_) {
+    n = sock_.write_some(asio::buffer(inflight_), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+    if (ec || n == inflight_.size()) return written(ec, n);
+  }
+  asio::async_write(sock_, asio::buffer(inflight_.data() + n, inflight_.size() - n),
+                    [this, n](error_code e, std::size_t m) { written(e, n + m); });
 }
 
 void transport::written(error_code ec, std::size_t n) {
