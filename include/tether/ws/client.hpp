@@ -53,9 +53,11 @@ TETHER_DECL asio::any_io_executor get_executor(const client_impl& impl) noexcept
     handler runs in the same turn of the event loop as the socket read.
 
     Throughput: messages already received are read without an asynchronous operation each;
-    small messages queued meanwhile are framed into one socket write. The writer waits for
-    the application to finish its turn (taking queued events, queueing answers) before it
-    writes, at most 64 turns of the event loop or `write_coalesce_bytes`.
+    small messages queued meanwhile are framed into one socket write, sent at once with a
+    non-blocking send on plain TCP (only what the socket does not take waits for it to drain).
+    The writer waits for the application to finish its turn (taking queued events, queueing
+    answers) before it writes, at most 64 turns of the event loop or `write_coalesce_bytes`,
+    and after each write for one turn, in which the next messages gather.
 
     Reconnection: each failed attempt or lost connection is reported as `reconnecting` before
     the wait; the backoff starts over only once a connection has stayed open for

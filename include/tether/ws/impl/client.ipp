@@ -748,6 +748,9 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
           if (auto more = take(false)) next.emplace(std::move(*more));
         }
       }
+      // Even when the write went out whole at once, the flush completes through a post: that
+      // turn of the event loop is when the application's next sends gather for the next write
+      // (without it, a sending coroutine's messages go out one frame per write).
       const auto fec = co_await flush(tr);
       if (!ec) ec = fec;
       complete_all(on, std::move(written), ec);
