@@ -60,6 +60,9 @@ class transport {
   std::size_t buffered() const noexcept { return rbuf_.size(); }
   /// Whole messages received and not yet read (see frame_counter).
   frame_counter& messages() noexcept { return counter_; }
+  /// Plain TCP: the last socket read took less than it asked for, so the socket had nothing
+  /// more then and reading again at once would most likely find nothing.
+  bool drained() const noexcept { return drained_; }
 
   /// While corked, writes are only gathered; `flush` uncorks, and completes once every byte
   /// written so far is on the socket (or the socket failed).
@@ -192,7 +195,8 @@ class transport {
     }
     if (want >= read_chunk_) {
       // Large reads (message payloads) go straight into the caller's buffer.
-      raw_read(b, [this, b, h = std::forward<H>(h)](error_code ec, std::size_t n) mutable {
+      raw_read(b, [this, b, want, h = std::forward<H>(h)](error_code ec, std::size_t n) mutable {
+        drained_ = !tls_ && !ec && n < want;
         if (n > 0) {
           last_rx_ = clock::now();
           std::size_t left = n;
@@ -210,6 +214,7 @@ class transport {
     raw_read(rbuf_.prepare(read_chunk_),
              [this, b, h = std::forward<H>(h)](error_code ec, std::size_t got) mutable {
                received(got);
+               drained_ = !tls_ && !ec && got < read_chunk_;
                if (ec && rbuf_.size() == 0) return std::move(h)(ec, std::size_t{0});
                const auto n = asio::buffer_copy(b, rbuf_.data());
                rbuf_.consume(n);
@@ -280,6 +285,7 @@ class transport {
   bool writing_ = false;
   bool close_when_drained_ = false;
   bool non_blocking_ = false;
+  bool drained_ = false;
   clock::time_point last_rx_ = clock::now();
   char drain_[512];
 };

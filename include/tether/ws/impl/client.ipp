@@ -849,6 +849,11 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       const auto data = buf.cdata();
       deliver(message{c.ws.got_text() ? message_kind::text : message_kind::binary,
                       std::string(static_cast<const char*>(data.data()), data.size())});
+      // The last read drained the socket and no whole message is buffered: reading now would
+      // most likely be a system call that finds nothing. Whatever the application did with
+      // the message (its answer, already posted) goes first: one turn of the event loop, on
+      // the application's executor so that the strand stays free for the writer.
+      if (tr.drained() && tr.messages().ready() == 0) co_await asio::post(on.inner, asio::use_awaitable);
     }
     c.ended = true;
     c.ws.next_layer().close();
