@@ -120,20 +120,13 @@ struct outgoing {
   void_handler handler;
 };
 
-/// The application's executor and the connection's strand over it. When the application's
-/// executor is a plain io_context executor the strand wraps that concrete type, so that every
-/// operation on the strand goes through one type erasure (any_io_executor), not two.
-struct executors {
-  explicit executors(const asio::any_io_executor& ex) : inner(ex), strand(make(ex)) {}
-  asio::any_io_executor inner;
-  asio::any_io_executor strand;
-
- private:
-  static asio::any_io_executor make(const asio::any_io_executor& ex) {
-    if (const auto* io = ex.target<asio::io_context::executor_type>()) return asio::make_strand(*io);
-    return asio::make_strand(ex);
-  }
-};
+/// A strand over the application's executor. When that is a plain io_context executor the
+/// strand wraps the concrete type, so that every operation on the strand goes through one type
+/// erasure (any_io_executor), not two.
+inline asio::any_io_executor strand_over(const asio::any_io_executor& ex) {
+  if (const auto* io = ex.target<asio::io_context::executor_type>()) return asio::make_strand(*io);
+  return asio::make_strand(ex);
+}
 
 template <class Handler, class... Args>
 void complete_later(const asio::any_io_executor& fallback, Handler h, Args... args) {
@@ -150,13 +143,14 @@ void complete_later(const asio::any_io_executor& fallback, Handler h, Args... ar
   });
 }
 
-/// The hot paths' completion: posted to the strand's inner executor (no strand queue), then
+/// The hot paths' completion: posted to the application's executor `inner` (no strand queue), then
 /// dispatched to the handler's executor (`fallback`, the strand, when it has none): inline
 /// when that executor is the one running. Never inline: the initiating call must return first.
 template <class Handler, class... Args>
-void complete_soon(const executors& on, Handler h, Args... args) {
-  auto ex = asio::get_associated_executor(h, on.strand);
-  asio::post(on.inner, [h = std::move(h), ex, t = std::make_tuple(std::move(args)...)]() mutable {
+void complete_soon(const asio::any_io_executor& inner, const asio::any_io_executor& fallback, Handler h,
+                   Args... args) {
+  auto ex = asio::get_associated_executor(h, fallback);
+  asio::post(inner, [h = std::move(h), ex, t = std::make_tuple(std::move(args)...)]() mutable {
     asio::dispatch(ex, [h = std::move(h), t = std::move(t)]() mutable {
       std::apply([&h](auto&&... a) { std::move(h)(std::move(a)...); }, std::move(t));
     });
@@ -165,9 +159,10 @@ void complete_soon(const executors& on, Handler h, Args... args) {
 
 /// Completes a batch of send handlers with one post; each then runs on its own executor
 /// (inline when that is the one running).
-inline void complete_all(const executors& on, std::vector<void_handler> hs, error_code ec) {
+inline void complete_all(const asio::any_io_executor& inner, const asio::any_io_executor& fallback,
+                         std::vector<void_handler> hs, error_code ec) {
   if (hs.empty()) return;
-  asio::post(on.inner, [fallback = on.strand, hs = std::move(hs), ec]() mutable {
+  asio::post(inner, [fallback, hs = std::move(hs), ec]() mutable {
     for (auto& h : hs) {
       if (!h) continue;
       auto ex = asio::get_associated_executor(h, fallback);
@@ -178,15 +173,15 @@ inline void complete_all(const executors& on, std::vector<void_handler> hs, erro
 
 struct client_impl : std::enable_shared_from_this<client_impl> {
   client_impl(const asio::any_io_executor& ex, options o)
-      : on(ex),
-        strand(on.strand),
+      : inner(ex),
+        strand(strand_over(ex)),
         opts(std::move(o)),
         space_cv(strand),
         expiry_timer(strand),
         backoff_timer(strand) {}
 
-  executors on;
-  const asio::any_io_executor& strand;  // on.strand
+  asio::any_io_executor inner;   // the application's executor
+  asio::any_io_executor strand;  // the connection's state lives here
   options opts;
   std::atomic<connection_state> state{connection_state::idle};
   std::atomic<std::int64_t> rtt_us{-1};
@@ -316,7 +311,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   void deliver_locked(event e) {
     if (event_waiter) {
       auto h = take_waiter();
-      complete_soon(on, std::move(h), error_code{}, std::move(e));
+      complete_soon(inner, strand, std::move(h), error_code{}, std::move(e));
     } else {
       events.push_back(std::move(e));
     }
@@ -380,7 +375,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       const bool wake = space_waiting && events.size() < resume_below();
       if (wake) space_waiting = false;
       lk.unlock();
-      complete_soon(on, std::move(h), error_code{}, std::move(e));
+      complete_soon(inner, strand, std::move(h), error_code{}, std::move(e));
       if (wake) asio::post(strand, [self = shared_from_this()] { self->space_cv.notify(); });
     } else if (finished) {
       complete_later(strand, std::move(h), make_error_code(error::client_closed), event{});
@@ -753,7 +748,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       // (without it, a sending coroutine's messages go out one frame per write).
       const auto fec = co_await flush(tr);
       if (!ec) ec = fec;
-      complete_all(on, std::move(written), ec);
+      complete_all(inner, strand, std::move(written), ec);
       if (ec) {
         tr.close();
         break;
@@ -853,7 +848,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       // most likely be a system call that finds nothing. Whatever the application did with
       // the message (its answer, already posted) goes first: one turn of the event loop, on
       // the application's executor so that the strand stays free for the writer.
-      if (tr.drained() && tr.messages().ready() == 0) co_await asio::post(on.inner, asio::use_awaitable);
+      if (tr.drained() && tr.messages().ready() == 0) co_await asio::post(inner, asio::use_awaitable);
     }
     c.ended = true;
     c.ws.next_layer().close();
@@ -1006,7 +1001,7 @@ struct client_access {
 };
 
 const options& get_options(const client_impl& impl) noexcept { return impl.opts; }
-asio::any_io_executor get_executor(const client_impl& impl) noexcept { return impl.on.inner; }
+asio::any_io_executor get_executor(const client_impl& impl) noexcept { return impl.inner; }
 
 }  // namespace detail
 }  // namespace tether::ws
