@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the dependencies, builds out of tree
 # (build/<preset>) and runs ctest. Presets run in order; default: dev (warnings as errors),
-# then asan (ASan+UBSan), then tsan; clang-tidy after the dev build.
-#   scripts/test.sh                 # dev asan tsan
+# then asan (ASan+UBSan), then tsan (all Clang), then gcc and gcc-asan (GCC); clang-tidy after
+# the dev build.
+#   scripts/test.sh                 # dev asan tsan gcc gcc-asan
 #   scripts/test.sh dev             # one preset
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 tether_install_deps --with-interop
 
 presets=("$@")
-[ ${#presets[@]} -eq 0 ] && presets=(dev asan tsan)
+[ ${#presets[@]} -eq 0 ] && presets=(dev asan tsan gcc gcc-asan)
 jobs=$(nproc)
 for preset in "${presets[@]}"; do
   start=$(date +%s)

@@ -53,7 +53,7 @@ asio::awaitable<std::pair<bool, std::string>> session(const std::string& url, bo
     }
     if (std::holds_alternative<tether::ws::disconnected>(ev)) break;
   }
-  co_await c.async_close({}, nothrow);
+  co_await c.async_close(nothrow);
   co_return std::make_pair(connected, first);
 }
 

@@ -247,7 +247,7 @@ asio::awaitable<void> run_tether(const args& a, stats& st) {
   }
   st.seconds = std::chrono::duration<double>(clk::now() - start).count();
   if (f.got < a.count && st.ok) st.ok = false, st.error = "connection ended early";
-  co_await c.async_close({}, nothrow);
+  co_await c.async_close(nothrow);
 }
 
 asio::awaitable<void> run_beast(const args& a, stats& st) {
@@ -360,7 +360,7 @@ int run_idle(const args& a) {
       {
         std::vector<std::unique_ptr<tether::ws::client>> warm;
         if (!co_await open_tether(a, 1, warm)) co_return;
-        co_await warm[0]->async_close({}, nothrow);
+        co_await warm[0]->async_close(nothrow);
       }
       baseline = rss_kib();
       std::vector<std::unique_ptr<tether::ws::client>> conns;

@@ -113,7 +113,8 @@ TEST_CASE("interop: echo of text and binary up to 16 MiB", "[interop]") {
       auto t = co_await test::next_of<ws::message>(c);
       CHECK(t == txt);
     }
-    co_await c.async_close({4123, "client says bye"}, test::nothrow);
+    const ws::close_reason bye{4123, "client says bye"};
+    co_await c.async_close(bye, test::nothrow);
   }(), 60s);
   CHECK(peer.wait_line("closed ") == "closed 4123 client says bye");
 }
@@ -148,7 +149,7 @@ TEST_CASE("interop: ping and pong", "[interop]") {
     co_await c.async_ping("interop-ping", test::nothrow);
     auto p = co_await test::next_of<ws::pong>(c);
     CHECK(p.payload == "interop-ping");
-    co_await c.async_close({}, test::nothrow);
+    co_await c.async_close(test::nothrow);
   }());
 }
 
@@ -163,6 +164,6 @@ TEST_CASE("interop: subprotocol choice", "[interop]") {
     c.async_run(asio::detached);
     auto conn = co_await test::next_of<ws::connected>(c);
     CHECK((conn.subprotocol == "chat.v1" || conn.subprotocol == "chat.v2"));
-    co_await c.async_close({}, test::nothrow);
+    co_await c.async_close(test::nothrow);
   }());
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/net/backoff_policy.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -10,22 +11,6 @@
 #include <random>
 
 namespace tether::net {
-
-/// How retries are spaced. Zero means "off" for the limits.
-struct backoff_policy {
-  /// The ceiling of the first delay; the ceiling doubles per attempt (times `multiplier`).
-  std::chrono::milliseconds initial{500};
-  /// No delay is longer than this.
-  std::chrono::milliseconds max{30'000};
-  /// Growth of the ceiling per attempt.
-  double multiplier = 2.0;
-  /// Every delay is at least this, so that full jitter never yields a tight loop.
-  std::chrono::milliseconds min{50};
-  /// Give up after this many attempts in a row (0: never).
-  std::uint32_t max_attempts = 0;
-  /// Give up once this much time has passed since the first failure in a row (0: never).
-  std::chrono::milliseconds max_elapsed{0};
-};
 
 /// The state of one run of retries. Full jitter (delay uniform in [min, ceiling]) on every
 /// attempt. `reset()` starts over. Not thread-safe: owned by one state machine.

@@ -2,7 +2,7 @@
 // manager's options (every limit with its default).
 #pragma once
 
-#include <tether/net/backoff.hpp>
+#include <tether/net/backoff_policy.hpp>
 #include <tether/net/error.hpp>
 #include <tether/net/log.hpp>
 #include <tether/net/retry.hpp>
@@ -57,7 +57,7 @@ struct result {
   transfer::kind kind = kind::download;
   /// success, rejected (the server refused), retry_later (come back after `retry_after`;
   /// the transfer stays resumable) or failed.
-  outcome outcome = outcome::failed;
+  net::outcome outcome = net::outcome::failed;
   error_code error;            ///< empty on success
   std::string message;         ///< what went wrong, for people (secrets redacted)
   unsigned http_status = 0;    ///< the last status the server answered, if any
@@ -107,8 +107,13 @@ struct options {
   std::size_t max_concurrent = 4;
   /// Retries within one call: after a failure, up to `retry.max_attempts` more attempts in a
   /// row that bring no new bytes (progress starts the count over), spaced by the backoff.
-  net::backoff_policy retry{std::chrono::milliseconds{500}, std::chrono::milliseconds{30'000}, 2.0,
-                            std::chrono::milliseconds{50}, 8, std::chrono::milliseconds{0}};
+  /// Default: ceiling 500 ms doubling to 30 s, 50 ms floor, 8 attempts without progress.
+  net::backoff_policy retry{.initial = std::chrono::milliseconds{500},
+                            .max = std::chrono::milliseconds{30'000},
+                            .multiplier = 2.0,
+                            .min = std::chrono::milliseconds{50},
+                            .max_attempts = 8,
+                            .max_elapsed = std::chrono::milliseconds{0}};
   /// A server's Retry-After longer than this ends the call as retry_later (resumable later).
   std::chrono::seconds max_retry_after{300};
   /// Whole-transfer deadline counted from the transfer's creation (0: none).

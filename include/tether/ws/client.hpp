@@ -157,12 +157,19 @@ class client {
   /// close_timeout), fails queued sends with `operation_aborted`. Completes when `run` has
   /// ended. Completion: `void(error_code)`.
   template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
-  auto async_close(close_reason reason = {}, Token&& token = {}) {
+  auto async_close(close_reason reason, Token&& token = {}) {
     return asio::async_initiate<Token, void(error_code)>(
         [impl = impl_](auto h, close_reason r) {  // NOLINT(performance-unnecessary-value-param): moved from
           detail::start_close(impl, std::move(r), std::move(h));
         },
         token, std::move(reason));
+  }
+  /// As above with a normal close (1000, no reason text). Under GCC 12 prefer this, or a named
+  /// close_reason, to a braced `{...}` argument inside a co_await expression (see README).
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
+  auto async_close(Token&& token = {}) {
+    return asio::async_initiate<Token, void(error_code)>(
+        [impl = impl_](auto h) { detail::start_close(impl, close_reason{}, std::move(h)); }, token);
   }
   /// Fire-and-forget close().
   void close(std::uint16_t code = 1000, std::string reason = {}) {

@@ -1,7 +1,7 @@
 // tether/ws/options.hpp: every setting of a ws::client, each with its documented default.
 #pragma once
 
-#include <tether/net/backoff.hpp>
+#include <tether/net/backoff_policy.hpp>
 #include <tether/net/log.hpp>
 #include <tether/net/tls.hpp>
 

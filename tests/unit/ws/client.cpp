@@ -52,7 +52,8 @@ TEST_CASE("client: echo of text and binary, in order", "[ws][client]") {
       auto b = co_await next_of<ws::message>(c);
       CHECK(b == ws::message::binary(std::string("\x00\x01\xff", 3) + std::to_string(i)));
     }
-    auto [ec] = co_await c.async_close({1000, "bye"}, nothrow);
+    const ws::close_reason bye{1000, "bye"};
+    auto [ec] = co_await c.async_close(bye, nothrow);
     CHECK(!ec);
     auto d = co_await next_of<ws::disconnected>(c);
     INFO(d.error.message());
@@ -115,7 +116,7 @@ TEST_CASE("client: headers, token and subprotocols reach the server", "[ws][clie
     bool found = false;
     for (auto& [k, v] : conn.response_headers) found = found || (k == "Sec-WebSocket-Protocol" && v == "chat.v2");
     CHECK(found);
-    co_await c.async_close({}, nothrow);
+    co_await c.async_close(nothrow);
   }());
   auto reqs = server.requests();
   REQUIRE(reqs.size() == 1);
@@ -197,7 +198,8 @@ TEST_CASE("client: close code and reason reach the server", "[ws][client]") {
     ws::client c(ioc.get_executor(), test::fast_options(server.url()));
     auto run = start(c);
     co_await next_of<ws::connected>(c);
-    co_await c.async_close({4321, "done here"}, nothrow);
+    const ws::close_reason done{4321, "done here"};
+    co_await c.async_close(done, nothrow);
   }());
   CHECK(server.wait_for([&] { return server.close_codes() == std::vector<std::uint16_t>{4321}; }));
 }
@@ -214,7 +216,7 @@ TEST_CASE("client: a close the peer never answers ends after close_timeout", "[w
     auto run = start(c);
     co_await next_of<ws::connected>(c);
     const auto t0 = std::chrono::steady_clock::now();
-    co_await c.async_close({}, nothrow);
+    co_await c.async_close(nothrow);
     const auto took = std::chrono::steady_clock::now() - t0;
     CHECK(took >= 250ms);
     CHECK(took < 3s);
@@ -240,7 +242,7 @@ TEST_CASE("client: ping with payload, pong observed with its round trip", "[ws][
     CHECK(c.last_rtt().has_value());
     auto [ec2] = co_await c.async_ping(std::string(126, 'x'), nothrow);
     CHECK(ec2 == error::invalid_argument);
-    co_await c.async_close({}, nothrow);
+    co_await c.async_close(nothrow);
   }());
 }
 
@@ -261,7 +263,7 @@ TEST_CASE("client: permessage-deflate is negotiated and works", "[ws][client]") 
     co_await c.async_send_text(big, nothrow);
     auto m = co_await next_of<ws::message>(c);
     CHECK(m.data == big);
-    co_await c.async_close({}, nothrow);
+    co_await c.async_close(nothrow);
   }());
   CHECK(server.requests().at(0).headers["sec-websocket-extensions"].find("permessage-deflate") != std::string::npos);
 }
@@ -288,7 +290,7 @@ TEST_CASE("client: large messages and a bounded event queue lose nothing", "[ws]
       auto m = co_await next_of<ws::message>(c);
       CHECK(m.data == sent[static_cast<std::size_t>(i)]);
     }
-    co_await c.async_close({}, nothrow);
+    co_await c.async_close(nothrow);
   }());
 }
 
@@ -326,7 +328,7 @@ TEST_CASE("client: writes the socket takes only in part go out whole and in orde
     }
     CHECK(completed == sent.size());
     CHECK(!first_error);
-    co_await c.async_close({}, nothrow);
+    co_await c.async_close(nothrow);
   }());
 }
 
@@ -348,7 +350,7 @@ TEST_CASE("client: IPv6 loopback", "[ws][client]") {
     co_await c.async_send_text("v6", nothrow);
     auto m = co_await next_of<ws::message>(c);
     CHECK(m.data == "v6");
-    co_await c.async_close({}, nothrow);
+    co_await c.async_close(nothrow);
   }());
 }
 

@@ -192,7 +192,7 @@ TEST_CASE("envelope: request/response correlates by id, times out, fails on conn
     t.async_wait([&](error_code) { server.drop_all(); });
     auto lost = co_await chan.request<demo::greeting>(u, 10s);
     CHECK(lost.error() == error::connection_lost);
-    co_await c.async_close({}, test::nothrow);
+    co_await c.async_close(test::nothrow);
     if (!ran) co_await run_done.async_wait(test::nothrow);
   }());
 }

@@ -37,7 +37,7 @@ TEST_CASE("keepalive: a peer that stops answering is detected and reconnected", 
     CHECK(r.cause == error::pong_timeout);
     server.set_behavior(test::ws_behavior::echo);
     co_await next_of<ws::connected>(c);
-    co_await c.async_close({}, nothrow);
+    co_await c.async_close(nothrow);
   }());
 }
 
@@ -59,7 +59,7 @@ TEST_CASE("keepalive: a live but quiet peer is not failed", "[ws][resilience]") 
     }
     CHECK(c.state() == ws::connection_state::open);
     CHECK(c.last_rtt());
-    co_await c.async_close({}, nothrow);
+    co_await c.async_close(nothrow);
   }());
   CHECK(server.accepted() == 1);
 }
@@ -80,7 +80,7 @@ TEST_CASE("reconnect: accept-then-close 10 times backs off, no tight loop", "[ws
     const auto t0 = clk::now();
     while (attempts.size() < 10) attempts.push_back(co_await next_of<ws::reconnecting>(c));
     elapsed = clk::now() - t0;
-    co_await c.async_close({}, nothrow);
+    co_await c.async_close(nothrow);
   }(), 30s);
   std::chrono::milliseconds ceiling = 20ms, sum{0};
   for (std::size_t i = 0; i < attempts.size(); ++i) {
@@ -124,7 +124,7 @@ TEST_CASE("reconnect: server restarted 3 times, outage messages arrive once, in 
       }
       for (auto& r : results) CHECK(!*r);
     }
-    co_await c.async_close({}, nothrow);
+    co_await c.async_close(nothrow);
     CHECK(server.received() == expected);
   }(), 30s);
 }
@@ -144,7 +144,7 @@ TEST_CASE("reconnect: close() during a backoff wait returns promptly, no reconne
     auto r = co_await next_of<ws::reconnecting>(c);
     CHECK(r.delay >= 30s);
     const auto t0 = clk::now();
-    co_await c.async_close({}, nothrow);
+    co_await c.async_close(nothrow);
     CHECK(clk::now() - t0 < 1s);
     CHECK(run_done);
     CHECK(c.state() == ws::connection_state::closed);
@@ -167,7 +167,7 @@ TEST_CASE("reconnect: 503 with Retry-After: 2 waits at least 2 s", "[ws][resilie
     server.set_behavior(test::ws_behavior::echo);
     co_await next_of<ws::connected>(c);
     CHECK(clk::now() - t0 >= 1900ms);
-    co_await c.async_close({}, nothrow);
+    co_await c.async_close(nothrow);
   }());
   CHECK(server.requests().size() == 2);
 }
@@ -197,7 +197,7 @@ TEST_CASE("reconnect: before_connect refreshes credentials for each attempt", "[
     co_await next_of<ws::connected>(c);
     server.drop_all();
     co_await next_of<ws::connected>(c);
-    co_await c.async_close({}, nothrow);
+    co_await c.async_close(nothrow);
   }());
   auto reqs = server.requests();
   REQUIRE(reqs.size() == 2);
@@ -219,7 +219,7 @@ TEST_CASE("outbox: overflow fails exactly the sends past the bound; close aborts
     co_await next_of<ws::reconnecting>(c);
     for (std::size_t i = 5; i < 8; ++i) CHECK(results[i] == error::outbox_full);
     for (std::size_t i = 0; i < 5; ++i) CHECK(results[i] == asio::error::would_block);
-    co_await c.async_close({}, nothrow);
+    co_await c.async_close(nothrow);
   }());
   for (std::size_t i = 0; i < 5; ++i) CHECK(results[i] == asio::error::operation_aborted);
 }
@@ -253,7 +253,7 @@ TEST_CASE("outbox: a message past its time to live fails with expired", "[ws][ou
     CHECK(ec == error::expired);
     CHECK(clk::now() - t0 >= 140ms);
     CHECK(clk::now() - t0 < 2s);
-    co_await c.async_close({}, nothrow);
+    co_await c.async_close(nothrow);
   }());
 }
 

@@ -35,7 +35,7 @@ error_code connect_once(ws::options o, std::string* echoed = nullptr) {
       co_await c.async_send_text("over tls", test::nothrow);
       auto m = co_await test::next_of<ws::message>(c);
       if (echoed) *echoed = m.data;
-      co_await c.async_close({}, test::nothrow);
+      co_await c.async_close(test::nothrow);
     } else if (auto* d = std::get_if<ws::disconnected>(&ev)) {
       result = d->error;
     }

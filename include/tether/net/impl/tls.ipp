@@ -1,13 +1,14 @@
+// tether/net/impl/tls.ipp: the OpenSSL client context and stream setup behind tls_options.
 #pragma once
 
-#include <tether/net/tls.hpp>
+#include <tether/net/detail/tls_context.hpp>
 
 #include <boost/asio/ip/address.hpp>
 
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-namespace tether::net {
+namespace tether::net::detail {
 
 boost::system::result<std::shared_ptr<boost::asio::ssl::context>> make_client_context(
     const tls_options& options) {
@@ -40,8 +41,7 @@ boost::system::result<std::shared_ptr<boost::asio::ssl::context>> make_client_co
   return ctx;
 }
 
-error_code prepare_client_stream(void* handle, const std::string& host, const tls_options& options) {
-  auto* ssl = static_cast<SSL*>(handle);
+error_code prepare_client_stream(SSL* ssl, const std::string& host, const tls_options& options) {
   error_code addr_ec;
   (void)boost::asio::ip::make_address(host, addr_ec);
   const bool is_ip = !addr_ec;
@@ -63,4 +63,4 @@ error_code prepare_client_stream(void* handle, const std::string& host, const tl
   return {};
 }
 
-}  // namespace tether::net
+}  // namespace tether::net::detail

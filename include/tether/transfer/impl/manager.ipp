@@ -1,6 +1,8 @@
 #pragma once
 
-#include <tether/net/base64.hpp>
+#include <tether/net/backoff.hpp>
+#include <tether/net/detail/base64.hpp>
+#include <tether/net/detail/tls_context.hpp>
 #include <tether/net/http.hpp>
 #include <tether/net/url.hpp>
 #include <tether/transfer/detail/file.hpp>
@@ -45,7 +47,6 @@ namespace tether::transfer::detail {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
-using tcp = asio::ip::tcp;
 using steady = std::chrono::steady_clock;
 using sys = std::chrono::system_clock;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
@@ -184,6 +185,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     i.status = status::failed;
     i.file = p;
     i.problem = std::move(why);
+    opts.log(net::log_level::warn, "transfer " + i.id + ": " + i.problem);
     problems.push_back(std::move(i));
   }
 
@@ -372,8 +374,10 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
         }
         if (j->stop != stop_kind::none)
           res = make_result(*j);
+        else if (j->rec.kind == kind::download)  // not `?:` around co_await: scripts/check_coawait.py
+          res = co_await run_download(j);
         else
-          res = j->rec.kind == kind::download ? co_await run_download(j) : co_await run_upload(j);
+          res = co_await run_upload(j);
       } catch (const std::exception& e) {
         res = make_result(*j);
         res.outcome = outcome::failed;
@@ -459,7 +463,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   asio::awaitable<attempt_end> with_connection(job& j, const net::endpoint_url& url, Use&& use) {
     attempt_end end;
     beast::tcp_stream tcp(ioc);
-    tcp::resolver resolver(ioc);
+    asio::ip::tcp::resolver resolver(ioc);
     j.interrupt = [&] {
       resolver.cancel();
       tcp.cancel();
@@ -479,7 +483,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       co_return end;
     }
     error_code ig;
-    tcp.socket().set_option(tcp::no_delay(true), ig);
+    tcp.socket().set_option(asio::ip::tcp::no_delay(true), ig);
     if (opts.receive_buffer_bytes)
       tcp.socket().set_option(asio::socket_base::receive_buffer_size(static_cast<int>(opts.receive_buffer_bytes)), ig);
     if (!url.secure()) {
@@ -488,7 +492,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     asio::ssl::stream<beast::tcp_stream> tls_stream(std::move(tcp), *tls);
     auto& lowest = tls_stream.next_layer();
     j.interrupt = [&lowest] { lowest.cancel(); };
-    if (auto ec = net::prepare_client_stream(tls_stream.native_handle(), url.host, opts.tls)) {
+    if (auto ec = net::detail::prepare_client_stream(tls_stream.native_handle(), url.host, opts.tls)) {
       end.ec = ec;
       end.message = "TLS setup for " + url.host + ": " + ec.message();
       co_return end;
@@ -1405,7 +1409,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   static std::string hex_to_base64(const std::string& hex) {
     std::string raw;
     for (std::size_t i = 0; i + 1 < hex.size(); i += 2) raw.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-    return net::base64(raw);
+    return net::detail::base64(raw);
   }
 
   static attempt_end failure(error_code ec, std::string message = {}) {
@@ -1438,7 +1442,9 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   /// OPTIONS on the creation URL: which extensions and checksum algorithms the server offers.
   asio::awaitable<attempt_end> probe(job& j, upload_io& io) {
     http::response<http::string_body> res;
-    auto end = co_await tus_call(j, io, http::verb::options, *net::parse_url(j.rec.url), {}, res);
+    const auto create = *net::parse_url(j.rec.url);
+    std::vector<std::pair<std::string, std::string>> no_fields;  // named: see scripts/check_coawait.py
+    auto end = co_await tus_call(j, io, http::verb::options, create, std::move(no_fields), res);
     if (end.ec) co_return end;
     io.probed = true;
     if (end.status >= 200 && end.status < 300) {
@@ -1472,10 +1478,10 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       }
       if (r.upload_url.empty()) {
         const auto name = std::filesystem::path(r.file).filename().string();
-        end = co_await tus_call(j, io, http::verb::post, create,
-                                {{"Upload-Length", std::to_string(r.source_size)},
-                                 {"Upload-Metadata", "filename " + net::base64(name)}},
-                                res);
+        std::vector<std::pair<std::string, std::string>> creation{
+            {"Upload-Length", std::to_string(r.source_size)},
+            {"Upload-Metadata", "filename " + net::detail::base64(name)}};
+        end = co_await tus_call(j, io, http::verb::post, create, std::move(creation), res);
         if (end.ec) co_return end;
         const std::string where = "POST " + create.redacted();
         if (end.status != 201) co_return status_failure(end, where, res);
@@ -1501,7 +1507,8 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
         continue;
       }
       const std::string where_head = "HEAD " + upload->redacted();
-      end = co_await tus_call(j, io, http::verb::head, *upload, {}, res);
+      std::vector<std::pair<std::string, std::string>> no_fields;
+      end = co_await tus_call(j, io, http::verb::head, *upload, std::move(no_fields), res);
       if (end.ec) co_return end;
       if (end.status == 404 || end.status == 410) {
         if (auto ec = forget_upload(j, "the server answered " + std::to_string(end.status) + " for the upload"))
@@ -1583,7 +1590,8 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     if (!io.probed) co_await probe(j, io);
     if (io.termination) {
       http::response<http::string_body> res;
-      co_await tus_call(j, io, http::verb::delete_, *upload, {}, res);
+      std::vector<std::pair<std::string, std::string>> no_fields;
+      co_await tus_call(j, io, http::verb::delete_, *upload, std::move(no_fields), res);
     }
     j.stop = stop;
   }
@@ -1731,7 +1739,7 @@ std::shared_ptr<manager_impl> open_manager(asio::any_io_executor ex, options opt
   error_code ec;
   m->lock = lock_directory(m->opts.state_dir, ec);
   if (ec) fail(ec, ec == error::state_locked ? "another process is using it" : "cannot lock it");
-  auto ctx = net::make_client_context(m->opts.tls);
+  auto ctx = net::detail::make_client_context(m->opts.tls);
   if (!ctx) fail(ctx.error(), "TLS settings");
   m->tls = *ctx;
   m->load();

@@ -40,7 +40,7 @@ class frame_counter {
       --n;
       if (hdr_len_ == 2) {
         const unsigned l7 = hdr_[1] & 0x7fu;
-        hdr_need_ = 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + ((hdr_[1] & 0x80u) ? 4 : 0);
+        hdr_need_ = std::size_t{2} + (l7 == 126 ? 2u : l7 == 127 ? 8u : 0u) + ((hdr_[1] & 0x80u) ? 4u : 0u);
       }
       if (hdr_len_ < 2 || hdr_len_ < hdr_need_) continue;
       const unsigned l7 = hdr_[1] & 0x7fu;

@@ -1,7 +1,7 @@
 #pragma once
 
 #include <tether/net/retry.hpp>
-#include <tether/net/tls.hpp>
+#include <tether/net/detail/tls_context.hpp>
 #include <tether/net/url.hpp>
 #include <tether/ws/client.hpp>
 #include <tether/ws/detail/reconnect_fsm.hpp>
@@ -555,7 +555,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
 
     c.arm(opts.handshake_timeout, error::handshake_timeout);
     if (auto* tls = tr.tls()) {
-      if (auto ec = net::prepare_client_stream(tls->native_handle(), url.host, opts.tls)) {
+      if (auto ec = net::detail::prepare_client_stream(tls->native_handle(), url.host, opts.tls)) {
         c.disarm();
         r.ec = ec;
         co_return r;
@@ -874,7 +874,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     if (url->secure()) {
       if (opts.tls.insecure_skip_verify)
         log(net::log_level::warn, "tether.ws: TLS verification is OFF (insecure_skip_verify)");
-      auto ctx = net::make_client_context(opts.tls);
+      auto ctx = net::detail::make_client_context(opts.tls);
       if (!ctx) co_return fail(ctx.error());
       tls_ctx = *ctx;
     }

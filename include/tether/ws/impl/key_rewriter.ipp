@@ -1,6 +1,6 @@
 #pragma once
 
-#include <tether/net/base64.hpp>
+#include <tether/net/detail/base64.hpp>
 #include <tether/ws/detail/key_rewriter.hpp>
 
 #include <openssl/rand.h>
@@ -19,7 +19,7 @@ void random_bytes(void* p, std::size_t n) {
     throw std::runtime_error("OpenSSL RAND_bytes failed");  // no entropy: nothing safe to send
 }
 std::string base64(const unsigned char* p, std::size_t n) {
-  return net::base64(std::string_view(reinterpret_cast<const char*>(p), n));
+  return net::detail::base64(std::string_view(reinterpret_cast<const char*>(p), n));
 }
 }  // namespace
 
@@ -104,7 +104,7 @@ void key_rewriter::outgoing(char* data, std::size_t n) {
     ++hdr_in_call;
     if (hdr_len_ == 2) {
       const unsigned len7 = hdr_[1] & 0x7f;
-      hdr_need_ = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((hdr_[1] & 0x80) ? 4 : 0);
+      hdr_need_ = std::size_t{2} + (len7 == 126 ? 2u : len7 == 127 ? 8u : 0u) + ((hdr_[1] & 0x80) ? 4u : 0u);
     }
     if (hdr_len_ == hdr_need_) {
       const unsigned len7 = hdr_[1] & 0x7f;

@@ -1,4 +1,4 @@
-// tether/net/base64.hpp: padded base64 (RFC 4648 §4) through OpenSSL, for header values
+// tether/net/detail/base64.hpp: padded base64 (RFC 4648 §4) through OpenSSL, for header values
 // (Sec-WebSocket-Key/Accept, tus Upload-Metadata and Upload-Checksum).
 #pragma once
 
@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace tether::net {
+namespace tether::net::detail {
 
 inline std::string base64(std::string_view in) {
   std::string out(4 * ((in.size() + 2) / 3), '\0');
@@ -16,4 +16,4 @@ inline std::string base64(std::string_view in) {
   return out;
 }
 
-}  // namespace tether::net
+}  // namespace tether::net::detail

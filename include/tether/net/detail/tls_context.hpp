@@ -1,0 +1,26 @@
+// tether/net/detail/tls_context.hpp: the OpenSSL client context and per-stream setup behind
+// net::tls_options (internal: included by the compiled parts only, never by public headers).
+#pragma once
+
+#include <tether/net/error.hpp>
+#include <tether/net/tls.hpp>
+
+#include <boost/asio/ssl/context.hpp>
+#include <boost/system/result.hpp>
+
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+
+namespace tether::net::detail {
+
+/// A client context with `options` (TLS 1.2 minimum). Errors name the file that failed to load.
+TETHER_DECL boost::system::result<std::shared_ptr<boost::asio::ssl::context>> make_client_context(
+    const tls_options& options);
+
+/// Prepares `ssl` (a stream about to handshake) for `host`: SNI unless the host is an IP
+/// literal, and host name (or IP) verification unless verification is off.
+TETHER_DECL error_code prepare_client_stream(SSL* ssl, const std::string& host, const tls_options& options);
+
+}  // namespace tether::net::detail
