@@ -235,6 +235,7 @@ int main(int argc, char** argv) {
       std::cerr << "tether-transfer: cancel " << positional[1] << ": " << ec.message() << "\n";
       return 1;
     }
+    std::cout << json{{"id", positional[1]}, {"cancelled", true}}.dump() << std::endl;
     return 0;
   }
 

@@ -60,6 +60,7 @@ enum class error {
   paused,                 ///< the transfer was paused
   inactivity_timeout,     ///< no bytes arrived within the read inactivity timeout
   too_large,              ///< the content is larger than the configured limit
+  encoded_content,        ///< the body came with a Content-Encoding although identity was asked
 };
 
 /// Groups of errors that drive decisions in one place (retry or not).

@@ -44,14 +44,20 @@ TETHER_DECL asio::any_io_executor get_executor(const manager_impl& m) noexcept;
     the data up to it is synced, with a SHA-256 per checkpoint chunk; on reattach the partial
     file is cut back to the checkpoint and its chunks are re-verified before anything is
     appended. One process at a time: a second manager on the same directory fails to open with
-    `state_locked`. A record that does not parse or validate is set aside (renamed
-    `*.corrupt`) and reported by list(); the other transfers go on.
+    `state_locked`. Records are validated once, when loaded (URLs parsed, offsets, digests and
+    sizes checked). A record that cannot be read (an open or read error) is left exactly as it
+    is with its partial data, reported by list(), its id kept out of use, and read again by the
+    next manager. A record that reads but does not decode or validate is set aside with its
+    partial data (renamed `*.json.corrupt` and `*.part.corrupt`, never deleted) and the reason
+    written beside them (`*.json.corrupt.reason`), so every later manager reports the same id
+    and reason in list(); prune() removes them by age. The other transfers go on.
 
     Results: success, rejected (4xx other than 408/425/429), retry_later (the server asked for
     more time than `max_retry_after`, or retries of a 429/5xx ran out: resumable later, with the
     Retry-After when given) and failed. A finished transfer keeps its record (and result) until
     remove(); calling download() with its id again returns the same result and never redoes
-    the work. Results nobody took (the process died first) come back from resume_all().
+    the work. Results nobody took (the process died first) come back from resume_all(), except
+    cancellations: a cancel is the caller's own decision and is never reported as a failure.
 
     Thread safety: every member may be called from any thread.
 */

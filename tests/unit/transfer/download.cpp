@@ -115,6 +115,9 @@ TEST_CASE("download: a resumed request answered wrongly is caught and the downlo
   const auto [name, fault] = GENERATE(table<std::string, http_fault>({
       {"a server that ignores Range (200, whole body)", http_fault{.count = 1, .ignore_range = true}},
       {"a 206 whose Content-Range starts elsewhere", http_fault{.count = 1, .wrong_content_range = true}},
+      {"a 206 whose complete length differs", http_fault{.count = 1, .wrong_total = true}},
+      {"a 206 with another strong ETag", http_fault{.count = 1, .other_etag = true}},
+      {"a 416 for the resumed range", http_fault{.count = 1, .status = 416}},
   }));
   INFO(name);
   s.set_fault(fault);
@@ -123,6 +126,37 @@ TEST_CASE("download: a resumed request answered wrongly is caught and the downlo
   REQUIRE(r.outcome == tt::outcome::success);
   CHECK(read_file(req.file) == s.content("/f"));
   CHECK(r.restarts == 1);
+}
+
+TEST_CASE("download: an encoded body is never saved as the file", "[transfer][download]") {
+  http_server s;
+  s.add_content("/f", 300'000);
+  transfer_env env;
+  tt::manager m(env.pool.get_executor(), env.options());
+  const auto req = env.download(s.url("/f"), "f.bin");
+  s.set_fault({.count = 1, .content_encoding = "gzip"});  // e.g. a server that forces gzip
+  const auto r = download(m, req, "enc");
+  INFO(r.message);
+  CHECK(r.outcome == tt::outcome::failed);
+  CHECK(r.error == error::encoded_content);
+  CHECK(r.message.find("Content-Encoding: gzip") != std::string::npos);
+  CHECK(!std::filesystem::exists(req.file));
+}
+
+TEST_CASE("download: a resumed 206 with a Content-Encoding fails loudly", "[transfer][download]") {
+  http_server s;
+  s.add_content("/f", 1'000'000);
+  transfer_env env;
+  pausing_manager pm(env, 128u << 10, env.options());
+  auto req = env.download(s.url("/f"), "f.bin");
+  pm.run_until_paused(req, "enc206");
+  const auto durable = find_info(*pm.m, "enc206")->bytes_durable;
+  REQUIRE(durable >= (128u << 10));
+  s.set_fault({.count = 1, .content_encoding = "br"});
+  const auto r = download(*pm.m, req, "enc206");
+  CHECK(r.outcome == tt::outcome::failed);
+  CHECK(r.error == error::encoded_content);
+  CHECK(!std::filesystem::exists(req.file));
 }
 
 TEST_CASE("download: without any validator an interrupted download starts over", "[transfer][download]") {

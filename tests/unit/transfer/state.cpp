@@ -87,6 +87,13 @@ TEST_CASE("record: every kind of damage is named", "[transfer][state]") {
   j = good;
   j["offset"] = 300'000;
   check(j, "beyond \"length\"");
+  for (const char* field : {"url", "final_url", "upload_url"}) {
+    for (const char* bad : {"::not a url::", "ws://127.0.0.1/x", "ftp://example.com/x", "http://"}) {
+      j = good;
+      j[field] = bad;
+      check(j, std::string("\"") + field + "\" is not a valid http(s) URL");
+    }
+  }
   j = good;
   j["status"] = "exploded";
   check(j, "\"status\" has an unknown value");
@@ -190,7 +197,8 @@ TEST_CASE("state: a damaged record is set aside and affects nobody else", "[tran
   REQUIRE(all.size() == 2);
   const auto bad = std::find_if(all.begin(), all.end(), [](auto& i) { return !i.problem.empty(); });
   REQUIRE(bad != all.end());
-  CHECK(bad->problem == "not valid JSON");
+  CHECK(bad->id == "a");
+  CHECK(bad->problem == "damaged record (not valid JSON), set aside as a.json.corrupt");
   CHECK(bad->file.filename() == "a.json.corrupt");
   CHECK(std::filesystem::exists(env.state / "a.json.corrupt"));
   auto b = find_info(m, "b");
@@ -203,6 +211,102 @@ TEST_CASE("state: a damaged record is set aside and affects nobody else", "[tran
   // prune removes the set-aside file (and its report).
   CHECK(m.prune(0s) >= 1);
   CHECK(!std::filesystem::exists(env.state / "a.json.corrupt"));
+}
+
+TEST_CASE("state: a record with an invalid URL is set aside with its partial data, never crashes", "[transfer][state]") {
+  http_server s;
+  s.add_content("/a", 1'000'000);
+  s.add_content("/b", 80'000);
+  transfer_env env;
+  {
+    pausing_manager pm(env, 128u << 10, env.options());
+    pm.run_until_paused(env.download(s.url("/a"), "a.bin"), "alpha");
+  }
+  REQUIRE(std::filesystem::file_size(env.state / "alpha.part") >= (128u << 10));
+  auto j = nlohmann::json::parse(read_file(env.state / "alpha.json"));
+  j["url"] = "::not a url::";
+  j["status"] = "waiting";  // unfinished, as after a crash: resume_all would take it
+  write_file(env.state / "alpha.json", j.dump());
+  const std::string expected =
+      "damaged record (\"url\" is not a valid http(s) URL), set aside as alpha.json.corrupt with its partial data "
+      "as alpha.part.corrupt";
+  for (int process = 0; process < 2; ++process) {  // the reason survives into every later manager
+    tt::manager m(env.pool.get_executor(), env.options());
+    const auto bad = find_info(m, "alpha");
+    REQUIRE(bad);
+    CHECK(bad->problem == expected);
+    CHECK(resume_all(m).empty());  // the damaged transfer is not resumed, nothing crashes
+    if (process == 0) {
+      const auto r = download(m, env.download(s.url("/b"), "b.bin"), "beta");
+      CHECK(r.outcome == tt::outcome::success);
+    }
+  }
+  // Renamed, never deleted: the record and its partial data are still there for a person.
+  CHECK(std::filesystem::exists(env.state / "alpha.json.corrupt"));
+  CHECK(std::filesystem::file_size(env.state / "alpha.part.corrupt") >= (128u << 10));
+  CHECK(!std::filesystem::exists(env.state / "alpha.part"));
+}
+
+TEST_CASE("state: a record that cannot be read is left alone, its data kept, and read next time", "[transfer][state]") {
+  http_server s;
+  s.add_content("/a", 1'000'000);
+  transfer_env env;
+  {
+    pausing_manager pm(env, 128u << 10, env.options());
+    pm.run_until_paused(env.download(s.url("/a"), "a.bin"), "alpha");
+  }
+  {
+    auto j = nlohmann::json::parse(read_file(env.state / "alpha.json"));
+    j["status"] = "waiting";  // unfinished, as after a crash: resume_all takes it
+    write_file(env.state / "alpha.json", j.dump());
+  }
+  const auto record_text = read_file(env.state / "alpha.json");
+  const auto part_size = std::filesystem::file_size(env.state / "alpha.part");
+  {
+    // Opening that one record fails (EMFILE): an unreadable record, not a damaged one.
+    td::set_open_fault([](const std::filesystem::path& p, int) {
+      return p.filename() == "alpha.json" ? tether::error_code(EMFILE, boost::system::system_category())
+                                          : tether::error_code{};
+    });
+    struct unset {
+      ~unset() { td::set_open_fault({}); }
+    } restore;
+    tt::manager m(env.pool.get_executor(), env.options());
+    const auto i = find_info(m, "alpha");
+    REQUIRE(i);
+    CHECK(i->problem.find("record cannot be read") != std::string::npos);
+    CHECK(i->problem.find("tried again next time") != std::string::npos);
+    CHECK(resume_all(m).empty());
+    // Its id stays reserved: a new download under it would overwrite the record.
+    const auto r = download(m, env.download(s.url("/a"), "a.bin"), "alpha");
+    CHECK(r.outcome == tt::outcome::failed);
+    CHECK(r.message.find("could not be read") != std::string::npos);
+    CHECK(m.prune(0s) == 0);  // neither the record nor its partial data is stray
+  }
+  CHECK(read_file(env.state / "alpha.json") == record_text);
+  CHECK(std::filesystem::file_size(env.state / "alpha.part") == part_size);
+  CHECK(!std::filesystem::exists(env.state / "alpha.json.corrupt"));
+  // Next time it reads, and the transfer finishes from where it was.
+  tt::manager m(env.pool.get_executor(), env.options());
+  const auto results = resume_all(m);
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].outcome == tt::outcome::success);
+  CHECK(read_file(env.dir / "a.bin") == s.content("/a"));
+}
+
+TEST_CASE("state: a cancel is not handed back by resume_all as a failure", "[transfer][state]") {
+  http_server s;
+  s.add_content("/a", 1'000'000);
+  transfer_env env;
+  {
+    pausing_manager pm(env, 128u << 10, env.options());
+    pm.run_until_paused(env.download(s.url("/a"), "a.bin"), "cx");
+    REQUIRE(!pm.m->cancel("cx"));  // nobody waits for it: the user's own decision
+    CHECK(find_info(*pm.m, "cx")->status == tt::status::cancelled);
+  }
+  tt::manager m(env.pool.get_executor(), env.options());
+  CHECK(resume_all(m).empty());
+  CHECK(find_info(m, "cx")->status == tt::status::cancelled);
 }
 
 TEST_CASE("state: a second manager on the same directory is refused clearly", "[transfer][state]") {

@@ -63,6 +63,7 @@ class error_category_impl final : public boost::system::error_category {
       case error::paused: return "paused";
       case error::inactivity_timeout: return "no data received within the inactivity timeout";
       case error::too_large: return "content larger than the configured limit";
+      case error::encoded_content: return "the server sent an encoded body (Content-Encoding) although only identity was accepted";
     }
     return "unknown tether error";
   }

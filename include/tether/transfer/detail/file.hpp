@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,6 +38,12 @@ class file {
  private:
   int fd_ = -1;
 };
+
+/// Test seam for the disk (Beast's fail_count idea): when set, open_file asks it before each
+/// open(2) and reports a non-empty error it returns as open's own. Process-wide, for tests only;
+/// unset by default. Only opens go through it so far.
+using open_fault = std::function<error_code(const std::filesystem::path& path, int flags)>;
+TETHER_DECL void set_open_fault(open_fault f);
 
 /// open(2) with O_CLOEXEC; the error names the path.
 TETHER_DECL file open_file(const std::filesystem::path& p, int flags, error_code& ec, unsigned mode = 0600);

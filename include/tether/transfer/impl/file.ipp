@@ -1,3 +1,4 @@
+// tether/transfer/impl/file.ipp: POSIX file primitives, crash-safe replace, locks and digests.
 #pragma once
 
 #include <tether/transfer/detail/file.hpp>
@@ -9,6 +10,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <mutex>
 #include <random>
 
 namespace tether::transfer::detail {
@@ -22,7 +24,32 @@ void file::close() noexcept {
   fd_ = -1;
 }
 
+namespace {
+std::mutex& open_fault_mutex() {
+  static std::mutex m;
+  return m;
+}
+open_fault& open_fault_hook() {
+  static open_fault f;
+  return f;
+}
+}  // namespace
+
+void set_open_fault(open_fault f) {
+  std::lock_guard lk(open_fault_mutex());
+  open_fault_hook() = std::move(f);
+}
+
 file open_file(const std::filesystem::path& p, int flags, error_code& ec, unsigned mode) {
+  {
+    std::lock_guard lk(open_fault_mutex());
+    if (auto& hook = open_fault_hook(); hook) {
+      if (auto injected = hook(p, flags)) {
+        ec = injected;
+        return file{};
+      }
+    }
+  }
   int fd;
   do fd = ::open(p.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode));
   while (fd < 0 && errno == EINTR);

@@ -24,12 +24,15 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -134,6 +137,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   mutable std::mutex info_mu;  // guards the snapshot below (read by list())
   std::map<std::string, info> infos;
   std::vector<info> problems;
+  std::set<std::string> unreadable;  // file stems of records left alone (unreadable, newer schema)
 
   std::filesystem::path record_path(const record& r) const { return opts.state_dir / (file_stem(r.id) + ".json"); }
   std::filesystem::path part_path(const record& r) const { return opts.state_dir / (file_stem(r.id) + ".part"); }
@@ -179,9 +183,9 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     infos.erase(r.id);
   }
 
-  void add_problem(const std::filesystem::path& p, std::string why) {
+  void add_problem(const std::filesystem::path& p, std::string id, std::string why) {
     info i;
-    i.id = p.stem().string();
+    i.id = std::move(id);
     i.status = status::failed;
     i.file = p;
     i.problem = std::move(why);
@@ -189,19 +193,94 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     problems.push_back(std::move(i));
   }
 
+  /// The whole of a record file. An open or read error is reported as such: it says nothing
+  /// about the record, which is left alone and read again by the next process.
+  static error_code read_record_text(const std::filesystem::path& p, std::string& text) {
+    error_code ec;
+    auto f = open_file(p, O_RDONLY, ec);
+    if (ec) return ec;
+    char buf[64 << 10];
+    for (std::uint64_t at = 0;;) {
+      const auto n = read_some(f.get(), buf, sizeof buf, at, ec);
+      if (ec) return ec;
+      if (n == 0) return {};
+      text.append(buf, n);
+      at += n;
+      if (text.size() > (2u << 20)) return {};  // decode_record refuses it as too large
+    }
+  }
+
+  /// The id a damaged record names, when its text still says (else its file stem).
+  static std::string id_in(std::string_view text, const std::filesystem::path& p) {
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_object()) {
+      if (auto it = j.find("id"); it != j.end() && it->is_string()) return it->get<std::string>();
+    }
+    auto stem = p.filename().string();
+    return stem.substr(0, stem.find('.'));
+  }
+
+  /// Sets a damaged record aside with its partial data (renamed, never deleted) and keeps the
+  /// reason beside them, so that every later process reports the same reason.
+  void set_aside(const std::filesystem::path& p, const std::string& id, const std::string& why) {
+    auto aside = p;
+    aside += ".corrupt";
+    auto part = p;
+    part.replace_extension(".part");
+    auto part_aside = part;
+    part_aside += ".corrupt";
+    std::error_code rec, pec;
+    std::filesystem::rename(p, aside, rec);
+    const bool had_part = std::filesystem::exists(part, pec);
+    if (had_part) std::filesystem::rename(part, part_aside, pec);
+    nlohmann::json reason = {{"id", id}, {"reason", why}, {"record", aside.string()}};
+    if (had_part) reason["partial_data"] = part_aside.string();
+    error_code wec;
+    replace_file(aside.string() + ".reason", reason.dump(), wec);
+    if (rec) {
+      add_problem(p, id, "damaged record (" + why + ") could not be set aside: " + rec.message());
+      return;
+    }
+    add_problem(aside, id,
+                "damaged record (" + why + "), set aside as " + aside.filename().string() +
+                    (had_part ? " with its partial data as " + part_aside.filename().string() : std::string()));
+  }
+
+  /// A record set aside by an earlier process: reported with the reason that process found.
+  void report_set_aside(const std::filesystem::path& aside) {
+    std::string text;
+    std::string id = id_in("", aside), why = "set aside earlier as damaged (no reason recorded)";
+    if (!read_record_text(aside.string() + ".reason", text)) {
+      auto j = nlohmann::json::parse(text, nullptr, false);
+      if (j.is_object() && j.value("reason", nlohmann::json()).is_string()) {
+        id = j.value("id", id);
+        why = "damaged record (" + j["reason"].get<std::string>() + "), set aside as " + aside.filename().string();
+        if (j.contains("partial_data") && j["partial_data"].is_string())
+          why += " with its partial data as " + std::filesystem::path(j["partial_data"].get<std::string>()).filename().string();
+      }
+    } else {
+      std::string record_text;
+      if (!read_record_text(aside, record_text)) id = id_in(record_text, aside);
+    }
+    add_problem(aside, id, why);
+  }
+
   void load() {
     for (const auto& entry : std::filesystem::directory_iterator(opts.state_dir)) {
       const auto& p = entry.path();
       const auto name = p.filename().string();
-      if (name.find(".corrupt") != std::string::npos) {
-        add_problem(p, "set aside earlier as damaged");
+      if (name.ends_with(".json.corrupt")) {
+        report_set_aside(p);
         continue;
       }
       if (p.extension() != ".json" || !entry.is_regular_file()) continue;
       std::string text;
-      {
-        std::ifstream in(p, std::ios::binary);
-        text.assign(std::istreambuf_iterator<char>(in), {});
+      if (auto rec = read_record_text(p, text)) {
+        // Unreadable is not damaged: leave it (and its data) as it is and keep its id out of use.
+        unreadable.insert(p.stem().string());
+        add_problem(p, p.stem().string(),
+                    "record cannot be read (" + rec.message() + "): left as it is, tried again next time");
+        continue;
       }
       std::string why;
       auto r = decode_record(text, why);
@@ -211,20 +290,11 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       }
       if (!r) {
         if (r.error() == error::state_version) {
-          add_problem(p, why);  // left in place for the newer version
+          unreadable.insert(p.stem().string());
+          add_problem(p, id_in(text, p), why + ": left as it is for that version");
           continue;
         }
-        // Set aside so that it no longer blocks its id; the partial data goes with it.
-        auto aside = p;
-        aside += ".corrupt";
-        std::error_code ig;
-        std::filesystem::rename(p, aside, ig);
-        auto part = p;
-        part.replace_extension(".part");
-        std::filesystem::remove(part, ig);
-        add_problem(aside, why);
-        opts.log(net::log_level::warn, "transfer record " + p.filename().string() + " is damaged (" + why +
-                                           "): set aside as " + aside.filename().string());
+        set_aside(p, id_in(text, p), why);
         continue;
       }
       auto j = std::make_shared<job>();
@@ -872,6 +942,14 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
       end.message = where + ": " + why + "; starting over";
       return end;
     };
+    if (!encoding.empty() && !boost::beast::iequals(encoding, "identity")) {
+      // We asked for identity; a server that encodes anyway (e.g. a forced gzip) sends bytes
+      // that are not the file. Never store them as if they were: fail loudly, keep what is durable.
+      end.ec = make_error_code(error::encoded_content);
+      end.message = where + ": the server sent the body with Content-Encoding: " + encoding +
+                    " although the request accepted only identity; it is not saved as the file";
+      co_return end;
+    }
     if (end.status == 416) {
       co_return fail_range("416 for bytes from " + std::to_string(io.written));
     }
@@ -1757,6 +1835,9 @@ void start_transfer(const std::shared_ptr<manager_impl>& m, kind k, request req,
     if (m->stopping) return reply(invalid(id, k, "the transfer manager is shutting down", error::cancelled));
     record fresh;
     if (auto bad = validate(*m, k, req, id, fresh)) return reply(std::move(*bad));
+    if (m->unreadable.count(file_stem(id)))
+      return reply(invalid(id, k, "the record of " + id + " could not be read when the manager opened; it is left as it is: open the directory again to retry",
+                           error::state_corrupt));
     if (auto it = m->jobs.find(id); it != m->jobs.end()) {
       auto j = it->second;
       auto& r = j->rec;
@@ -1801,7 +1882,9 @@ void start_resume_all(const std::shared_ptr<manager_impl>& m, results_handler h)
         if (!j->rec.result_delivered) {
           j->rec.result_delivered = true;
           m->save(j->rec);
-          g->results.push_back(*j->rec.result);
+          // A cancel is the user's own decision, already answered where it was made: it is not
+          // a result anyone waits for, and never comes back as a failure.
+          if (j->rec.result->error != error::cancelled) g->results.push_back(*j->rec.result);
         }
         continue;
       }
@@ -1900,7 +1983,10 @@ std::size_t prune(manager_impl& m, std::chrono::system_clock::duration older_tha
       if (name == "lock") continue;
       const bool temp = name.find(".tmp-") != std::string::npos;
       const bool corrupt = name.find(".corrupt") != std::string::npos;
-      const bool orphan = p.extension() == ".part" && !live.count(p.stem().string());
+      // Partial data is orphaned only when no record of any kind (readable or not) names it.
+      std::error_code jec;
+      const bool orphan = p.extension() == ".part" && !live.count(p.stem().string()) &&
+                          !std::filesystem::exists(m.opts.state_dir / (p.stem().string() + ".json"), jec);
       if (!(temp || corrupt || orphan)) continue;
       std::error_code tec;
       if (std::filesystem::last_write_time(p, tec) > file_cutoff || tec) continue;

@@ -1,5 +1,7 @@
+// tether/transfer/impl/record.ipp: the record's JSON encoding and its strict, validating decoder.
 #pragma once
 
+#include <tether/net/url.hpp>
 #include <tether/transfer/detail/file.hpp>
 #include <tether/transfer/detail/record.hpp>
 
@@ -307,6 +309,14 @@ boost::system::result<record> decode_record(std::string_view text, std::string& 
   };
   if (r.id.empty()) return bad("empty \"id\"");
   if (r.url.empty()) return bad("empty \"url\"");
+  // Every URL is parsed here, once, so that no later code can meet one that does not parse.
+  auto http_url = [](const std::string& candidate) {
+    auto u = net::parse_url(candidate);
+    return u && !(u->scheme == net::scheme::ws || u->scheme == net::scheme::wss);
+  };
+  if (!http_url(r.url)) return bad("\"url\" is not a valid http(s) URL");
+  if (!r.final_url.empty() && !http_url(r.final_url)) return bad("\"final_url\" is not a valid http(s) URL");
+  if (!r.upload_url.empty() && !http_url(r.upload_url)) return bad("\"upload_url\" is not a valid http(s) URL");
   if (r.file.empty() || r.file.front() != '/') return bad("\"file\" is not an absolute path");
   if (!r.sha256_expected.empty() && !is_sha256_hex(r.sha256_expected)) return bad("\"sha256_expected\" is not 64 hex digits");
   if (r.checkpoint_bytes < (64u << 10) || r.checkpoint_bytes % (64u << 10) != 0)
