@@ -95,7 +95,7 @@ tt::result attack(raw_http_server& server, tt::options o) {
               Catch::getResultCapture().getCurrentTestName().c_str(), static_cast<long long>(took.count()),
               peak_rss_kib(), r.attempts, r.error.message().c_str(), r.message.c_str());
   CHECK(took < 20s);
-  CHECK(peak_rss_kib() < 256 * 1024);
+  CHECK(peak_rss_kib() < tether::test::rss_bound_kib());
   return r;
 }
 
