@@ -216,8 +216,10 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
     if (j.is_object()) {
       if (auto it = j.find("id"); it != j.end() && it->is_string()) return it->get<std::string>();
     }
-    auto stem = p.filename().string();
-    return stem.substr(0, stem.find('.'));
+    // The file stem (ids with dots keep them): the name less ".json" and what follows it.
+    auto name = p.filename().string();
+    const auto json_at = name.rfind(".json");
+    return json_at == std::string::npos ? name : name.substr(0, json_at);
   }
 
   /// Sets a damaged record aside with its partial data (renamed, never deleted) and keeps the
