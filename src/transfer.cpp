@@ -1,2 +1,2 @@
-// Compiles tether::transfer once (Beast HTTP + TLS instantiations live here).
-#include <tether/transfer/src.hpp>
+// Compiles tether::transfer's core once: files, records, decisions, scheduler and manager API.
+#include <tether/transfer/impl/src_core.hpp>

@@ -264,12 +264,11 @@ TEST_CASE("state: a record that cannot be read is left alone, its data kept, and
   const auto part_size = std::filesystem::file_size(env.state / "alpha.part");
   {
     // Opening that one record fails (EMFILE): an unreadable record, not a damaged one.
-    td::set_open_fault([](const std::filesystem::path& p, int) {
-      return p.filename() == "alpha.json" ? tether::error_code(EMFILE, boost::system::system_category())
-                                          : tether::error_code{};
+    td::set_file_fault([](td::file_op op, const std::filesystem::path& p) {
+      return op == td::file_op::open && p.filename() == "alpha.json" ? EMFILE : 0;
     });
     struct unset {
-      ~unset() { td::set_open_fault({}); }
+      ~unset() { td::set_file_fault({}); }
     } restore;
     tt::manager m(env.pool.get_executor(), env.options());
     const auto i = find_info(m, "alpha");

@@ -11,46 +11,77 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tether::transfer::detail {
 
-/// An owned file descriptor.
+/// The file operations the transfer engine makes; each one goes through the seam below.
+enum class file_op { open, read, write, sync, truncate, allocate, rename, unlink, sync_directory };
+TETHER_DECL const char* to_string(file_op op) noexcept;
+
+/// Test seam for the disk (Beast's fail_count idea, applied to files): when set, every file
+/// operation of the engine asks it first, with the path it is about to touch; a non-zero errno
+/// it returns fails that operation as if the system had (ENOSPC and EDQUOT as
+/// `insufficient_space`, like the real thing). A hook may also end the process there (crash
+/// sweeps). Process-wide, for tests only; unset by default.
+using file_fault = std::function<int(file_op op, const std::filesystem::path& path)>;
+TETHER_DECL void set_file_fault(file_fault f);
+
+/// An owned file descriptor, with the path it was opened as (for errors and the seam).
 class file {
  public:
   file() = default;
-  explicit file(int fd) noexcept : fd_(fd) {}
-  file(file&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  file(int fd, std::filesystem::path p) noexcept : fd_(fd), path_(std::move(p)) {}
+  file(file&& o) noexcept : fd_(o.fd_), path_(std::move(o.path_)) { o.fd_ = -1; }
   file& operator=(file&& o) noexcept {
     if (this != &o) {
       close();
       fd_ = o.fd_;
+      path_ = std::move(o.path_);
       o.fd_ = -1;
     }
     return *this;
   }
   ~file() { close(); }
   int get() const noexcept { return fd_; }
+  const std::filesystem::path& path() const noexcept { return path_; }
   explicit operator bool() const noexcept { return fd_ >= 0; }
   TETHER_DECL void close() noexcept;
+  /// A second descriptor of the same open file (for the syncer thread).
+  TETHER_DECL file duplicate(error_code& ec) const;
 
  private:
   int fd_ = -1;
+  std::filesystem::path path_;
 };
 
-/// Test seam for the disk (Beast's fail_count idea): when set, open_file asks it before each
-/// open(2) and reports a non-empty error it returns as open's own. Process-wide, for tests only;
-/// unset by default. Only opens go through it so far.
-using open_fault = std::function<error_code(const std::filesystem::path& path, int flags)>;
-TETHER_DECL void set_open_fault(open_fault f);
+/// Which file a path names, and as it was: enough to tell that a finished download is still
+/// the file the transfer produced, or that an upload's source has not changed.
+struct file_identity {
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  std::uint64_t inode = 0;
+  friend bool operator==(const file_identity&, const file_identity&) = default;
+};
+/// stat(2) of a path (nothing when it is gone or unreadable), fstat(2) of an open file.
+TETHER_DECL std::optional<file_identity> identify_file(const std::filesystem::path& p);
+TETHER_DECL std::optional<file_identity> identify_file(const file& f);
 
-/// open(2) with O_CLOEXEC; the error names the path.
+/// open(2) with O_CLOEXEC.
 TETHER_DECL file open_file(const std::filesystem::path& p, int flags, error_code& ec, unsigned mode = 0600);
-TETHER_DECL void write_all(int fd, const void* data, std::size_t n, std::uint64_t offset, error_code& ec);
-TETHER_DECL std::size_t read_some(int fd, void* data, std::size_t n, std::uint64_t offset, error_code& ec);
-TETHER_DECL void sync_data(int fd, error_code& ec);
+TETHER_DECL void write_all(const file& f, const void* data, std::size_t n, std::uint64_t offset, error_code& ec);
+TETHER_DECL std::size_t read_some(const file& f, void* data, std::size_t n, std::uint64_t offset, error_code& ec);
+/// fdatasync(2).
+TETHER_DECL void sync_data(const file& f, error_code& ec);
+/// ftruncate(2).
+TETHER_DECL void truncate_file(const file& f, std::uint64_t length, error_code& ec);
 TETHER_DECL void sync_directory(const std::filesystem::path& dir, error_code& ec);
+TETHER_DECL void rename_file(const std::filesystem::path& from, const std::filesystem::path& to, error_code& ec);
+/// unlink(2); a file that is already gone is not an error.
+TETHER_DECL void remove_file(const std::filesystem::path& p, error_code& ec);
 /// Writes `content` to `target` so that a crash leaves either the old or the new file, never
 /// a mix: temp file beside it, fsync, rename, fsync of the directory. Without `sync_dir` a
 /// crash may bring back the previous version (never a torn one): enough for a checkpoint that
@@ -65,7 +96,7 @@ TETHER_DECL void move_into_place(const std::filesystem::path& from, const std::f
 TETHER_DECL std::uint64_t free_space(const std::filesystem::path& p, error_code& ec);
 /// Reserves blocks for [0, length) without changing the file size; silently nothing where the
 /// file system cannot. ENOSPC is reported as `insufficient_space`.
-TETHER_DECL void preallocate(int fd, std::uint64_t length, error_code& ec);
+TETHER_DECL void preallocate(const file& f, std::uint64_t length, error_code& ec);
 /// An exclusive, non-blocking lock held as long as the returned file is open.
 TETHER_DECL file lock_directory(const std::filesystem::path& dir, error_code& ec);
 
@@ -92,6 +123,12 @@ class hasher {
   const EVP_MD* md_;
 };
 using sha256 = hasher;
+
+/// The digest of each whole `chunk` of the file in [from, to) (the last one may be shorter),
+/// read back from the file. A file that ends early is `short_body`.
+TETHER_DECL std::vector<std::string> chunk_digests(const file& f, std::uint64_t from, std::uint64_t to,
+                                                  std::uint64_t chunk, error_code& ec,
+                                                  hash_algorithm alg = hash_algorithm::sha256);
 
 /// SHA-256 of text, as hex.
 TETHER_DECL std::string sha256_hex(std::string_view data);

@@ -2,6 +2,7 @@
 // JSON), its strict decoder, and the mapping from ids to file names.
 #pragma once
 
+#include <tether/transfer/detail/file.hpp>
 #include <tether/transfer/types.hpp>
 
 #include <boost/system/result.hpp>
@@ -15,6 +16,7 @@
 namespace tether::transfer::detail {
 
 inline constexpr int record_schema = 1;
+
 
 /// Everything a restarted process needs to continue a transfer, or to report its end.
 struct record {
@@ -57,6 +59,8 @@ struct record {
   std::int64_t updated_ms = 0;
   std::optional<transfer::result> result;
   bool result_delivered = false;
+  /// A succeeded download: its destination as the transfer left it.
+  std::optional<file_identity> produced;
 };
 
 /// The record as JSON text.

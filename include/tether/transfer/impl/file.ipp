@@ -10,6 +10,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <mutex>
 #include <random>
 
@@ -24,46 +25,111 @@ void file::close() noexcept {
   fd_ = -1;
 }
 
+const char* to_string(file_op op) noexcept {
+  switch (op) {
+    case file_op::open: return "open";
+    case file_op::read: return "read";
+    case file_op::write: return "write";
+    case file_op::sync: return "fdatasync";
+    case file_op::truncate: return "ftruncate";
+    case file_op::allocate: return "fallocate";
+    case file_op::rename: return "rename";
+    case file_op::unlink: return "unlink";
+    case file_op::sync_directory: return "fsync of the directory";
+  }
+  return "?";
+}
+
 namespace {
-std::mutex& open_fault_mutex() {
+std::mutex& file_fault_mutex() {
   static std::mutex m;
   return m;
 }
-open_fault& open_fault_hook() {
-  static open_fault f;
+file_fault& file_fault_hook() {
+  static file_fault f;
   return f;
+}
+// Whether a hook is set, read without the mutex on every operation (the common case: none).
+std::atomic<bool>& file_fault_set() {
+  static std::atomic<bool> b{false};
+  return b;
+}
+error_code from_errno(int e) noexcept {
+  if (e == ENOSPC || e == EDQUOT) return make_error_code(error::insufficient_space);
+  return {e, boost::system::system_category()};
+}
+/// Asks the test seam about `op` on `p`: true (with ec set) when it fails the operation.
+bool injected(file_op op, const std::filesystem::path& p, error_code& ec) {
+  if (!file_fault_set().load(std::memory_order_acquire)) return false;
+  file_fault hook;
+  {
+    std::lock_guard lk(file_fault_mutex());
+    hook = file_fault_hook();
+  }
+  if (!hook) return false;
+  if (const int e = hook(op, p)) {
+    ec = from_errno(e);
+    return true;
+  }
+  return false;
 }
 }  // namespace
 
-void set_open_fault(open_fault f) {
-  std::lock_guard lk(open_fault_mutex());
-  open_fault_hook() = std::move(f);
+void set_file_fault(file_fault f) {
+  std::lock_guard lk(file_fault_mutex());
+  file_fault_set().store(static_cast<bool>(f), std::memory_order_release);
+  file_fault_hook() = std::move(f);
+}
+
+file file::duplicate(error_code& ec) const {
+  const int fd = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) {
+    ec = last_error();
+    return {};
+  }
+  return file{fd, path_};
+}
+
+namespace {
+file_identity identity_of(const struct stat& st) noexcept {
+  return file_identity{static_cast<std::uint64_t>(st.st_size),
+                       static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+                       static_cast<std::uint64_t>(st.st_ino)};
+}
+}  // namespace
+
+std::optional<file_identity> identify_file(const std::filesystem::path& p) {
+  struct stat st{};
+  if (::stat(p.c_str(), &st) != 0) return std::nullopt;
+  return identity_of(st);
+}
+
+std::optional<file_identity> identify_file(const file& f) {
+  struct stat st{};
+  if (::fstat(f.get(), &st) != 0) return std::nullopt;
+  return identity_of(st);
 }
 
 file open_file(const std::filesystem::path& p, int flags, error_code& ec, unsigned mode) {
-  {
-    std::lock_guard lk(open_fault_mutex());
-    if (auto& hook = open_fault_hook(); hook) {
-      if (auto injected = hook(p, flags)) {
-        ec = injected;
-        return file{};
-      }
-    }
-  }
+  if (injected(file_op::open, p, ec)) return {};
   int fd;
   do fd = ::open(p.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode));
   while (fd < 0 && errno == EINTR);
-  if (fd < 0) ec = last_error();
-  return file{fd};
+  if (fd < 0) {
+    ec = last_error();
+    return {};
+  }
+  return file{fd, p};
 }
 
-void write_all(int fd, const void* data, std::size_t n, std::uint64_t offset, error_code& ec) {
+void write_all(const file& f, const void* data, std::size_t n, std::uint64_t offset, error_code& ec) {
+  if (injected(file_op::write, f.path(), ec)) return;
   auto p = static_cast<const char*>(data);
   while (n > 0) {
-    const auto w = ::pwrite(fd, p, n, static_cast<off_t>(offset));
+    const auto w = ::pwrite(f.get(), p, n, static_cast<off_t>(offset));
     if (w < 0) {
       if (errno == EINTR) continue;
-      ec = errno == ENOSPC || errno == EDQUOT ? make_error_code(error::insufficient_space) : last_error();
+      ec = from_errno(errno);
       return;
     }
     p += w;
@@ -72,9 +138,10 @@ void write_all(int fd, const void* data, std::size_t n, std::uint64_t offset, er
   }
 }
 
-std::size_t read_some(int fd, void* data, std::size_t n, std::uint64_t offset, error_code& ec) {
+std::size_t read_some(const file& f, void* data, std::size_t n, std::uint64_t offset, error_code& ec) {
+  if (injected(file_op::read, f.path(), ec)) return 0;
   for (;;) {
-    const auto r = ::pread(fd, data, n, static_cast<off_t>(offset));
+    const auto r = ::pread(f.get(), data, n, static_cast<off_t>(offset));
     if (r >= 0) return static_cast<std::size_t>(r);
     if (errno != EINTR) {
       ec = last_error();
@@ -83,14 +150,38 @@ std::size_t read_some(int fd, void* data, std::size_t n, std::uint64_t offset, e
   }
 }
 
-void sync_data(int fd, error_code& ec) {
-  if (::fdatasync(fd) != 0) ec = last_error();
+void sync_data(const file& f, error_code& ec) {
+  if (injected(file_op::sync, f.path(), ec)) return;
+  if (::fdatasync(f.get()) != 0) ec = from_errno(errno);
+}
+
+void truncate_file(const file& f, std::uint64_t length, error_code& ec) {
+  if (injected(file_op::truncate, f.path(), ec)) return;
+  if (::ftruncate(f.get(), static_cast<off_t>(length)) != 0) ec = from_errno(errno);
 }
 
 void sync_directory(const std::filesystem::path& dir, error_code& ec) {
-  auto d = open_file(dir.empty() ? std::filesystem::path(".") : dir, O_RDONLY | O_DIRECTORY, ec);
-  if (ec) return;
-  if (::fsync(d.get()) != 0) ec = last_error();
+  const auto d = dir.empty() ? std::filesystem::path(".") : dir;
+  if (injected(file_op::sync_directory, d, ec)) return;
+  int fd;
+  do fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    ec = last_error();
+    return;
+  }
+  file dirf{fd, d};
+  if (::fsync(dirf.get()) != 0) ec = from_errno(errno);
+}
+
+void rename_file(const std::filesystem::path& from, const std::filesystem::path& to, error_code& ec) {
+  if (injected(file_op::rename, to, ec)) return;
+  if (::rename(from.c_str(), to.c_str()) != 0) ec = last_error();
+}
+
+void remove_file(const std::filesystem::path& p, error_code& ec) {
+  if (injected(file_op::unlink, p, ec)) return;
+  if (::unlink(p.c_str()) != 0 && errno != ENOENT) ec = last_error();
 }
 
 namespace {
@@ -100,6 +191,10 @@ std::string temp_name(const std::filesystem::path& target) {
   std::snprintf(suffix, sizeof suffix, ".tmp-%016llx", static_cast<unsigned long long>(rng()));
   return target.filename().string() + suffix;
 }
+void sync_file(const file& f, error_code& ec) {
+  if (injected(file_op::sync, f.path(), ec)) return;
+  if (::fsync(f.get()) != 0) ec = from_errno(errno);
+}
 }  // namespace
 
 void replace_file(const std::filesystem::path& target, std::string_view content, error_code& ec, bool sync_dir) {
@@ -107,12 +202,13 @@ void replace_file(const std::filesystem::path& target, std::string_view content,
   {
     auto f = open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, ec, 0600);
     if (ec) return;
-    write_all(f.get(), content.data(), content.size(), 0, ec);
-    if (!ec && ::fsync(f.get()) != 0) ec = last_error();
+    write_all(f, content.data(), content.size(), 0, ec);
+    if (!ec) sync_file(f, ec);
   }
-  if (!ec && ::rename(tmp.c_str(), target.c_str()) != 0) ec = last_error();
+  if (!ec) rename_file(tmp, target, ec);
   if (ec) {
-    ::unlink(tmp.c_str());
+    error_code ig;
+    remove_file(tmp, ig);
     return;
   }
   if (sync_dir) sync_directory(target.parent_path(), ec);
@@ -120,6 +216,7 @@ void replace_file(const std::filesystem::path& target, std::string_view content,
 
 void move_into_place(const std::filesystem::path& from, const std::filesystem::path& to, error_code& ec) {
   const auto dir = to.parent_path();
+  if (injected(file_op::rename, to, ec)) return;
   if (::rename(from.c_str(), to.c_str()) == 0) {
     sync_directory(dir, ec);
     return;
@@ -138,21 +235,23 @@ void move_into_place(const std::filesystem::path& from, const std::filesystem::p
     std::vector<char> buf(1u << 20);
     std::uint64_t off = 0;
     for (;;) {
-      const auto n = read_some(in.get(), buf.data(), buf.size(), off, ec);
+      const auto n = read_some(in, buf.data(), buf.size(), off, ec);
       if (ec || n == 0) break;
-      write_all(out.get(), buf.data(), n, off, ec);
+      write_all(out, buf.data(), n, off, ec);
       if (ec) break;
       off += n;
     }
-    if (!ec && ::fsync(out.get()) != 0) ec = last_error();
+    if (!ec) sync_file(out, ec);
   }
-  if (!ec && ::rename(tmp.c_str(), to.c_str()) != 0) ec = last_error();
+  if (!ec) rename_file(tmp, to, ec);
   if (ec) {
-    ::unlink(tmp.c_str());
+    error_code ig;
+    remove_file(tmp, ig);
     return;
   }
   sync_directory(dir, ec);
-  ::unlink(from.c_str());
+  error_code ig;
+  remove_file(from, ig);
 }
 
 std::uint64_t free_space(const std::filesystem::path& p, error_code& ec) {
@@ -164,16 +263,16 @@ std::uint64_t free_space(const std::filesystem::path& p, error_code& ec) {
   return static_cast<std::uint64_t>(s.f_bavail) * s.f_frsize;
 }
 
-void preallocate(int fd, std::uint64_t length, error_code& ec) {
+void preallocate(const file& f, std::uint64_t length, error_code& ec) {
   if (length == 0) return;
+  if (injected(file_op::allocate, f.path(), ec)) return;
 #if defined(__linux__)
-  if (::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(length)) != 0) {
+  if (::fallocate(f.get(), FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(length)) != 0) {
     if (errno == ENOSPC || errno == EDQUOT) ec = make_error_code(error::insufficient_space);
     // EOPNOTSUPP and friends: the file system cannot; writing will allocate.
   }
 #else
-  (void)fd;
-  (void)ec;
+  (void)f;
 #endif
 }
 
@@ -188,7 +287,7 @@ file lock_directory(const std::filesystem::path& dir, error_code& ec) {
   const auto pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(f.get(), 0) == 0) {
     error_code ig;
-    write_all(f.get(), pid.data(), pid.size(), 0, ig);
+    write_all(f, pid.data(), pid.size(), 0, ig);
   }
   return f;
 }
@@ -212,6 +311,29 @@ std::string hasher::hex_digest() {
   for (unsigned i = 0; i < len; ++i) {
     out.push_back(hex[md[i] >> 4]);
     out.push_back(hex[md[i] & 15]);
+  }
+  return out;
+}
+
+std::vector<std::string> chunk_digests(const file& f, std::uint64_t from, std::uint64_t to, std::uint64_t chunk,
+                                       error_code& ec, hash_algorithm alg) {
+  std::vector<std::string> out;
+  std::vector<char> buf(static_cast<std::size_t>(std::min<std::uint64_t>(chunk, 1u << 20)));
+  for (auto begin = from; begin < to && !ec; begin += chunk) {
+    const auto end = std::min(begin + chunk, to);
+    hasher h(alg);
+    for (auto off = begin; off < end;) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), end - off));
+      const auto n = read_some(f, buf.data(), want, off, ec);
+      if (ec) break;
+      if (n == 0) {
+        ec = make_error_code(error::short_body);
+        break;
+      }
+      h.update(buf.data(), n);
+      off += n;
+    }
+    if (!ec) out.push_back(h.hex_digest());
   }
   return out;
 }

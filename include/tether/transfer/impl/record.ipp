@@ -223,6 +223,8 @@ std::string encode_record(const record& r) {
             {"result_delivered", r.result_delivered}};
   if (r.length) j["length"] = *r.length;
   if (r.result) j["result"] = encode_result(*r.result);
+  if (r.produced)
+    j["produced"] = {{"size", r.produced->size}, {"mtime_ns", r.produced->mtime_ns}, {"inode", r.produced->inode}};
   return j.dump(2) + "\n";
 }
 
@@ -295,6 +297,14 @@ boost::system::result<record> decode_record(std::string_view text, std::string& 
   r.created_ms = rd.i64("created_ms");
   r.updated_ms = rd.i64("updated_ms");
   r.result_delivered = rd.boolean("result_delivered");
+  if (auto p = rd.field("produced", false); p && !p->is_null()) {
+    if (!p->is_object()) {
+      rd.fail("\"produced\" is not an object");
+    } else {
+      reader pr{*p, why, "produced: "};
+      r.produced = file_identity{pr.u64("size"), pr.i64("mtime_ns"), pr.u64("inode")};
+    }
+  }
   if (!why.empty()) return make_error_code(error::state_corrupt);
 
   if (auto res = j.find("result"); res != j.end() && !res->is_null()) {

@@ -1,0 +1,63 @@
+// tether/transfer/detail/download_run.hpp: one run of a download: the partial file, its
+// background checkpoints, and the GETs that fill it (impl/checkpoint.ipp, impl/download.ipp).
+#pragma once
+
+#include <tether/net/url.hpp>
+#include <tether/transfer/detail/connection.hpp>
+#include <tether/transfer/detail/download_plan.hpp>
+#include <tether/transfer/detail/file.hpp>
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace tether::transfer::detail {
+
+/// Checkpoints in the background: the partial file is synced on the syncer thread while the
+/// download goes on; only when a sync is done does the record take the new offset (on the
+/// manager's thread, in order). One sync at a time; boundaries reached meanwhile coalesce.
+struct sync_state {
+  file fd;                           ///< a duplicate of the partial file's descriptor
+  std::vector<std::string> digests;  ///< of every complete chunk written so far
+  std::uint64_t epoch = 0;           ///< bumped when the data is reset or the run ends
+  bool busy = false;
+  std::uint64_t next = 0;            ///< a boundary waiting for the current sync (0: none)
+  error_code error;                  ///< a failed sync, reported by the next append
+  asio::steady_timer* waiter = nullptr;  ///< the download waiting for a sync to finish
+};
+
+class download_run {
+ public:
+  explicit download_run(run_context& cx);
+  ~download_run();
+  download_run(const download_run&) = delete;
+  download_run& operator=(const download_run&) = delete;
+
+  /// Restores the partial data, then GETs until the file is complete, verified and in place.
+  TETHER_DECL asio::awaitable<result> run();
+
+ private:
+  // impl/checkpoint.ipp: the partial file and its durability.
+  error_code restore();
+  void restart_from_zero(bool count);
+  error_code append(const char* data, std::size_t n);
+  error_code checkpoint();
+  result finalize();
+  static void start_sync(run_context& cx, const std::shared_ptr<sync_state>& st, std::uint64_t offset);
+  // impl/download.ipp: the requests.
+  asio::awaitable<attempt_end> attempt();
+  template <class Stream>
+  asio::awaitable<attempt_end> exchange(Stream& stream, beast::tcp_stream& tcp, const net::endpoint_url& url,
+                                        bool origin, std::optional<net::endpoint_url>& redirect);
+  error_code begin_whole(const response_verdict& v, std::string& why);
+
+  run_context& cx_;
+  file part_;
+  std::uint64_t written_ = 0;  ///< bytes in the partial file (>= rec.offset, the durable part)
+  hasher whole_;
+  bool want_whole_ = false;  ///< a whole-file SHA-256 is needed (expected, or to be reported)
+  std::vector<char> buf_ = std::vector<char>(io_chunk);
+  std::shared_ptr<sync_state> sync_ = std::make_shared<sync_state>();
+};
+
+}  // namespace tether::transfer::detail

@@ -1,0 +1,134 @@
+// tether/transfer/detail/run_context.hpp: what one transfer's run may touch (its job, the
+// manager's settings and services; never the manager's tables), and the retry loop that drives
+// a protocol's attempts through retry_fsm.
+#pragma once
+
+#include <tether/transfer/detail/lifecycle.hpp>
+#include <tether/transfer/detail/pacing.hpp>
+#include <tether/transfer/detail/retry_fsm.hpp>
+#include <tether/transfer/detail/store.hpp>
+#include <tether/transfer/manager.hpp>
+
+#include <boost/asio/any_completion_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <functional>
+#include <memory>
+#include <random>
+#include <vector>
+
+namespace tether::transfer::detail {
+
+struct waiter {
+  result_handler handler;
+  asio::any_completion_executor work;  // the handler's executor, kept busy while the transfer runs
+};
+
+/// One transfer known to the manager: its record and who waits for it. Manager thread only.
+struct job {
+  record rec;
+  std::vector<waiter> waiters;
+  stop_kind stop = stop_kind::none;
+  bool running = false, queued = false;
+  std::function<void()> interrupt;  // aborts what the transfer is waiting for right now
+  rate_limiter pace;
+  rate_estimate rate;
+  steady::time_point progress_at{};
+};
+
+/// The manager's services a run uses.
+struct run_services {
+  const options& opts;
+  asio::io_context& ioc;
+  asio::ssl::context& tls;
+  detail::store& store;
+  asio::thread_pool& syncer;  // fdatasync and digests of partial data, off the network path
+  rate_limiter& global_pace;
+};
+
+/// One run of one transfer, on the manager's thread.
+class run_context {
+ public:
+  run_context(const run_services& s, std::shared_ptr<job> owned)
+      : opts(s.opts), ioc(s.ioc), tls(s.tls), st(s.store), syncer(s.syncer), jp(std::move(owned)), j(*jp), r(jp->rec),
+        global_pace_(s.global_pace) {}
+
+  const options& opts;
+  asio::io_context& ioc;
+  asio::ssl::context& tls;
+  detail::store& st;
+  asio::thread_pool& syncer;
+  std::shared_ptr<job> jp;  // kept alive by the run
+  job& j;
+  record& r;
+
+  bool stopped() const noexcept { return j.stop != stop_kind::none; }
+  /// Waits until `until` unless the transfer is stopped first (then false). `waker`, when
+  /// given, points at the timer meanwhile, so that someone else can end the wait early.
+  TETHER_DECL asio::awaitable<bool> wait_until(steady::time_point until, asio::steady_timer** waker = nullptr);
+  /// Paces `n` new bytes against the per-transfer and global limits (false: stopped).
+  TETHER_DECL asio::awaitable<bool> pace(std::uint64_t n);
+  /// The tighter of the bandwidth limits in bytes/s (0: none).
+  std::uint64_t pace_limit() const noexcept { return tighter_limit(r.bandwidth_limit, opts.bandwidth_limit); }
+  /// A progress report at a bounded rate (`force`: now).
+  TETHER_DECL void report(std::uint64_t done, bool force = false);
+  /// The whole-transfer deadline on the steady clock (max: none).
+  TETHER_DECL steady::time_point deadline() const;
+  error_code save(bool forward_only = false) { return st.save(r, forward_only); }
+  std::filesystem::path part_path() const { return st.part_path(r.id); }
+  void log(net::log_level l, const std::string& line) const { opts.log(l, "transfer " + r.id + ": " + line); }
+  result make_result() const;
+
+ private:
+  rate_limiter& global_pace_;
+};
+
+/// The result fields a record fills (outcome failed, no error: the caller completes it).
+TETHER_DECL result result_of(const record& r);
+inline result run_context::make_result() const { return result_of(r); }
+
+/// Runs attempts until one completes (then `finalize()`), a failure is final, the retry budget
+/// or the deadline is spent, or the transfer is stopped.
+template <class Attempt, class Finalize>
+asio::awaitable<result> retry_loop(run_context& cx, Attempt attempt, Finalize finalize) {
+  retry_fsm fsm(cx.opts.retry, cx.opts.max_retry_after, cx.deadline(), std::random_device{}());
+  for (;;) {
+    if (cx.stopped()) co_return cx.make_result();
+    auto res = cx.make_result();
+    if (auto stop = fsm.before_attempt(steady::now())) {
+      res.error = stop->error;
+      res.message = stop->message;
+      co_return res;
+    }
+    ++cx.r.attempts;
+    auto end = co_await attempt();
+    cx.j.interrupt = nullptr;
+    if (cx.stopped()) co_return cx.make_result();
+    const auto step = fsm.next(end, steady::now(), std::chrono::system_clock::now(), cx.r.attempts);
+    if (step.kind == retry_step::finish) {
+      auto done = finalize();
+      done.http_status = end.status;
+      co_return done;
+    }
+    if (!end.message.empty()) cx.log(net::log_level::info, end.message);
+    if (step.kind == retry_step::stop) {
+      res = cx.make_result();
+      res.http_status = end.status;
+      res.outcome = step.outcome;
+      res.error = step.error;
+      res.message = step.message;
+      res.retry_after = end.retry_after;
+      if (step.not_before)
+        cx.r.earliest_start_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(step.not_before->time_since_epoch()).count();
+      co_return res;
+    }
+    if (!co_await cx.wait_until(steady::now() + step.delay)) co_return cx.make_result();
+  }
+}
+
+}  // namespace tether::transfer::detail

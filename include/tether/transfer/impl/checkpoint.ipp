@@ -1,0 +1,252 @@
+// tether/transfer/impl/checkpoint.ipp: a download's partial file: restore and re-verify,
+// append, background checkpoints (data synced before the offset is recorded), finalize.
+#pragma once
+
+#include <tether/transfer/detail/download_run.hpp>
+
+#include <boost/asio/post.hpp>
+
+#include <fcntl.h>
+
+namespace tether::transfer::detail {
+
+namespace {
+bool equal_hex(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+/// What a background sync needs, all of it outliving the run (the manager's members and the
+/// job): a sync that completes after its run ended finds its epoch stale and does nothing.
+struct sync_target {
+  store* st;
+  asio::io_context* ioc;
+  asio::thread_pool* syncer;
+  std::shared_ptr<job> jp;
+};
+
+void sync_in_background(sync_target t, const std::shared_ptr<sync_state>& st, std::uint64_t offset);
+
+void synced(sync_target t, const std::shared_ptr<sync_state>& st, std::uint64_t offset, std::uint64_t epoch,
+            error_code ec, std::vector<std::string> digests) {
+  st->busy = false;  // syncs run one at a time, in order: this was the one in flight
+  if (st->waiter) st->waiter->cancel();
+  auto& r = t.jp->rec;
+  if (epoch == st->epoch) {  // else the data was reset or the run ended: it speaks for nothing
+    if (ec) {
+      st->error = ec;
+      return;
+    }
+    st->digests.insert(st->digests.end(), digests.begin(), digests.end());
+    if (offset > r.offset) {
+      r.offset = offset;
+      r.digests = st->digests;
+      if (auto sec = t.st->save(r, true)) st->error = sec;
+    }
+  }
+  if (st->next > 0 && !st->error) {
+    const auto next = st->next;
+    st->next = 0;
+    sync_in_background(std::move(t), st, next);
+  }
+}
+
+/// Syncs the partial file up to `offset` and digests the chunks not yet digested, on the
+/// syncer thread (the second core), while the download goes on.
+void sync_in_background(sync_target t, const std::shared_ptr<sync_state>& st, std::uint64_t offset) {
+  st->busy = true;
+  const auto chunk = t.jp->rec.checkpoint_bytes;
+  const auto from = st->digests.size() * chunk;
+  auto* syncer = t.syncer;
+  asio::post(*syncer, [t = std::move(t), st, offset, from, chunk, epoch = st->epoch, fd = &st->fd]() mutable {
+    error_code ec;
+    sync_data(*fd, ec);
+    std::vector<std::string> digests;
+    if (!ec) digests = chunk_digests(*fd, from, offset, chunk, ec);
+    auto* ioc = t.ioc;
+    asio::post(*ioc, [t = std::move(t), st, offset, epoch, ec, digests = std::move(digests)]() mutable {
+      synced(std::move(t), st, offset, epoch, ec, std::move(digests));
+    });
+  });
+}
+}  // namespace
+
+download_run::download_run(run_context& cx) : cx_(cx) {
+  want_whole_ = !cx.r.sha256_expected.empty() || cx.opts.report_sha256;
+}
+
+download_run::~download_run() {  // syncs still in flight no longer speak for this run
+  ++sync_->epoch;
+  sync_->next = 0;
+}
+
+void download_run::start_sync(run_context& cx, const std::shared_ptr<sync_state>& st, std::uint64_t offset) {
+  sync_in_background(sync_target{&cx.st, &cx.ioc, &cx.syncer, cx.jp}, st, offset);
+}
+
+void download_run::restart_from_zero(bool count) {
+  auto& r = cx_.r;
+  ++sync_->epoch;
+  sync_->digests.clear();
+  sync_->next = 0;
+  // Truncation failing is reported by the next write; state stays consistent because the
+  // record is reset before any new byte is recorded.
+  error_code ig;
+  truncate_file(part_, 0, ig);
+  written_ = 0;
+  whole_ = sha256{};
+  r.offset = 0;
+  r.digests.clear();
+  r.etag.clear();
+  r.last_modified.clear();
+  r.content_encoding.clear();
+  r.length.reset();
+  if (count) ++r.restarts;
+}
+
+error_code download_run::restore() {
+  auto& r = cx_.r;
+  error_code ec;
+  part_ = open_file(cx_.part_path(), O_RDWR | O_CREAT, ec, 0600);
+  if (ec) return ec;
+  // What lies past the checkpoint was never recorded as durable: cut it off.
+  if (auto id = identify_file(part_); !id || id->size != r.offset) {
+    truncate_file(part_, r.offset, ec);
+    if (ec) return ec;
+  }
+  const auto chunk = r.checkpoint_bytes;
+  std::uint64_t verified = 0;
+  for (std::size_t i = 0; i < r.digests.size(); ++i) {
+    const auto begin = i * chunk;
+    const auto end = std::min<std::uint64_t>(begin + chunk, r.offset);
+    sha256 h;
+    std::optional<sha256> whole;  // the whole-file hash may only take this chunk if it verifies
+    if (want_whole_) whole.emplace(whole_);
+    for (auto off = begin; off < end;) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf_.size(), end - off));
+      const auto n = read_some(part_, buf_.data(), want, off, ec);
+      if (ec) return ec;
+      if (n == 0) break;
+      h.update(buf_.data(), n);
+      if (whole) whole->update(buf_.data(), n);
+      off += n;
+    }
+    if (h.hex_digest() != r.digests[i]) {
+      cx_.log(net::log_level::warn, "partial data differs from its checkpoint at chunk " + std::to_string(i) +
+                                        "; fetching again from byte " + std::to_string(begin));
+      break;
+    }
+    if (whole) whole_ = std::move(*whole);
+    verified = end;
+  }
+  if (verified < r.offset) {
+    r.offset = verified - verified % chunk;
+    r.digests.resize(static_cast<std::size_t>(r.offset / chunk));
+    // The whole-file hash covers `verified` bytes; recompute it up to the new offset.
+    whole_ = sha256{};
+    for (std::uint64_t off = 0; want_whole_ && off < r.offset;) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf_.size(), r.offset - off));
+      const auto n = read_some(part_, buf_.data(), want, off, ec);
+      if (ec) return ec;
+      if (n == 0) return make_error_code(error::short_body);
+      whole_.update(buf_.data(), n);
+      off += n;
+    }
+    truncate_file(part_, r.offset, ec);
+    if (ec) return ec;
+    if (auto sec = cx_.save()) return sec;
+  }
+  written_ = r.offset;
+  sync_->digests = r.digests;
+  sync_->fd = part_.duplicate(ec);
+  return ec;
+}
+
+error_code download_run::append(const char* data, std::size_t n) {
+  auto& r = cx_.r;
+  if (sync_->error) return sync_->error;
+  while (n > 0) {
+    const auto to_boundary = r.checkpoint_bytes - written_ % r.checkpoint_bytes;
+    const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(n, to_boundary));
+    error_code ec;
+    write_all(part_, data, take, written_, ec);
+    if (ec) return ec;
+    if (want_whole_) whole_.update(data, take);
+    written_ += take;
+    r.bytes_received += take;
+    data += take;
+    n -= take;
+    if (written_ % r.checkpoint_bytes == 0) {
+      if (auto cec = checkpoint()) return cec;
+    }
+  }
+  return {};
+}
+
+error_code download_run::checkpoint() {
+  auto& r = cx_.r;
+  if (!r.length && cx_.opts.min_free_space) {
+    // Unannounced length: never fill the disk; keep the reserve free.
+    error_code ec;
+    const auto avail = free_space(cx_.st.dir(), ec);
+    if (!ec && avail < cx_.opts.min_free_space) return make_error_code(error::insufficient_space);
+  }
+  if (!sync_->busy)
+    start_sync(cx_, sync_, written_);
+  else
+    sync_->next = written_;
+  return {};
+}
+
+result download_run::finalize() {
+  auto& r = cx_.r;
+  auto res = cx_.make_result();
+  error_code ec;
+  if (sync_->error) ec = sync_->error;
+  if (!ec && r.offset != written_) {
+    ++sync_->epoch;  // this synchronous sync covers whatever is still in flight
+    sync_data(part_, ec);
+    if (!ec) {
+      // Digests of what the syncer has not digested yet, the last shorter chunk included.
+      const auto from = sync_->digests.size() * r.checkpoint_bytes;
+      auto rest = chunk_digests(part_, from, written_, r.checkpoint_bytes, ec);
+      if (!ec) {
+        r.digests = sync_->digests;
+        r.digests.insert(r.digests.end(), rest.begin(), rest.end());
+        r.offset = written_;
+        ec = cx_.save();
+      }
+    }
+  }
+  res.bytes_on_disk = r.offset;
+  res.bytes_received = r.bytes_received;
+  res.bytes_expected = r.length;
+  res.restarts = r.restarts;
+  res.attempts = r.attempts;
+  if (ec) {
+    res.error = ec;
+    res.message = "cannot sync the download " + cx_.part_path().filename().string() + ": " + ec.message();
+    return res;
+  }
+  if (want_whole_) res.sha256 = whole_.hex_digest();
+  if (!r.sha256_expected.empty() && !equal_hex(res.sha256, r.sha256_expected)) {
+    res.error = make_error_code(error::integrity_mismatch);
+    res.message = "SHA-256 of the content is " + res.sha256 + ", expected " + r.sha256_expected;
+    return res;
+  }
+  part_.close();
+  move_into_place(cx_.part_path(), r.file, ec);
+  if (ec) {
+    res.error = ec;
+    res.message = "cannot move the download into " + r.file + ": " + ec.message();
+    return res;
+  }
+  r.produced = identify_file(r.file);
+  res.outcome = outcome::success;
+  return res;
+}
+
+}  // namespace tether::transfer::detail

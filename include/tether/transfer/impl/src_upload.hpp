@@ -1,0 +1,6 @@
+// tether/transfer/impl/src_upload.hpp: tether::transfer's uploads, PUT and tus (Beast HTTP + TLS instantiations).
+#pragma once
+
+#include <tether/transfer/impl/upload.ipp>
+#include <tether/transfer/impl/put.ipp>
+#include <tether/transfer/impl/tus.ipp>
