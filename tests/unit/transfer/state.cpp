@@ -279,7 +279,8 @@ TEST_CASE("state: a record that cannot be read is left alone, its data kept, and
     // Its id stays reserved: a new download under it would overwrite the record.
     const auto r = download(m, env.download(s.url("/a"), "a.bin"), "alpha");
     CHECK(r.outcome == tt::outcome::failed);
-    CHECK(r.message.find("could not be read") != std::string::npos);
+    CHECK(r.message.find("was not read when the manager opened") != std::string::npos);
+    CHECK(r.message.find("(open " + (env.state / "alpha.json").string() + ")") != std::string::npos);
     CHECK(m.prune(0s) == 0);  // neither the record nor its partial data is stray
   }
   CHECK(read_file(env.state / "alpha.json") == record_text);

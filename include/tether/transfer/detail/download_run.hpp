@@ -23,6 +23,7 @@ struct sync_state {
   bool busy = false;
   std::uint64_t next = 0;            ///< a boundary waiting for the current sync (0: none)
   error_code error;                  ///< a failed sync, reported by the next append
+  std::string error_text;            ///< what failed, with the operation and the path
   asio::steady_timer* waiter = nullptr;  ///< the download waiting for a sync to finish
 };
 
@@ -50,6 +51,8 @@ class download_run {
   asio::awaitable<attempt_end> exchange(Stream& stream, beast::tcp_stream& tcp, const net::endpoint_url& url,
                                         bool origin, std::optional<net::endpoint_url>& redirect);
   error_code begin_whole(const response_verdict& v, std::string& why);
+  /// A failure's text: the syncer's own words for its errors, else the last file failure.
+  std::string sync_failure(const error_code& ec) const;
 
   run_context& cx_;
   file part_;

@@ -30,6 +30,10 @@ TETHER_DECL const char* to_string(file_op op) noexcept;
 using file_fault = std::function<int(file_op op, const std::filesystem::path& path)>;
 TETHER_DECL void set_file_fault(file_fault f);
 
+/// The error's message, with the operation and the path when `ec` is the last file failure on
+/// this thread (e.g. "Input/output error (fdatasync /state/x.part)").
+TETHER_DECL std::string describe_failure(const error_code& ec);
+
 /// An owned file descriptor, with the path it was opened as (for errors and the seam).
 class file {
  public:

@@ -21,6 +21,9 @@ struct attempt_end {
   std::optional<std::chrono::seconds> retry_after;
   std::string message;
   bool progressed = false;  ///< new bytes moved (resets the retry budget)
+  /// The failure is on this machine (the disk, the source file): another connection will not
+  /// mend it, so the call ends (what is durable stays for a later call).
+  bool local = false;
   bool complete = false;
 };
 

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <string>
@@ -39,8 +40,13 @@ class store {
   /// left as they are (their ids kept out of use); damaged ones set aside with their reason.
   TETHER_DECL void load(const std::function<void(record)>& take);
 
-  /// True when a record file for `id` exists but could not be read (or has a newer schema).
-  bool unreadable(const std::string& id) const { return unreadable_.count(file_stem(id)) > 0; }
+  /// Why the record file for `id` was left alone (it could not be read, or has a newer
+  /// schema); nothing when it was read.
+  std::optional<std::string> unreadable(const std::string& id) const {
+    auto it = unreadable_.find(file_stem(id));
+    if (it == unreadable_.end()) return std::nullopt;
+    return it->second;
+  }
 
   /// Every known transfer and every problem, sorted by id. Any thread.
   TETHER_DECL std::vector<info> list() const;
@@ -60,7 +66,7 @@ class store {
 
   std::filesystem::path dir_;
   net::logger log_;
-  std::set<std::string> unreadable_;  // file stems of records left alone (unreadable, newer schema)
+  std::map<std::string, std::string> unreadable_;  // file stem -> why it was left alone
   mutable std::mutex mu_;             // guards the snapshot below (read by list())
   std::map<std::string, info> infos_;
   std::vector<info> problems_;

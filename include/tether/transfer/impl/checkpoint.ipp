@@ -31,20 +31,24 @@ struct sync_target {
 void sync_in_background(sync_target t, const std::shared_ptr<sync_state>& st, std::uint64_t offset);
 
 void synced(sync_target t, const std::shared_ptr<sync_state>& st, std::uint64_t offset, std::uint64_t epoch,
-            error_code ec, std::vector<std::string> digests) {
+            error_code ec, std::string text, std::vector<std::string> digests) {
   st->busy = false;  // syncs run one at a time, in order: this was the one in flight
   if (st->waiter) st->waiter->cancel();
   auto& r = t.jp->rec;
   if (epoch == st->epoch) {  // else the data was reset or the run ended: it speaks for nothing
     if (ec) {
       st->error = ec;
+      st->error_text = std::move(text);
       return;
     }
     st->digests.insert(st->digests.end(), digests.begin(), digests.end());
     if (offset > r.offset) {
       r.offset = offset;
       r.digests = st->digests;
-      if (auto sec = t.st->save(r, true)) st->error = sec;
+      if (auto sec = t.st->save(r, true)) {
+        st->error = sec;
+        st->error_text = describe_failure(sec);
+      }
     }
   }
   if (st->next > 0 && !st->error) {
@@ -66,9 +70,11 @@ void sync_in_background(sync_target t, const std::shared_ptr<sync_state>& st, st
     sync_data(*fd, ec);
     std::vector<std::string> digests;
     if (!ec) digests = chunk_digests(*fd, from, offset, chunk, ec);
+    std::string text = ec ? describe_failure(ec) : std::string();
     auto* ioc = t.ioc;
-    asio::post(*ioc, [t = std::move(t), st, offset, epoch, ec, digests = std::move(digests)]() mutable {
-      synced(std::move(t), st, offset, epoch, ec, std::move(digests));
+    asio::post(*ioc, [t = std::move(t), st, offset, epoch, ec, text = std::move(text),
+                      digests = std::move(digests)]() mutable {
+      synced(std::move(t), st, offset, epoch, ec, std::move(text), std::move(digests));
     });
   });
 }
@@ -81,6 +87,11 @@ download_run::download_run(run_context& cx) : cx_(cx) {
 download_run::~download_run() {  // syncs still in flight no longer speak for this run
   ++sync_->epoch;
   sync_->next = 0;
+}
+
+std::string download_run::sync_failure(const error_code& ec) const {
+  if (ec == sync_->error && !sync_->error_text.empty()) return sync_->error_text;
+  return describe_failure(ec);
 }
 
 void download_run::start_sync(run_context& cx, const std::shared_ptr<sync_state>& st, std::uint64_t offset) {
@@ -228,7 +239,7 @@ result download_run::finalize() {
   res.attempts = r.attempts;
   if (ec) {
     res.error = ec;
-    res.message = "cannot sync the download " + cx_.part_path().filename().string() + ": " + ec.message();
+    res.message = "cannot sync the download: " + sync_failure(ec);
     return res;
   }
   if (want_whole_) res.sha256 = whole_.hex_digest();
@@ -241,7 +252,7 @@ result download_run::finalize() {
   move_into_place(cx_.part_path(), r.file, ec);
   if (ec) {
     res.error = ec;
-    res.message = "cannot move the download into " + r.file + ": " + ec.message();
+    res.message = "cannot move the download into " + r.file + ": " + describe_failure(ec);
     return res;
   }
   r.produced = identify_file(r.file);

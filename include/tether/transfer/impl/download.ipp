@@ -18,7 +18,7 @@ asio::awaitable<result> download_run::run() {
   if (auto ec = restore()) {
     auto res = cx_.make_result();
     res.error = ec;
-    res.message = "cannot open the partial data " + cx_.part_path().filename().string() + ": " + ec.message();
+    res.message = "cannot restore the partial data: " + describe_failure(ec);
     co_return res;
   }
   co_return co_await retry_loop(
@@ -76,14 +76,13 @@ error_code download_run::begin_whole(const response_verdict& v, std::string& why
     if (cx_.opts.preallocate) {
       preallocate(part_, need, sec);
       if (sec) {
-        why = "cannot reserve " + std::to_string(need) + " bytes for " + cx_.part_path().filename().string() + ": " +
-              sec.message();
+        why = "cannot reserve " + std::to_string(need) + " bytes: " + describe_failure(sec);
         return sec;
       }
     }
   }
   if (auto sec = cx_.save()) {
-    why = "cannot write the state record: " + sec.message();
+    why = "cannot write the state record: " + describe_failure(sec);
     return sec;
   }
   return {};
@@ -163,6 +162,7 @@ asio::awaitable<attempt_end> download_run::exchange(Stream& stream, beast::tcp_s
     std::string why;
     if (auto ec = begin_whole(v, why)) {
       end.ec = ec;
+      end.local = true;
       end.message = why;
       co_return end;
     }
@@ -187,7 +187,8 @@ asio::awaitable<attempt_end> download_run::exchange(Stream& stream, beast::tcp_s
     }
     if (auto aec = append(buf_.data(), got)) {
       end.ec = aec;
-      end.message = "writing " + cx_.part_path().filename().string() + ": " + aec.message();
+      end.message = "writing the partial data: " + sync_failure(aec);
+      end.local = true;
       co_return false;
     }
     end.progressed = true;
@@ -199,7 +200,8 @@ asio::awaitable<attempt_end> download_run::exchange(Stream& stream, beast::tcp_s
       co_await cx_.wait_until(steady::time_point::max(), &sync_->waiter);
     if (sync_->error) {
       end.ec = sync_->error;
-      end.message = "syncing " + cx_.part_path().filename().string() + ": " + end.ec.message();
+      end.message = "syncing the partial data: " + sync_failure(end.ec);
+      end.local = true;
       co_return false;
     }
     co_return !cx_.stopped();

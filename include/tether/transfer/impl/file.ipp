@@ -58,6 +58,23 @@ error_code from_errno(int e) noexcept {
   if (e == ENOSPC || e == EDQUOT) return make_error_code(error::insufficient_space);
   return {e, boost::system::system_category()};
 }
+struct last_failure_t {
+  error_code ec;
+  file_op op = file_op::open;
+  std::filesystem::path path;
+};
+last_failure_t& last_failure() {
+  static thread_local last_failure_t f;
+  return f;
+}
+/// Fails `op` on `p` with errno `e`: sets `ec` and remembers what failed, for describe_failure.
+void failed(file_op op, const std::filesystem::path& p, error_code& ec, int e) {
+  ec = from_errno(e);
+  auto& f = last_failure();
+  f.ec = ec;
+  f.op = op;
+  f.path = p;
+}
 /// Asks the test seam about `op` on `p`: true (with ec set) when it fails the operation.
 bool injected(file_op op, const std::filesystem::path& p, error_code& ec) {
   if (!file_fault_set().load(std::memory_order_acquire)) return false;
@@ -68,12 +85,18 @@ bool injected(file_op op, const std::filesystem::path& p, error_code& ec) {
   }
   if (!hook) return false;
   if (const int e = hook(op, p)) {
-    ec = from_errno(e);
+    failed(op, p, ec, e);
     return true;
   }
   return false;
 }
 }  // namespace
+
+std::string describe_failure(const error_code& ec) {
+  const auto& f = last_failure();
+  if (!ec || f.ec != ec) return ec.message();
+  return ec.message() + " (" + to_string(f.op) + " " + f.path.string() + ")";
+}
 
 void set_file_fault(file_fault f) {
   std::lock_guard lk(file_fault_mutex());
@@ -84,7 +107,7 @@ void set_file_fault(file_fault f) {
 file file::duplicate(error_code& ec) const {
   const int fd = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
   if (fd < 0) {
-    ec = last_error();
+    failed(file_op::open, path_, ec, errno);
     return {};
   }
   return file{fd, path_};
@@ -116,7 +139,7 @@ file open_file(const std::filesystem::path& p, int flags, error_code& ec, unsign
   do fd = ::open(p.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode));
   while (fd < 0 && errno == EINTR);
   if (fd < 0) {
-    ec = last_error();
+    failed(file_op::open, p, ec, errno);
     return {};
   }
   return file{fd, p};
@@ -129,7 +152,7 @@ void write_all(const file& f, const void* data, std::size_t n, std::uint64_t off
     const auto w = ::pwrite(f.get(), p, n, static_cast<off_t>(offset));
     if (w < 0) {
       if (errno == EINTR) continue;
-      ec = from_errno(errno);
+      failed(file_op::write, f.path(), ec, errno);
       return;
     }
     p += w;
@@ -144,7 +167,7 @@ std::size_t read_some(const file& f, void* data, std::size_t n, std::uint64_t of
     const auto r = ::pread(f.get(), data, n, static_cast<off_t>(offset));
     if (r >= 0) return static_cast<std::size_t>(r);
     if (errno != EINTR) {
-      ec = last_error();
+      failed(file_op::read, f.path(), ec, errno);
       return 0;
     }
   }
@@ -152,12 +175,12 @@ std::size_t read_some(const file& f, void* data, std::size_t n, std::uint64_t of
 
 void sync_data(const file& f, error_code& ec) {
   if (injected(file_op::sync, f.path(), ec)) return;
-  if (::fdatasync(f.get()) != 0) ec = from_errno(errno);
+  if (::fdatasync(f.get()) != 0) failed(file_op::sync, f.path(), ec, errno);
 }
 
 void truncate_file(const file& f, std::uint64_t length, error_code& ec) {
   if (injected(file_op::truncate, f.path(), ec)) return;
-  if (::ftruncate(f.get(), static_cast<off_t>(length)) != 0) ec = from_errno(errno);
+  if (::ftruncate(f.get(), static_cast<off_t>(length)) != 0) failed(file_op::truncate, f.path(), ec, errno);
 }
 
 void sync_directory(const std::filesystem::path& dir, error_code& ec) {
@@ -167,21 +190,21 @@ void sync_directory(const std::filesystem::path& dir, error_code& ec) {
   do fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   while (fd < 0 && errno == EINTR);
   if (fd < 0) {
-    ec = last_error();
+    failed(file_op::sync_directory, d, ec, errno);
     return;
   }
   file dirf{fd, d};
-  if (::fsync(dirf.get()) != 0) ec = from_errno(errno);
+  if (::fsync(dirf.get()) != 0) failed(file_op::sync_directory, d, ec, errno);
 }
 
 void rename_file(const std::filesystem::path& from, const std::filesystem::path& to, error_code& ec) {
   if (injected(file_op::rename, to, ec)) return;
-  if (::rename(from.c_str(), to.c_str()) != 0) ec = last_error();
+  if (::rename(from.c_str(), to.c_str()) != 0) failed(file_op::rename, to, ec, errno);
 }
 
 void remove_file(const std::filesystem::path& p, error_code& ec) {
   if (injected(file_op::unlink, p, ec)) return;
-  if (::unlink(p.c_str()) != 0 && errno != ENOENT) ec = last_error();
+  if (::unlink(p.c_str()) != 0 && errno != ENOENT) failed(file_op::unlink, p, ec, errno);
 }
 
 namespace {
@@ -193,7 +216,7 @@ std::string temp_name(const std::filesystem::path& target) {
 }
 void sync_file(const file& f, error_code& ec) {
   if (injected(file_op::sync, f.path(), ec)) return;
-  if (::fsync(f.get()) != 0) ec = from_errno(errno);
+  if (::fsync(f.get()) != 0) failed(file_op::sync, f.path(), ec, errno);
 }
 }  // namespace
 
@@ -222,7 +245,7 @@ void move_into_place(const std::filesystem::path& from, const std::filesystem::p
     return;
   }
   if (errno != EXDEV) {
-    ec = last_error();
+    failed(file_op::rename, to, ec, errno);
     return;
   }
   // Another file system: copy beside the destination, sync, then rename there.
@@ -268,7 +291,7 @@ void preallocate(const file& f, std::uint64_t length, error_code& ec) {
   if (injected(file_op::allocate, f.path(), ec)) return;
 #if defined(__linux__)
   if (::fallocate(f.get(), FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(length)) != 0) {
-    if (errno == ENOSPC || errno == EDQUOT) ec = make_error_code(error::insufficient_space);
+    if (errno == ENOSPC || errno == EDQUOT) failed(file_op::allocate, f.path(), ec, errno);
     // EOPNOTSUPP and friends: the file system cannot; writing will allocate.
   }
 #else

@@ -16,9 +16,8 @@ attach_decision decide_attach(const record& fresh, const attach_facts& f) {
     return d;
   };
   if (f.unreadable)
-    return refuse(error::state_corrupt, "the record of " + fresh.id +
-                                            " could not be read when the manager opened; it is left as it is: "
-                                            "open the directory again to retry");
+    return refuse(error::state_corrupt, "the record of " + fresh.id + " was not read when the manager opened (" +
+                                            *f.unreadable + "); open the directory again to retry");
   if (!f.existing) {
     d.action = attach_action::create;
     return d;

@@ -32,7 +32,9 @@ retry_step retry_fsm::next(const attempt_end& end, clock::time_point now,
   s.error = end.ec;
   s.message = end.message;
   // A range mismatch has already discarded what could not continue: the next attempt starts over.
-  const auto o = end.ec == error::range_mismatch ? net::outcome::retry_later : net::classify_error(end.ec);
+  const auto o = end.local                        ? net::outcome::failed
+                 : end.ec == error::range_mismatch ? net::outcome::retry_later
+                                                   : net::classify_error(end.ec);
   if (o != net::outcome::retry_later) {
     s.outcome = o;
     return s;

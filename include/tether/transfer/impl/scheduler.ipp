@@ -45,7 +45,7 @@ void manager_impl::finish(const std::shared_ptr<job>& j, result res) {
     st->forget(r);
     jobs.erase(r.id);
   } else if (auto ec = st->save(r)) {
-    opts.log(net::log_level::error, "cannot write the record of transfer " + r.id + ": " + ec.message());
+    opts.log(net::log_level::error, "cannot write the record of transfer " + r.id + ": " + describe_failure(ec));
   }
   deliver(*j, res);
   j->stop = stop_kind::none;
@@ -59,7 +59,7 @@ void manager_impl::enqueue(const std::shared_ptr<job>& j) {
     j->queued = false;
     auto res = result_of(j->rec);
     res.error = ec;
-    res.message = "cannot write the state record: " + ec.message();
+    res.message = "cannot write the state record: " + describe_failure(ec);
     deliver(*j, res);
     return;
   }
@@ -85,7 +85,7 @@ asio::awaitable<void> manager_impl::run_job(std::shared_ptr<job> j) {
   if (auto ec = st->save(j->rec)) {
     res = result_of(j->rec);
     res.error = ec;
-    res.message = "cannot write the state record: " + ec.message();
+    res.message = "cannot write the state record: " + describe_failure(ec);
   } else {
     try {
       run_context cx(services(), j);

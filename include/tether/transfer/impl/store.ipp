@@ -161,9 +161,9 @@ void store::load(const std::function<void(record)>& take) {
     std::string text;
     if (auto rec = read_record_text(p, text)) {
       // Unreadable is not damaged: leave it (and its data) as it is and keep its id out of use.
-      unreadable_.insert(p.stem().string());
-      add_problem(p, p.stem().string(),
-                  "record cannot be read (" + rec.message() + "): left as it is, tried again next time");
+      auto why = "record cannot be read (" + describe_failure(rec) + "): left as it is, tried again next time";
+      unreadable_[p.stem().string()] = why;
+      add_problem(p, p.stem().string(), std::move(why));
       continue;
     }
     std::string why;
@@ -174,8 +174,9 @@ void store::load(const std::function<void(record)>& take) {
     }
     if (!r) {
       if (r.error() == error::state_version) {
-        unreadable_.insert(p.stem().string());
-        add_problem(p, id_in(text, p), why + ": left as it is for that version");
+        why += ": left as it is for that version";
+        unreadable_[p.stem().string()] = why;
+        add_problem(p, id_in(text, p), why);
         continue;
       }
       set_aside(p, id_in(text, p), why);

@@ -19,7 +19,8 @@ std::string hex_to_base64(const std::string& hex) {
 attempt_end failure(error_code ec, std::string message = {}) {
   attempt_end end;
   end.ec = ec;
-  end.message = message.empty() ? ec.message() : std::move(message);
+  end.message = message.empty() ? describe_failure(ec) : std::move(message);
+  end.local = true;  // the shell's own failures: the disk, the source, the record
   return end;
 }
 
@@ -110,7 +111,7 @@ asio::awaitable<attempt_end> upload_run::find_offset(const net::endpoint_url& cr
       note_expiry(r, res);
       r.offset = 0;
       r.digests.clear();
-      if (auto ec = cx_.save()) co_return failure(ec, "cannot write the state record: " + ec.message());
+      if (auto ec = cx_.save()) co_return failure(ec, "cannot write the state record: " + describe_failure(ec));
     }
     const auto upload = net::parse_url(r.upload_url);
     if (!upload) {
@@ -130,7 +131,10 @@ asio::awaitable<attempt_end> upload_run::find_offset(const net::endpoint_url& cr
     if (auto ec = acknowledge(v.offset)) co_return failure(ec);
     co_return end;
   }
-  co_return failure(make_error_code(error::protocol_error), "the server lost the upload twice in a row");
+  attempt_end lost;
+  lost.ec = make_error_code(error::protocol_error);
+  lost.message = "the server lost the upload twice in a row";
+  co_return lost;
 }
 
 asio::awaitable<attempt_end> upload_run::tus_attempt() {
@@ -156,7 +160,7 @@ asio::awaitable<attempt_end> upload_run::tus_attempt() {
     if (caps_.checksum) {
       error_code hec;
       const auto digest = hash_range(begin, stop, hec, *caps_.checksum);
-      if (hec) co_return failure(hec, "reading " + r.file + ": " + hec.message());
+      if (hec) co_return failure(hec, "reading the source: " + describe_failure(hec));
       const char* name = *caps_.checksum == hash_algorithm::sha1 ? "sha1 " : "sha256 ";
       f.emplace_back("Upload-Checksum", name + hex_to_base64(digest));
     }

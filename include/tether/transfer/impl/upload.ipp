@@ -42,7 +42,7 @@ asio::awaitable<result> upload_run::run() {
   if (ec) {
     auto res = cx_.make_result();
     res.error = ec;
-    res.message = why.empty() ? "cannot read " + r.file + ": " + ec.message() : why;
+    res.message = why.empty() ? "cannot read the source: " + describe_failure(ec) : why;
     co_return res;
   }
   r.length = r.source_size;
@@ -166,7 +166,8 @@ asio::awaitable<attempt_end> upload_run::send_with_body(Stream& stream, beast::t
     const auto n = read_some(source_, buf_.data(), want, off, rec);
     if (rec || n == 0) {
       end.ec = rec ? rec : make_error_code(error::source_changed);
-      end.message = "reading " + r.file + ": " + (rec ? rec.message() : std::string("the file got shorter"));
+      end.message = "reading the source: " + (rec ? describe_failure(rec) : r.file + " got shorter");
+      end.local = true;
       co_return end;
     }
     if (hash) hash->update(buf_.data(), n);
