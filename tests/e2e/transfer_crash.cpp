@@ -163,7 +163,7 @@ TEST_CASE("tether-transfer survives SIGKILL at 5 random moments of a 256 MiB dow
   std::filesystem::remove_all(dir, ig);
 }
 
-TEST_CASE("a process killed at each file operation of a download in turn: a fresh manager finishes it",
+TEST_CASE("a process killed at each file operation of a download in turn, and a fresh one finishes it",
           "[transfer][crash]") {
   constexpr std::uint64_t size = 512u << 10;
   tether::test::http_server s;

@@ -405,7 +405,7 @@ TEST_CASE("download: bad requests are refused with a clear error", "[transfer][d
   CHECK(m.list().empty());  // nothing was recorded for any of them
 }
 
-TEST_CASE("download: a second call with a running id joins it; one transfer, two results", "[transfer][download]") {
+TEST_CASE("download: a second call with a running id joins it, one transfer, two results", "[transfer][download]") {
   http_server s;
   s.add_content("/f", 1'000'000);
   transfer_env env;

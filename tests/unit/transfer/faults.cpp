@@ -77,7 +77,7 @@ struct sweep_counts {
 
 }  // namespace
 
-TEST_CASE("faults: every file operation of a resumed download fails in turn; a fresh manager finishes",
+TEST_CASE("faults: every file operation of a resumed download fails in turn, then a fresh manager finishes",
           "[transfer][faults]") {
   http_server s;
   constexpr std::uint64_t size = 512u << 10;
@@ -188,7 +188,7 @@ TEST_CASE("faults: every file operation of a resumed download fails in turn; a f
                           << " failed as they should, " << counts.open_refusals << " refused to open");
 }
 
-TEST_CASE("faults: every file operation of a tus upload fails in turn; a fresh manager finishes",
+TEST_CASE("faults: every file operation of a tus upload fails in turn, then a fresh manager finishes",
           "[transfer][faults]") {
   transfer_env env;
   std::string data(300'000, '\0');

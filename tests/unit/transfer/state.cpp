@@ -322,7 +322,7 @@ TEST_CASE("state: a second manager on the same directory is refused clearly", "[
   }
 }
 
-TEST_CASE("state: exactly-once results across restarts; remove forgets", "[transfer][state]") {
+TEST_CASE("state: exactly-once results across restarts, remove forgets", "[transfer][state]") {
   http_server s;
   s.add_content("/f", 100'000);
   transfer_env env;
@@ -400,4 +400,98 @@ TEST_CASE("state: prune removes old finished records and stray files only", "[tr
   CHECK(!find_info(m, "done"));
   CHECK(!std::filesystem::exists(env.state / "stray.part"));
   CHECK(std::filesystem::exists(env.dir / "f.bin"));  // the user's file is theirs
+}
+
+TEST_CASE("state: a finished download is replayed only while its file is intact", "[transfer][state]") {
+  http_server s;
+  s.add_content("/f", 300'000);
+  transfer_env env;
+  const auto req = env.download(s.url("/f"), "f.bin");
+  tt::manager m(env.pool.get_executor(), env.options());
+  REQUIRE(download(m, req, "kept").outcome == tt::outcome::success);
+  auto gets = [&] {
+    std::size_t n = 0;
+    for (auto& r : s.requests()) n += r.method == "GET";
+    return n;
+  };
+  // Intact: the stored result, no request.
+  auto before = gets();
+  CHECK(download(m, req, "kept").outcome == tt::outcome::success);
+  CHECK(gets() == before);
+  // Deleted: fetched again.
+  std::filesystem::remove(req.file);
+  auto r = download(m, req, "kept");
+  CHECK(r.outcome == tt::outcome::success);
+  CHECK(gets() == before + 1);
+  CHECK(read_file(req.file) == s.content("/f"));
+  // Changed in place (same size, another byte): fetched again, the change undone.
+  {
+    auto text = read_file(req.file);
+    text[10] = static_cast<char>(text[10] ^ 1);
+    write_file(req.file, text);
+  }
+  before = gets();
+  r = download(m, req, "kept");
+  CHECK(r.outcome == tt::outcome::success);
+  CHECK(gets() == before + 1);
+  CHECK(read_file(req.file) == s.content("/f"));
+}
+
+TEST_CASE("state: a failed or cancelled transfer runs again when asked again", "[transfer][state]") {
+  http_server s;
+  transfer_env env;
+  const auto req = env.download(s.url("/late"), "late.bin");
+  {
+    tt::manager m(env.pool.get_executor(), env.options());
+    CHECK(download(m, req, "late").error == error::rejected);  // 404: not there yet
+    s.add_content("/late", 100'000);
+    // The same call again is a new attempt, not the stored failure.
+    const auto r = download(m, req, "late");
+    INFO(r.message);
+    CHECK(r.outcome == tt::outcome::success);
+    CHECK(read_file(req.file) == s.content("/late"));
+  }
+  // A cancel: asked again, it runs from the start.
+  s.add_content("/c", 2'000'000);
+  const auto creq = env.download(s.url("/c"), "c.bin");
+  {
+    pausing_manager pm(env, 128u << 10, env.options());
+    pm.run_until_paused(creq, "c");
+    CHECK(!pm.m->cancel("c"));
+  }
+  tt::manager m(env.pool.get_executor(), env.options());
+  const auto r = download(m, creq, "c");
+  CHECK(r.outcome == tt::outcome::success);
+  CHECK(read_file(creq.file) == s.content("/c"));
+}
+
+TEST_CASE("state: a failed download keeps what is durable, asked again, it continues from there",
+          "[transfer][state]") {
+  http_server s;
+  s.add_content("/f", 1'000'000);
+  transfer_env env;
+  auto req = env.download(s.url("/f"), "f.bin");
+  req.bandwidth_limit = 256u << 10;  // ~4 s for the whole file
+  std::uint64_t durable = 0;
+  {
+    auto o = env.options();
+    o.resource_deadline = std::chrono::seconds{1};
+    tt::manager m(env.pool.get_executor(), o);
+    const auto r = download(m, req, "slow");
+    INFO(r.message << " " << r.bytes_received << " attempts " << r.attempts);
+    CHECK(r.error == error::deadline_exceeded);
+    durable = find_info(m, "slow")->bytes_durable;
+  }
+  REQUIRE(durable > 0);
+  REQUIRE(std::filesystem::exists(env.state / "slow.part"));
+  const auto log_before = s.requests().size();
+  req.bandwidth_limit = 0;
+  tt::manager m(env.pool.get_executor(), env.options());
+  const auto r = download(m, req, "slow");
+  INFO(r.message);
+  CHECK(r.outcome == tt::outcome::success);
+  CHECK(read_file(req.file) == s.content("/f"));
+  const auto log = s.requests();
+  REQUIRE(log.size() > log_before);
+  CHECK(log[log_before].headers.at("range") == "bytes=" + std::to_string(durable) + "-");
 }

@@ -302,7 +302,7 @@ TEST_CASE("upload: a lock that never goes away ends after the retry budget, with
   CHECK(count(s, "PATCH") == 4);  // the first try and three retries, no more
 }
 
-TEST_CASE("upload: an upload past its Upload-Expires is not resumed; a new one starts, reported",
+TEST_CASE("upload: an upload past its Upload-Expires is not resumed, a new one starts, reported",
           "[transfer][upload]") {
   http_server s;
   tus_options o;

@@ -62,7 +62,7 @@ TEST_CASE("frame_counter: a message counts only once its last byte arrived", "[w
   CHECK(c.ready() == 0);
 }
 
-TEST_CASE("frame_counter: stops at a close frame; the response head's bytes never count", "[ws][unit]") {
+TEST_CASE("frame_counter: stops at a close frame, the response head's bytes never count", "[ws][unit]") {
   CHECK(fed(head + frame(0x82, 1) + frame(0x88, 2) + frame(0x82, 1), 1) == 1);
   // Frame-like bytes inside the head (before CRLF CRLF) are not frames.
   CHECK(fed("HTTP/1.1 101 OK\r\nX: \x82\x01x\r\n\r\n" + frame(0x81, 1), 1) == 1);

@@ -87,7 +87,7 @@ TEST_CASE("reconnect: fatal failures stop unless the policy opts in", "[ws][fsm]
   CHECK(lenient.next(o, now).retry);
 }
 
-TEST_CASE("reconnect: server codes 1001/1011/1012/1013 and 1006 retry; 1000 per option", "[ws][fsm]") {
+TEST_CASE("reconnect: server codes 1001/1011/1012/1013 and 1006 retry, 1000 per option", "[ws][fsm]") {
   auto now = clk::now();
   for (std::uint16_t code : {std::uint16_t{1001}, std::uint16_t{1011}, std::uint16_t{1012}, std::uint16_t{1013}}) {
     reconnect_fsm fsm(policy());

@@ -205,7 +205,7 @@ TEST_CASE("reconnect: before_connect refreshes credentials for each attempt", "[
   CHECK(reqs[1].headers["authorization"] == "Bearer token-1");
 }
 
-TEST_CASE("outbox: overflow fails exactly the sends past the bound; close aborts the rest", "[ws][outbox]") {
+TEST_CASE("outbox: overflow fails exactly the sends past the bound, close aborts the rest", "[ws][outbox]") {
   test::ws_server server;
   server.stop();
   asio::io_context ioc;

@@ -51,7 +51,7 @@ TEST_CASE("tls: a certificate from an unknown CA is rejected by default, not ret
   CHECK(ec == condition::fatal);
 }
 
-TEST_CASE("tls: accepted with the CA file; SNI and host name checked", "[ws][tls]") {
+TEST_CASE("tls: accepted with the CA file, SNI and host name checked", "[ws][tls]") {
   test::ws_server server({true, certs().good.cert_file, certs().good.key_file});
   auto o = test::fast_options(server.url("/", "localhost"));
   o.tls.ca_file = certs().good.ca_file;

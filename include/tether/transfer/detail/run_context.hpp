@@ -70,7 +70,8 @@ class run_context {
   /// Waits until `until` unless the transfer is stopped first (then false). `waker`, when
   /// given, points at the timer meanwhile, so that someone else can end the wait early.
   TETHER_DECL asio::awaitable<bool> wait_until(steady::time_point until, asio::steady_timer** waker = nullptr);
-  /// Paces `n` new bytes against the per-transfer and global limits (false: stopped).
+  /// Paces `n` new bytes against the per-transfer and global limits (false: stopped); never
+  /// waits past the deadline.
   TETHER_DECL asio::awaitable<bool> pace(std::uint64_t n);
   /// The tighter of the bandwidth limits in bytes/s (0: none).
   std::uint64_t pace_limit() const noexcept { return tighter_limit(r.bandwidth_limit, opts.bandwidth_limit); }

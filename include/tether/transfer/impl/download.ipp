@@ -194,6 +194,11 @@ asio::awaitable<attempt_end> download_run::exchange(Stream& stream, beast::tcp_s
     end.progressed = true;
     cx_.report(written_);
     if (cx_.pace_limit() && !co_await cx_.pace(got)) co_return false;
+    if (steady::now() >= cx_.deadline()) {  // a paced body reads quickly: its timer alone would not see it
+      end.ec = make_error_code(error::deadline_exceeded);
+      end.message = where + ": the transfer did not finish within its deadline";
+      co_return false;
+    }
     // Bounded loss: never more than max_unsynced_bytes ahead of what is durable; wait for the syncer.
     const auto lag = std::max<std::uint64_t>(cx_.opts.max_unsynced_bytes, 2 * r.checkpoint_bytes);
     while (sync_->busy && written_ - r.offset > lag && !cx_.stopped())

@@ -88,7 +88,8 @@ std::optional<result> validate(const manager_impl& m, kind k, request& req, cons
 }
 
 /// A finished transfer asked for again: back to unfinished, keeping what is provably good
-/// when `keep` (restore re-verifies it), and taking the new call's headers and digest.
+/// when `keep` (restore re-verifies it), and taking the new call's headers, digest, limit and
+/// start of its deadline.
 void prepare_rerun(record& r, const record& fresh, bool keep) {
   r.result.reset();
   r.result_delivered = false;
@@ -96,6 +97,7 @@ void prepare_rerun(record& r, const record& fresh, bool keep) {
   r.headers = fresh.headers;
   r.sha256_expected = fresh.sha256_expected;
   r.bandwidth_limit = fresh.bandwidth_limit;
+  r.created_ms = fresh.created_ms;  // a new request: its deadline counts from now
   const bool source_changed = r.kind == kind::upload &&
                               (fresh.source_size != r.source_size || fresh.source_mtime_ns != r.source_mtime_ns);
   if (keep && !source_changed) return;

@@ -38,7 +38,7 @@ asio::awaitable<bool> run_context::pace(std::uint64_t n) {
   const auto now = steady::now();
   const auto a = j.pace.reserve(r.bandwidth_limit, n, now);
   const auto b = global_pace_.reserve(opts.bandwidth_limit, n, now);
-  co_return co_await wait_until(std::max(a, b));
+  co_return co_await wait_until(std::min(std::max(a, b), deadline()));
 }
 
 void run_context::report(std::uint64_t done, bool force) {

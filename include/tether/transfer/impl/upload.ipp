@@ -180,6 +180,7 @@ asio::awaitable<attempt_end> upload_run::send_with_body(Stream& stream, beast::t
     r.bytes_received += m;
     cx_.report(off);
     if (!wec && cx_.pace_limit() && !co_await cx_.pace(m)) wec = asio::error::operation_aborted;
+    if (!wec && steady::now() >= cx_.deadline()) wec = beast::error::timeout;  // io_error: deadline_exceeded
     if (cx_.stopped()) wec = asio::error::operation_aborted;
   }
   if (wec) {
