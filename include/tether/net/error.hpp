@@ -46,7 +46,7 @@ enum class error {
   retry_later,            ///< the server asked to come back later (429/503...)
   integrity_mismatch,     ///< the content does not match the expected digest or length
   state_corrupt,          ///< a state record failed to parse or validate
-  state_locked,           ///< another process holds the state directory
+  state_locked,           ///< another process sharing the state directory runs this transfer
   state_version,          ///< a state record was written by a newer tether
   range_mismatch,         ///< a 206 whose Content-Range does not match the request
   short_body,             ///< the body ended before its announced length

@@ -43,21 +43,29 @@ TETHER_DECL asio::any_io_executor get_executor(const manager_impl& m) noexcept;
     first byte moves; partial data beside it (`.part`). A checkpoint records an offset only once
     the data up to it is synced, with a SHA-256 per checkpoint chunk; on reattach the partial
     file is cut back to the checkpoint and its chunks are re-verified before anything is
-    appended. One process at a time: a second manager on the same directory fails to open with
-    `state_locked`. Records are validated once, when loaded (URLs parsed, offsets, digests and
-    sizes checked). A record that cannot be read (an open or read error) is left exactly as it
-    is with its partial data, reported by list(), its id kept out of use, and read again by the
-    next manager. A record that reads but does not decode or validate is set aside with its
-    partial data (renamed `*.json.corrupt` and `*.part.corrupt`, never deleted) and the reason
-    written beside them (`*.json.corrupt.reason`), so every later manager reports the same id
-    and reason in list(); prune() removes them by age. The other transfers go on.
+    appended. Several processes may share a state directory: each transfer is run by one of
+    them at a time (a lock file per transfer, `<id>.lock`); asking for an id that another
+    process runs fails with `state_locked`, naming that process. A record is read again when
+    its id is asked for, so another process's progress is never undone. Records are validated
+    when read (URLs parsed, offsets, digests and sizes checked). A record that cannot be read
+    (an open or read error) is left exactly as it is with its partial data, reported by list(),
+    and read again when its id is asked for. A record that reads but does not decode or
+    validate is set aside with its partial data (renamed `*.json.corrupt` and `*.part.corrupt`,
+    never deleted) and the reason written beside them (`*.json.corrupt.reason`), so every later
+    manager reports the same id and reason in list(); prune() removes them by age. The other
+    transfers go on.
 
     Results: success, rejected (4xx other than 408/425/429), retry_later (the server asked for
     more time than `max_retry_after`, or retries of a 429/5xx ran out: resumable later, with the
     Retry-After when given) and failed. A finished transfer keeps its record (and result) until
-    remove(); calling download() with its id again returns the same result and never redoes
-    the work. Results nobody took (the process died first) come back from resume_all(), except
-    cancellations: a cancel is the caller's own decision and is never reported as a failure.
+    remove(). Calling download() or upload() with its id again returns the stored result while
+    it still holds: a succeeded upload, or a succeeded download whose file is still the one it
+    produced (size, modification time, inode); a download whose file is gone or changed is
+    fetched again, and a failed or cancelled transfer runs again (a failure keeps its durable
+    data, so the new run continues it; disk failures end a call instead of being retried
+    against the network). Results nobody took (the process died first) come back from
+    resume_all(), except cancellations: a cancel is the caller's own decision and is never
+    reported as a failure. resume_all() leaves alone the transfers another process runs.
 
     Thread safety: every member may be called from any thread.
 */
@@ -66,8 +74,8 @@ class manager {
   using executor_type = asio::any_io_executor;
 
   /// Opens (or creates) the state directory and loads its records. Throws
-  /// boost::system::system_error naming the directory: `state_locked` when another process
-  /// holds it, `invalid_argument` for bad options, or the file system's error.
+  /// boost::system::system_error naming the directory: `invalid_argument` for bad options, or
+  /// the file system's error.
   manager(executor_type ex, options opts) : impl_(detail::open_manager(std::move(ex), std::move(opts))) {}
   /// Stops running transfers (their records stay resumable) and joins the manager's thread.
   ~manager() {
@@ -104,7 +112,7 @@ class manager {
   /// Every known transfer, including damaged records (with `problem`), sorted by id.
   std::vector<info> list() const { return detail::list(*impl_); }
   /// Stops a transfer for good: its partial data is deleted, its waiters get `cancelled`.
-  /// `not_found` for an unknown id.
+  /// `not_found` for an unknown id, `state_locked` when another process runs it.
   error_code cancel(const std::string& id) { return detail::cancel(*impl_, id); }
   /// Stops a running transfer, keeping its progress; its waiters get `paused`. download()
   /// with the id continues it.

@@ -424,34 +424,31 @@ TEST_CASE("decide: what a call with an id does", "[transfer][decide]") {
     const td::record* existing;
     const td::record* asked;
     bool active;
-    std::optional<std::string> unreadable;
     std::optional<td::file_identity> dest;
     A action;
     bool keep = false;
   };
   const td::file_identity same{1000, 42, 7}, touched{1000, 43, 7}, replaced{1000, 42, 8};
   const row rows[] = {
-      {"unknown id: create", nullptr, &fresh, false, std::nullopt, {}, A::create},
-      {"unreadable record: refuse", nullptr, &fresh, false, "EMFILE", {}, A::refuse},
-      {"running: join", &waiting, &fresh, true, std::nullopt, {}, A::join},
-      {"unfinished: resume", &waiting, &fresh, false, std::nullopt, {}, A::resume},
-      {"paused: resume", &paused, &fresh, false, std::nullopt, {}, A::resume},
-      {"succeeded, file intact: replay", &done, &fresh, false, std::nullopt, same, A::replay},
-      {"succeeded, file gone: fetch again", &done, &fresh, false, std::nullopt, std::nullopt, A::rerun, false},
-      {"succeeded, file modified: fetch again", &done, &fresh, false, std::nullopt, touched, A::rerun, false},
-      {"succeeded, file replaced: fetch again", &done, &fresh, false, std::nullopt, replaced, A::rerun, false},
-      {"upload succeeded: replay", &upload_done, &up_fresh, false, std::nullopt, std::nullopt, A::replay},
-      {"failed: run again, keeping what is durable", &failed, &fresh, false, std::nullopt, {}, A::rerun, true},
-      {"cancelled: run again from zero", &cancelled, &fresh, false, std::nullopt, {}, A::rerun, false},
-      {"another URL under the id: refuse", &other_url, &fresh, false, std::nullopt, same, A::refuse},
-      {"another kind under the id: refuse", &other_kind, &fresh, false, std::nullopt, {}, A::refuse},
+      {"unknown id: create", nullptr, &fresh, false, {}, A::create},
+      {"running: join", &waiting, &fresh, true, {}, A::join},
+      {"unfinished: resume", &waiting, &fresh, false, {}, A::resume},
+      {"paused: resume", &paused, &fresh, false, {}, A::resume},
+      {"succeeded, file intact: replay", &done, &fresh, false, same, A::replay},
+      {"succeeded, file gone: fetch again", &done, &fresh, false, std::nullopt, A::rerun, false},
+      {"succeeded, file modified: fetch again", &done, &fresh, false, touched, A::rerun, false},
+      {"succeeded, file replaced: fetch again", &done, &fresh, false, replaced, A::rerun, false},
+      {"upload succeeded: replay", &upload_done, &up_fresh, false, std::nullopt, A::replay},
+      {"failed: run again, keeping what is durable", &failed, &fresh, false, {}, A::rerun, true},
+      {"cancelled: run again from zero", &cancelled, &fresh, false, {}, A::rerun, false},
+      {"another URL under the id: refuse", &other_url, &fresh, false, same, A::refuse},
+      {"another kind under the id: refuse", &other_kind, &fresh, false, {}, A::refuse},
   };
   for (const auto& r : rows) {
     INFO(r.name);
     td::attach_facts f;
     f.existing = r.existing;
     f.active = r.active;
-    f.unreadable = r.unreadable;
     f.destination = r.dest;
     const auto d = td::decide_attach(*r.asked, f);
     CHECK(d.action == r.action);

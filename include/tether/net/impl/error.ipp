@@ -49,7 +49,7 @@ class error_category_impl final : public boost::system::error_category {
       case error::retry_later: return "the server asked to retry later";
       case error::integrity_mismatch: return "integrity check failed";
       case error::state_corrupt: return "transfer state record is corrupt";
-      case error::state_locked: return "the state directory is locked by another process";
+      case error::state_locked: return "another process is running this transfer";
       case error::state_version: return "transfer state record has a newer schema version";
       case error::range_mismatch: return "Content-Range does not match the requested range";
       case error::short_body: return "the body ended before its announced length";

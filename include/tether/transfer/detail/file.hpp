@@ -101,8 +101,10 @@ TETHER_DECL std::uint64_t free_space(const std::filesystem::path& p, error_code&
 /// Reserves blocks for [0, length) without changing the file size; silently nothing where the
 /// file system cannot. ENOSPC is reported as `insufficient_space`.
 TETHER_DECL void preallocate(const file& f, std::uint64_t length, error_code& ec);
-/// An exclusive, non-blocking lock held as long as the returned file is open.
-TETHER_DECL file lock_directory(const std::filesystem::path& dir, error_code& ec);
+/// An exclusive, non-blocking lock on the file `p` (created if missing), held as long as the
+/// returned file is open; the holder's process id is written into it. When another process
+/// holds it: `state_locked`, with `holder` set to what that process wrote (its pid).
+TETHER_DECL file lock_file(const std::filesystem::path& p, error_code& ec, std::string& holder);
 
 /// Digest algorithms the transfer code uses (tus `Upload-Checksum` also knows SHA-1).
 enum class hash_algorithm { sha256, sha1 };

@@ -37,8 +37,6 @@ struct attach_decision {
 struct attach_facts {
   const record* existing = nullptr;  ///< the record under this id, if any
   bool active = false;               ///< it is running or queued
-  /// Why a record file for this id was left unread (it could not be read, or is newer).
-  std::optional<std::string> unreadable;
   /// For a succeeded download: the destination as it is now (nothing when it is gone).
   std::optional<file_identity> destination;
 };

@@ -23,7 +23,6 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   asio::thread_pool syncer{1};  // fdatasync of partial data, off the network path
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
-  file lock;
   std::shared_ptr<asio::ssl::context> tls;
   std::optional<detail::store> st;
   std::map<std::string, std::shared_ptr<job>> jobs;  // manager thread only
@@ -44,6 +43,11 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   TETHER_DECL asio::awaitable<void> run_job(std::shared_ptr<job> j);
   TETHER_DECL void deliver(job& j, const result& res);
   TETHER_DECL void add_waiter(job& j, result_handler h);
+  /// Makes `id` this process's to run: takes its lock (unless held already) and reads its
+  /// record again, as another process sharing the directory may have moved it on or removed
+  /// it. The job (null when there is no record) is in `jobs` afterwards. Errors: state_locked
+  /// (another process runs it; `why` names it) or the record's own (unreadable, damaged).
+  TETHER_DECL error_code claim(const std::string& id, std::shared_ptr<job>& j, file& lock, std::string& why);
 
   /// Completes `h` with `value` through its executor (never inside the caller's stack).
   template <class Handler, class Value>

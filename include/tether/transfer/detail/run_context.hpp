@@ -34,6 +34,7 @@ struct job {
   std::vector<waiter> waiters;
   stop_kind stop = stop_kind::none;
   bool running = false, queued = false;
+  file lock;  // the transfer's lock, held while this process has it queued or running
   std::function<void()> interrupt;  // aborts what the transfer is waiting for right now
   rate_limiter pace;
   rate_estimate rate;

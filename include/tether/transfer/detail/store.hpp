@@ -26,6 +26,14 @@ class store {
   const std::filesystem::path& dir() const noexcept { return dir_; }
   std::filesystem::path record_path(const std::string& id) const { return dir_ / (file_stem(id) + ".json"); }
   std::filesystem::path part_path(const std::string& id) const { return dir_ / (file_stem(id) + ".part"); }
+  std::filesystem::path lock_path(const std::string& id) const { return dir_ / (file_stem(id) + ".lock"); }
+
+  /// Takes the transfer's lock (one process runs a transfer at a time). When another process
+  /// holds it: `state_locked`, and `why` names that process.
+  TETHER_DECL file claim(const std::string& id, error_code& ec, std::string& why);
+  /// The record of `id` as it is on disk now (another process may have moved it on): nothing
+  /// when there is none; `ec` when it cannot be read or is damaged (then set aside, reported).
+  TETHER_DECL std::optional<record> reread(const std::string& id, error_code& ec, std::string& why);
 
   /// Writes the record crash-safely and refreshes its line in list(). `forward_only`: a
   /// checkpoint that only advances the offset, for which the previous record stays true, so
@@ -37,16 +45,10 @@ class store {
   TETHER_DECL void discard_partial(const record& r);
 
   /// Reads every record of the directory: valid ones are handed to `take`; unreadable ones are
-  /// left as they are (their ids kept out of use); damaged ones set aside with their reason.
+  /// left as they are (reported, and read again when their id is asked for); damaged ones set
+  /// aside with their reason.
   TETHER_DECL void load(const std::function<void(record)>& take);
 
-  /// Why the record file for `id` was left alone (it could not be read, or has a newer
-  /// schema); nothing when it was read.
-  std::optional<std::string> unreadable(const std::string& id) const {
-    auto it = unreadable_.find(file_stem(id));
-    if (it == unreadable_.end()) return std::nullopt;
-    return it->second;
-  }
 
   /// Every known transfer and every problem, sorted by id. Any thread.
   TETHER_DECL std::vector<info> list() const;
@@ -66,7 +68,6 @@ class store {
 
   std::filesystem::path dir_;
   net::logger log_;
-  std::map<std::string, std::string> unreadable_;  // file stem -> why it was left alone
   mutable std::mutex mu_;             // guards the snapshot below (read by list())
   std::map<std::string, info> infos_;
   std::vector<info> problems_;

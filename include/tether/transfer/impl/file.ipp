@@ -299,11 +299,20 @@ void preallocate(const file& f, std::uint64_t length, error_code& ec) {
 #endif
 }
 
-file lock_directory(const std::filesystem::path& dir, error_code& ec) {
-  auto f = open_file(dir / "lock", O_RDWR | O_CREAT, ec, 0600);
+file lock_file(const std::filesystem::path& p, error_code& ec, std::string& holder) {
+  auto f = open_file(p, O_RDWR | O_CREAT, ec, 0600);
   if (ec) return f;
   if (::flock(f.get(), LOCK_EX | LOCK_NB) != 0) {
-    ec = errno == EWOULDBLOCK ? make_error_code(error::state_locked) : last_error();
+    if (errno != EWOULDBLOCK) {
+      ec = last_error();
+      return {};
+    }
+    ec = make_error_code(error::state_locked);
+    char buf[32] = {};
+    error_code ig;
+    const auto n = read_some(f, buf, sizeof buf - 1, 0, ig);
+    holder.assign(buf, n);
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
     return {};
   }
   // Who holds it, for people looking at the directory (not used for locking).

@@ -15,9 +15,6 @@ attach_decision decide_attach(const record& fresh, const attach_facts& f) {
     d.why = std::move(why);
     return d;
   };
-  if (f.unreadable)
-    return refuse(error::state_corrupt, "the record of " + fresh.id + " was not read when the manager opened (" +
-                                            *f.unreadable + "); open the directory again to retry");
   if (!f.existing) {
     d.action = attach_action::create;
     return d;

@@ -134,9 +134,6 @@ std::shared_ptr<manager_impl> open_manager(asio::any_io_executor ex, options opt
   if (sec) fail(error_code(sec.value(), boost::system::system_category()), "cannot create it");
   opts.state_dir = std::filesystem::absolute(opts.state_dir);
   m->opts = std::move(opts);
-  error_code ec;
-  m->lock = lock_directory(m->opts.state_dir, ec);
-  if (ec) fail(ec, ec == error::state_locked ? "another process is using it" : "cannot lock it");
   auto ctx = net::detail::make_client_context(m->opts.tls);
   if (!ctx) fail(ctx.error(), "TLS settings");
   m->tls = *ctx;
@@ -160,11 +157,17 @@ void start_transfer(const std::shared_ptr<manager_impl>& m, kind k, request req,
     if (m->stopping) return reply(invalid(id, k, "the transfer manager is shutting down", error::cancelled));
     record fresh;
     if (auto bad = validate(*m, k, req, id, fresh)) return reply(std::move(*bad));
-    attach_facts facts;
-    facts.unreadable = m->st->unreadable(id);
+    // The transfer becomes this process's (its lock), as it is on disk now.
     std::shared_ptr<job> j;
-    if (auto it = m->jobs.find(id); it != m->jobs.end()) {
-      j = it->second;
+    file lock;
+    std::string why;
+    if (auto ec = m->claim(id, j, lock, why)) {
+      auto r = invalid(id, k, why);
+      r.error = ec;
+      return reply(std::move(r));
+    }
+    attach_facts facts;
+    if (j) {
       facts.existing = &j->rec;
       facts.active = j->running || j->queued;
       if (j->rec.kind == kind::download && j->rec.status == status::succeeded)
@@ -196,6 +199,7 @@ void start_transfer(const std::shared_ptr<manager_impl>& m, kind k, request req,
         break;
       case attach_action::join: break;
     }
+    if (lock) j->lock = std::move(lock);  // held while queued or running here
     m->add_waiter(*j, std::move(h));
     m->enqueue(j);  // a new record is written before anything moves; a running job is joined
   });
@@ -214,7 +218,20 @@ void start_resume_all(const std::shared_ptr<manager_impl>& m, results_handler h)
     g->handler.emplace(std::move(h));
     auto done = [g] { manager_impl::post_result(std::move(*g->handler), g->ex, std::move(g->results)); };
     std::vector<std::shared_ptr<job>> todo;
-    for (auto& [id, j] : m->jobs) {
+    std::vector<std::string> ids;
+    for (auto& [id, j] : m->jobs) ids.push_back(id);
+    for (const auto& id : ids) {
+      std::shared_ptr<job> j;
+      file lock;
+      std::string why;
+      if (auto ec = m->claim(id, j, lock, why)) {
+        // Another process runs it (its results are that process's), or its record went bad.
+        m->opts.log(net::log_level::info, "resume_all leaves " + id + " alone: " + why);
+        continue;
+      }
+      if (!j) continue;  // removed by another process
+      if (lock) j->lock = std::move(lock);
+      if (j->running || j->queued) continue;  // already on its way here
       if (j->rec.result) {
         if (!j->rec.result_delivered) {
           j->rec.result_delivered = true;
@@ -223,9 +240,13 @@ void start_resume_all(const std::shared_ptr<manager_impl>& m, results_handler h)
           // a result anyone waits for, and never comes back as a failure.
           if (j->rec.result->error != error::cancelled) g->results.push_back(*j->rec.result);
         }
+        j->lock.close();
         continue;
       }
-      if (j->rec.status != status::paused) todo.push_back(j);
+      if (j->rec.status != status::paused)
+        todo.push_back(j);
+      else
+        j->lock.close();
     }
     g->left = todo.size();
     if (todo.empty()) return done();
@@ -246,9 +267,15 @@ std::vector<info> list(manager_impl& m) { return m.st->list(); }
 namespace {
 error_code stop_job(manager_impl& m, const std::string& id, stop_kind how) {
   return on_manager_thread(m, [&]() -> error_code {
-    auto it = m.jobs.find(id);
-    if (it == m.jobs.end()) return make_error_code(error::not_found);
-    auto j = it->second;
+    std::shared_ptr<job> j;
+    file lock;
+    std::string why;
+    if (auto ec = m.claim(id, j, lock, why)) {
+      m.opts.log(net::log_level::warn, "cannot stop " + id + ": " + why);
+      return ec;
+    }
+    if (!j) return make_error_code(error::not_found);
+    if (lock) j->lock = std::move(lock);
     if (j->running) {
       j->stop = how;
       if (j->interrupt) j->interrupt();
@@ -266,7 +293,10 @@ error_code stop_job(manager_impl& m, const std::string& id, stop_kind how) {
       m.jobs.erase(id);
       return {};
     }
-    if (j->rec.result) return how == stop_kind::pause ? make_error_code(error::invalid_argument) : error_code{};
+    if (j->rec.result) {
+      j->lock.close();
+      return how == stop_kind::pause ? make_error_code(error::invalid_argument) : error_code{};
+    }
     j->stop = how;
     const auto& r = j->rec;
     if (how == stop_kind::cancel && r.kind == kind::upload && r.protocol == upload_protocol::tus &&
@@ -295,11 +325,14 @@ std::size_t prune(manager_impl& m, std::chrono::system_clock::duration older_tha
     for (auto& [id, j] : m.jobs) {
       const auto& r = j->rec;
       const bool ended = r.status == status::succeeded || r.status == status::failed || r.status == status::cancelled;
-      if (ended && !j->running && !j->queued && r.updated_ms <= cutoff) {
-        m.st->forget(r);
-        gone.push_back(id);
-        ++removed;
-      }
+      if (!ended || j->running || j->queued || r.updated_ms > cutoff) continue;
+      error_code ec;
+      std::string why;
+      auto lock = m.st->claim(id, ec, why);  // not while another process runs it again
+      if (ec) continue;
+      m.st->forget(r);
+      gone.push_back(id);
+      ++removed;
     }
     for (auto& id : gone) m.jobs.erase(id);
     std::set<std::string> live;

@@ -49,6 +49,30 @@ void manager_impl::finish(const std::shared_ptr<job>& j, result res) {
   }
   deliver(*j, res);
   j->stop = stop_kind::none;
+  if (!j->running && !j->queued) j->lock.close();  // another process may take it now
+}
+
+error_code manager_impl::claim(const std::string& id, std::shared_ptr<job>& j, file& lock, std::string& why) {
+  auto it = jobs.find(id);
+  j = it == jobs.end() ? nullptr : it->second;
+  if (j && j->lock) return {};  // ours already (queued or running here)
+  error_code ec;
+  lock = st->claim(id, ec, why);
+  if (ec) return ec;
+  auto disk = st->reread(id, ec, why);
+  if (ec) return ec;
+  if (!disk) {
+    if (j) jobs.erase(id);  // removed meanwhile by another process
+    j = nullptr;
+    return {};
+  }
+  if (!j) {
+    j = std::make_shared<job>();
+    jobs[id] = j;
+  }
+  if (disk->status == status::running || disk->status == status::queued) disk->status = status::waiting;
+  j->rec = std::move(*disk);
+  return {};
 }
 
 void manager_impl::enqueue(const std::shared_ptr<job>& j) {

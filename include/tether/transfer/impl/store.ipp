@@ -53,9 +53,53 @@ void store::forget(const record& r) {
   std::error_code ig;
   std::filesystem::remove(record_path(r.id), ig);
   std::filesystem::remove(part_path(r.id), ig);
+  std::filesystem::remove(lock_path(r.id), ig);  // held by the caller: nobody waits on it
   error_code ig2;
   sync_directory(dir_, ig2);
   drop(r.id);
+}
+
+file store::claim(const std::string& id, error_code& ec, std::string& why) {
+  std::string holder;
+  auto f = lock_file(lock_path(id), ec, holder);
+  if (ec == error::state_locked)
+    why = "transfer " + id + " is being run by another process" + (holder.empty() ? "" : " (pid " + holder + ")") +
+          " sharing " + dir_.string();
+  else if (ec)
+    why = "cannot lock transfer " + id + ": " + describe_failure(ec);
+  return f;
+}
+
+std::optional<record> store::reread(const std::string& id, error_code& ec, std::string& why) {
+  const auto p = record_path(id);
+  std::error_code xec;
+  if (!std::filesystem::exists(p, xec)) {
+    drop(id);
+    return std::nullopt;
+  }
+  std::string text;
+  if (auto rec = read_record_text(p, text)) {
+    ec = rec;
+    why = "the record of " + id + " cannot be read (" + describe_failure(rec) + ")";
+    return std::nullopt;
+  }
+  auto r = decode_record(text, why);
+  if (!r || r->id != id) {
+    ec = r ? make_error_code(error::state_corrupt) : r.error();
+    if (r) why = "its id does not match its file name";
+    if (ec == error::state_version) {
+      why = "the record of " + id + " was " + why + ": left as it is for that version";
+      return std::nullopt;
+    }
+    set_aside(p, id, why);
+    why = "the record of " + id + " is damaged (" + why + ")";
+    return std::nullopt;
+  }
+  {
+    std::lock_guard lk(mu_);
+    infos_[r->id] = to_info(*r);
+  }
+  return std::move(*r);
 }
 
 void store::discard_partial(const record& r) {
@@ -161,9 +205,8 @@ void store::load(const std::function<void(record)>& take) {
     std::string text;
     if (auto rec = read_record_text(p, text)) {
       // Unreadable is not damaged: leave it (and its data) as it is and keep its id out of use.
-      auto why = "record cannot be read (" + describe_failure(rec) + "): left as it is, tried again next time";
-      unreadable_[p.stem().string()] = why;
-      add_problem(p, p.stem().string(), std::move(why));
+      add_problem(p, p.stem().string(),
+                  "record cannot be read (" + describe_failure(rec) + "): left as it is, tried again next time");
       continue;
     }
     std::string why;
@@ -174,16 +217,20 @@ void store::load(const std::function<void(record)>& take) {
     }
     if (!r) {
       if (r.error() == error::state_version) {
-        why += ": left as it is for that version";
-        unreadable_[p.stem().string()] = why;
-        add_problem(p, id_in(text, p), why);
+        add_problem(p, id_in(text, p), why + ": left as it is for that version");
         continue;
       }
       set_aside(p, id_in(text, p), why);
       continue;
     }
-    // A transfer that was running when its process died is simply unfinished now.
-    if (r->status == status::running || r->status == status::queued) r->status = status::waiting;
+    // A transfer that was running when its process died is simply unfinished now; one that
+    // another process runs (it holds the lock) is left as that process says.
+    if (r->status == status::running || r->status == status::queued) {
+      error_code lec;
+      std::string holder;
+      auto probe = lock_file(lock_path(r->id), lec, holder);
+      if (lec != error::state_locked) r->status = status::waiting;
+    }
     {
       std::lock_guard lk(mu_);
       infos_[r->id] = to_info(*r);
@@ -207,7 +254,7 @@ std::size_t store::prune_files(const std::set<std::string>& live, std::filesyste
   for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
     const auto& p = entry.path();
     const auto name = p.filename().string();
-    if (name == "lock") continue;
+    if (name == "lock" || p.extension() == ".lock") continue;
     const bool temp = name.find(".tmp-") != std::string::npos;
     const bool corrupt = name.find(".corrupt") != std::string::npos;
     // Partial data is orphaned only when no record of any kind (readable or not) names it.
@@ -216,7 +263,10 @@ std::size_t store::prune_files(const std::set<std::string>& live, std::filesyste
                         !std::filesystem::exists(dir_ / (p.stem().string() + ".json"), jec);
     if (!(temp || corrupt || orphan)) continue;
     std::error_code tec;
-    if (std::filesystem::last_write_time(p, tec) > cutoff || tec) continue;
+    // Another process sharing the directory may be writing a record through a temp file now.
+    const auto limit = temp ? std::min(cutoff, std::filesystem::file_time_type::clock::now() - std::chrono::minutes{1})
+                            : cutoff;
+    if (std::filesystem::last_write_time(p, tec) > limit || tec) continue;
     if (std::filesystem::remove(p, tec)) ++removed;
     if (corrupt) {
       std::lock_guard lk(mu_);
