@@ -2,6 +2,7 @@
 """tether-transfer download vs curl -o, from the same loopback nginx, in one run.
 
     transfer_bench.py PATH/TO/tether-transfer [--size-mib N] [--runs K] [--nginx PATH]
+                      [--tether-args '--max-unsynced 8388608 ...']
 
 Serves a file of random bytes with nginx (Debian's) on 127.0.0.1, then times K runs of each
 client (alternating, page cache warm for the source), reporting wall time, CPU time (user+sys
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import pathlib
+import shlex
 import shutil
 import socket
 import subprocess
@@ -39,7 +41,9 @@ def main():
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
+    ap.add_argument("--tether-args", default="", help="extra options for tether-transfer")
     args = ap.parse_args()
+    extra = shlex.split(args.tether_args)
     if not os.path.exists(args.nginx):
         sys.exit("nginx not found (apt-get install nginx-light)")
     size = args.size_mib << 20
@@ -87,7 +91,7 @@ http {{
                 state = tmp / f"state{run}"
                 dest = tmp / "tether.bin"
                 wall, cpu, proc = timed([args.binary, "--state", str(state), "download", url, str(dest),
-                                         "--id", "bench"])
+                                         "--id", "bench"] + extra)
                 line = json.loads(proc.stdout.decode().strip().splitlines()[-1])
                 if line["outcome"] != "success" or sha256_file(dest) != expected:
                     sys.exit("tether-transfer produced the wrong content")
@@ -98,7 +102,8 @@ http {{
                 state = tmp / "state-strace"
                 dest = tmp / "tether.bin"
                 out = subprocess.run(["strace", "-f", "-c", "-e", "trace=fsync,fdatasync", "-o", str(tmp / "st"),
-                                      args.binary, "--state", str(state), "download", url, str(dest), "--id", "s"],
+                                      args.binary, "--state", str(state), "download", url, str(dest), "--id", "s"]
+                                     + extra,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
                 fsyncs = 0
                 for row in (tmp / "st").read_text().splitlines():

@@ -130,9 +130,12 @@ struct options {
   /// ~1024 digests per record. A multiple of 64 KiB, at least 64 KiB.
   std::uint64_t checkpoint_bytes = 4u << 20;
   /// How far a download may run ahead of what is durable (at least two checkpoint chunks): a
-  /// crash loses at most this much plus one read. Smaller bounds the loss more tightly but
-  /// stalls the download whenever a sync is slow; the default keeps up with local disks.
-  std::uint64_t max_unsynced_bytes = 32u << 20;
+  /// crash loses at most this much plus one read (and what the socket buffers held). It only
+  /// binds when the network outruns the disk's syncs: then a larger window keeps the download
+  /// at network speed, a smaller one bounds the loss. At 8 MiB a SIGKILL re-fetched ~12 MiB on
+  /// loopback (nginx's send buffer included), against ~30 MiB at 32 MiB, which ran ~20% faster
+  /// on a 1 GB/s loopback link (docs/reliability.md, tests/bench/reliability.py).
+  std::uint64_t max_unsynced_bytes = 8u << 20;
   /// Global bandwidth limit across transfers in bytes/s (0: none).
   std::uint64_t bandwidth_limit = 0;
   std::uint32_t max_redirects = 10;

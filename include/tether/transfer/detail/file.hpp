@@ -80,6 +80,10 @@ TETHER_DECL void write_all(const file& f, const void* data, std::size_t n, std::
 TETHER_DECL std::size_t read_some(const file& f, void* data, std::size_t n, std::uint64_t offset, error_code& ec);
 /// fdatasync(2).
 TETHER_DECL void sync_data(const file& f, error_code& ec);
+/// Starts writing [offset, offset + length) back to the disk without waiting for it
+/// (sync_file_range SYNC_FILE_RANGE_WRITE where there is one): a hint, not durability, so it
+/// reports nothing and is not an operation of the seam.
+TETHER_DECL void start_writeback(const file& f, std::uint64_t offset, std::uint64_t length) noexcept;
 /// ftruncate(2).
 TETHER_DECL void truncate_file(const file& f, std::uint64_t length, error_code& ec);
 TETHER_DECL void sync_directory(const std::filesystem::path& dir, error_code& ec);

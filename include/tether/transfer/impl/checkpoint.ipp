@@ -205,6 +205,9 @@ error_code download_run::checkpoint() {
     const auto avail = free_space(cx_.st.dir(), ec);
     if (!ec && avail < cx_.opts.min_free_space) return make_error_code(error::insufficient_space);
   }
+  // Start writing the finished chunk back now, without waiting: the fdatasync that makes it
+  // durable then finds little left to do, so the download need not stall behind the disk.
+  start_writeback(part_, written_ - r.checkpoint_bytes, r.checkpoint_bytes);
   if (!sync_->busy)
     start_sync(cx_, sync_, written_);
   else

@@ -178,6 +178,16 @@ void sync_data(const file& f, error_code& ec) {
   if (::fdatasync(f.get()) != 0) failed(file_op::sync, f.path(), ec, errno);
 }
 
+void start_writeback(const file& f, std::uint64_t offset, std::uint64_t length) noexcept {
+#if defined(__linux__)
+  ::sync_file_range(f.get(), static_cast<off_t>(offset), static_cast<off_t>(length), SYNC_FILE_RANGE_WRITE);
+#else
+  (void)f;
+  (void)offset;
+  (void)length;
+#endif
+}
+
 void truncate_file(const file& f, std::uint64_t length, error_code& ec) {
   if (injected(file_op::truncate, f.path(), ec)) return;
   if (::ftruncate(f.get(), static_cast<off_t>(length)) != 0) failed(file_op::truncate, f.path(), ec, errno);
