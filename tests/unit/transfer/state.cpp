@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <limits>
 
 #include <unistd.h>
 
@@ -511,4 +512,98 @@ TEST_CASE("state: a failed download keeps what is durable, asked again, it conti
   const auto log = s.requests();
   REQUIRE(log.size() > log_before);
   CHECK(log[log_before].headers.at("range") == "bytes=" + std::to_string(durable) + "-");
+}
+
+TEST_CASE("state: hostile records at the manager: every field mangled, truncated, empty, binary", "[transfer][state]") {
+  http_server s;
+  s.add_content("/v", 400'000);
+  s.add_content("/o", 50'000);
+  transfer_env env;
+  {
+    pausing_manager pm(env, 128u << 10, env.options());
+    pm.run_until_paused(env.download(s.url("/v"), "v.bin"), "victim");
+  }
+  const auto original = read_file(env.state / "victim.json");
+  const auto part = read_file(env.state / "victim.part");
+  const auto j = nlohmann::json::parse(original);
+  REQUIRE(j.is_object());
+
+  struct mutation {
+    std::string name, text;
+    bool must_be_damaged;
+  };
+  std::vector<mutation> cases;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const auto& key = it.key();
+    auto with = [&](nlohmann::json v) {
+      auto m = j;
+      m[key] = std::move(v);
+      return m.dump();
+    };
+    // A wrong type: every field has one type; the other kinds are all wrong.
+    const bool is_string = it->is_string(), is_number = it->is_number(), is_array = it->is_array();
+    cases.push_back({key + " as an object", with(nlohmann::json::object({{"x", 1}})), true});
+    cases.push_back({key + " as a list", with(nlohmann::json::array({1, "two"})), !is_array});
+    cases.push_back({key + " as text", with("not a " + key), !is_string});
+    cases.push_back({key + " as a number", with(-7), !is_number});
+    cases.push_back({key + " as 1e300", with(1e300), true});
+    cases.push_back({key + " as 2^64 - 1", with(std::numeric_limits<std::uint64_t>::max()), !is_number});
+    auto dropped = j;
+    dropped.erase(key);
+    cases.push_back({"without " + key, dropped.dump(), false});
+  }
+  for (const auto* url_key : {"url", "final_url"}) {
+    for (const auto* bad_url : {"::not a url::", "ftp://h/x", "ws://h/x", "http://", "http://h:99999/x", ""}) {
+      auto m = j;
+      m[url_key] = bad_url;
+      cases.push_back({std::string(url_key) + " = '" + bad_url + "'", m.dump(), std::string(url_key) == "url" || *bad_url});
+    }
+  }
+  {
+    auto m = j;
+    m["digests"] = std::vector<std::string>(5000, std::string(64, 'a'));
+    cases.push_back({"5000 digests", m.dump(), true});
+    m["digests"] = std::vector<std::string>(40000, std::string(64, 'a'));
+    cases.push_back({"40000 digests (over 1 MiB)", m.dump(), true});
+    m = j;
+    m["offset"] = std::uint64_t{1} << 62;
+    cases.push_back({"offset 2^62", m.dump(), true});
+    m = j;
+    m["checkpoint_bytes"] = 1;
+    cases.push_back({"checkpoint_bytes 1", m.dump(), true});
+    m = j;
+    m["schema"] = 0;
+    cases.push_back({"schema 0", m.dump(), true});
+  }
+  cases.push_back({"truncated", original.substr(0, original.size() / 2), true});
+  cases.push_back({"empty", "", true});
+  std::string binary(4096, '\0');
+  for (std::size_t i = 0; i < binary.size(); ++i) binary[i] = static_cast<char>((i * 131) ^ (i >> 3));
+  cases.push_back({"binary", binary, true});
+  cases.push_back({"a JSON array", "[1,2,3]", true});
+  cases.push_back({"deeply nested", std::string(100000, '[') + std::string(100000, ']'), true});
+
+  int reported = 0;
+  for (const auto& c : cases) {
+    INFO(c.name);
+    std::filesystem::remove_all(env.state);
+    std::filesystem::create_directories(env.state);
+    write_file(env.state / "victim.json", c.text);
+    write_file(env.state / "victim.part", part);
+    tt::manager m(env.pool.get_executor(), env.options());
+    // The others go on.
+    const auto other = download(m, env.download(s.url("/o"), "o.bin"), "other");
+    CHECK(other.outcome == tt::outcome::success);
+    const auto v = find_info(m, "victim");
+    if (v && !v->problem.empty()) {
+      ++reported;
+      CHECK(v->problem.find("damaged record (") != std::string::npos);
+      // Set aside with its data, never deleted.
+      CHECK(std::filesystem::exists(env.state / "victim.json.corrupt"));
+      CHECK(read_file(env.state / "victim.part.corrupt") == part);
+    } else {
+      CHECK(!c.must_be_damaged);
+    }
+  }
+  WARN(cases.size() << " hostile records, " << reported << " reported as damaged with their reason");
 }
