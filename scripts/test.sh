@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the dependencies, builds out of tree
-# (build/<preset>) and runs ctest. Presets run in order; default: dev (warnings as errors),
-# then asan (ASan+UBSan), then tsan (all Clang), then gcc-asan (GCC: Debug, warnings as errors,
-# ASan+UBSan, benches built); clang-tidy after the dev build. The package tests (find_package,
-# add_subdirectory, pkg-config) run in dev (Clang) and in the gcc preset; CI's time budget leaves
-# gcc out of the default run, gcc-asan covers GCC's build and suite.
-#   scripts/test.sh                 # dev asan tsan gcc-asan
+# (build/<preset>) and runs ctest. Presets run in order; default: dev (Clang, warnings as
+# errors), then gcc-asan (GCC: Debug, warnings as errors, ASan+UBSan, benches built: the whole
+# suite under ASan+UBSan), then tsan (Clang, ThreadSanitizer), then fuzz (Clang: only the
+# libFuzzer targets, ASan+UBSan, each run from its corpus); clang-tidy after the dev build. The
+# package tests (find_package, add_subdirectory, pkg-config) run in dev (Clang) and in the gcc
+# preset. CI's time budget leaves out gcc and asan (the suite under Clang's ASan+UBSan, which
+# gcc-asan covers for the same code); run them by hand.
+#   scripts/test.sh                 # dev gcc-asan tsan fuzz
 #   scripts/test.sh gcc             # GCC Debug with the package tests (find_package, add_subdirectory, pkg-config)
+#   scripts/test.sh asan            # the whole suite under Clang's ASan+UBSan, fuzzers included
 #   scripts/test.sh dev             # one preset
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +17,7 @@ cd "$(dirname "$0")/.."
 tether_install_deps --with-interop
 
 presets=("$@")
-[ ${#presets[@]} -eq 0 ] && presets=(dev asan tsan gcc-asan)
+[ ${#presets[@]} -eq 0 ] && presets=(dev gcc-asan tsan fuzz)
 jobs=$(nproc)
 for preset in "${presets[@]}"; do
   start=$(date +%s)

@@ -225,8 +225,12 @@ int main(int argc, char** argv) {
     return 3;
   }
 
+  // Every command that opens the directory says what is wrong in it, one line per problem.
+  const auto known = mgr->list();
+  for (const auto& i : known)
+    if (!i.problem.empty()) std::cerr << "tether-transfer: " << i.id << ": " << i.problem << "\n";
   if (cmd == "list") {
-    for (const auto& i : mgr->list()) std::cout << info_json(i).dump() << "\n";
+    for (const auto& i : known) std::cout << info_json(i).dump() << "\n";
     return 0;
   }
   if (cmd == "cancel") {

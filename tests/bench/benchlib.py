@@ -1,8 +1,9 @@
 """Shared helpers of the transfer benchmarks: timing a child process, hashing a file, writing
-a file of incompressible test data."""
+a file of incompressible test data, a local nginx."""
 import hashlib
 import os
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -52,3 +53,35 @@ def report(results, mib):
                           "median_wall_s": round(median_wall(results[k]), 3), "mib_per_s": round(mib / wall, 1),
                           "runs": [[round(a, 3), round(b, 3)] for a, b in results[k]]}))
     return best
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_nginx(nginx, tmp, www, log=None):
+    """Debian's nginx serving `www` on a free 127.0.0.1 port, its working files under `tmp`;
+    with `log`, an access log of the body bytes each request sent. Returns (process, port)."""
+    port = free_port()
+    access = f"log_format bytes '$body_bytes_sent'; access_log {log} bytes;" if log else "access_log off;"
+    conf = tmp / "nginx.conf"
+    conf.write_text(f"""
+daemon off; worker_processes 1; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  {access} sendfile on; tcp_nopush on;
+  client_body_temp_path {tmp}/b; proxy_temp_path {tmp}/p; fastcgi_temp_path {tmp}/f;
+  uwsgi_temp_path {tmp}/u; scgi_temp_path {tmp}/s;
+  server {{ listen 127.0.0.1:{port}; root {www}; }}
+}}
+""")
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.PIPE)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)  # waiting for a separate process to listen
+    sys.exit("nginx did not start")

@@ -20,44 +20,13 @@ import random
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from benchlib import sha256_file, write_random_file
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_nginx(nginx, tmp, www, log):
-    port = free_port()
-    conf = tmp / "nginx.conf"
-    conf.write_text(f"""
-daemon off; worker_processes 1; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  log_format bytes '$body_bytes_sent';
-  access_log {log} bytes; sendfile on; tcp_nopush on;
-  client_body_temp_path {tmp}/b; proxy_temp_path {tmp}/p; fastcgi_temp_path {tmp}/f;
-  uwsgi_temp_path {tmp}/u; scgi_temp_path {tmp}/s;
-  server {{ listen 127.0.0.1:{port}; root {www}; }}
-}}
-""")
-    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.PIPE)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)  # waiting for a separate process to listen
-    sys.exit("nginx did not start")
+from benchlib import sha256_file, start_nginx, write_random_file
 
 
 def logged_bytes(log):

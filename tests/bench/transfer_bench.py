@@ -18,21 +18,11 @@ import os
 import pathlib
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
-from benchlib import median_wall, report, sha256_file, timed, write_random_file
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
+from benchlib import median_wall, report, sha256_file, start_nginx, timed, write_random_file
 
 
 def main():
@@ -55,26 +45,8 @@ def main():
         src = www / "file.bin"
         write_random_file(src, args.size_mib)
         expected = sha256_file(src)
-        port = free_port()
-        conf = tmp / "nginx.conf"
-        conf.write_text(f"""
-daemon off; worker_processes 1; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log off; sendfile on; tcp_nopush on;
-  client_body_temp_path {tmp}/b; proxy_temp_path {tmp}/p; fastcgi_temp_path {tmp}/f;
-  uwsgi_temp_path {tmp}/u; scgi_temp_path {tmp}/s;
-  server {{ listen 127.0.0.1:{port}; root {www}; }}
-}}
-""")
-        nginx = subprocess.Popen([args.nginx, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.PIPE)
+        nginx, port = start_nginx(args.nginx, tmp, www)
         url = f"http://127.0.0.1:{port}/file.bin"
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)  # waiting for a separate process to listen
         try:
             # curl writes into the page cache and leaves; tether's file is on disk when it says
             # so. "curl+sync" (curl, then fdatasync of its file) is the like-for-like baseline.

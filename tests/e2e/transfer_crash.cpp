@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -207,6 +208,26 @@ TEST_CASE("a process killed at each file operation of a download in turn, and a 
   // covers depends on timing): a run that makes fewer operations than N ends by itself.
   CHECK(killed > total / 2);
   WARN("crash sweep: " << total << " file operations, " << killed << " runs killed at one of them, each finished by the next process");
+  std::error_code ig;
+  std::filesystem::remove_all(dir, ig);
+}
+
+TEST_CASE("tether-transfer says what is wrong in the state directory, one line per problem", "[transfer][crash]") {
+  const std::filesystem::path dir = tether::test::make_temp_dir("tether-cli-problems-");
+  const auto state = dir / "state";
+  std::filesystem::create_directories(state);
+  { std::ofstream(state / "torn.json") << "{\"schema\": 1, \"id\": \"torn\", \"off"; }
+  { std::ofstream(state / "junk.json") << "[]"; }
+  auto c = child::spawn({TETHER_TRANSFER_BIN, "--state", state.string(), "list"}, dir / "out.txt", dir / "err.txt");
+  CHECK(c.wait(30s) == 0);
+  const auto err = slurp(dir / "err.txt");
+  INFO(err);
+  CHECK(err.find("tether-transfer: torn: damaged record (not valid JSON)") != std::string::npos);
+  CHECK(err.find("tether-transfer: junk: damaged record (not a JSON object)") != std::string::npos);
+  CHECK(std::count(err.begin(), err.end(), '\n') == 2);
+  // list shows them too, as JSON lines with their problem.
+  const auto out = slurp(dir / "out.txt");
+  CHECK(out.find("\"problem\"") != std::string::npos);
   std::error_code ig;
   std::filesystem::remove_all(dir, ig);
 }

@@ -75,6 +75,17 @@ struct sweep_counts {
   int runs = 0, failed_runs = 0, open_refusals = 0;
 };
 
+/// A run that failed says what failed: the operation and the path the fault hit.
+void check_failure(fault_plan& plan, const tt::result& r, sweep_counts& counts) {
+  if (r.outcome == tt::outcome::success) return;
+  ++counts.failed_runs;
+  std::lock_guard lk(plan.mu);
+  INFO(r.message);
+  if (plan.failed_path.empty()) return;
+  CHECK(r.message.find(plan.failed_path) != std::string::npos);
+  CHECK(r.message.find(td::to_string(plan.failed_op)) != std::string::npos);
+}
+
 }  // namespace
 
 TEST_CASE("faults: every file operation of a resumed download fails in turn, then a fresh manager finishes",
@@ -142,16 +153,7 @@ TEST_CASE("faults: every file operation of a resumed download fails in turn, the
           if (auto i = find_info(m, "sweep")) durable_before = i->bytes_durable;
           const auto r = download(m, req, "sweep");
           received = r.bytes_received > received_before ? r.bytes_received - received_before : 0;
-          if (r.outcome != tt::outcome::success) {
-            ++counts.failed_runs;
-            std::lock_guard lk(plan->mu);
-            INFO(r.message);
-            if (!plan->failed_path.empty()) {
-              // The error names what failed: the operation and the path.
-              CHECK(r.message.find(plan->failed_path) != std::string::npos);
-              CHECK(r.message.find(td::to_string(plan->failed_op)) != std::string::npos);
-            }
-          }
+          check_failure(*plan, r, counts);
           if (auto i = find_info(m, "sweep")) durable_after = i->bytes_durable;
         } catch (const boost::system::system_error& e) {
           ++counts.open_refusals;  // the directory's lock could not be taken: said clearly
@@ -211,15 +213,7 @@ TEST_CASE("faults: every file operation of a tus upload fails in turn, then a fr
       try {
         tt::manager m(env.pool.get_executor(), opts);
         const auto r = upload(m, req, "up");
-        if (r.outcome != tt::outcome::success) {
-          ++counts.failed_runs;
-          std::lock_guard lk(plan->mu);
-          INFO(r.message);
-          if (!plan->failed_path.empty()) {
-            CHECK(r.message.find(plan->failed_path) != std::string::npos);
-            CHECK(r.message.find(td::to_string(plan->failed_op)) != std::string::npos);
-          }
-        }
+        check_failure(*plan, r, counts);
       } catch (const boost::system::system_error& e) {
         ++counts.open_refusals;
         CHECK(std::string(e.what()).find(env.state.string()) != std::string::npos);

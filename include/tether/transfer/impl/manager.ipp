@@ -226,7 +226,11 @@ void start_resume_all(const std::shared_ptr<manager_impl>& m, results_handler h)
       std::string why;
       if (auto ec = m->claim(id, j, lock, why)) {
         // Another process runs it (its results are that process's), or its record went bad.
-        m->opts.log(net::log_level::info, "resume_all leaves " + id + " alone: " + why);
+        std::string line = "resume_all leaves ";
+        line += id;
+        line += " alone: ";
+        line += why;
+        m->opts.log(net::log_level::info, line);
         continue;
       }
       if (!j) continue;  // removed by another process

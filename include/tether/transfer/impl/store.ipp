@@ -50,12 +50,11 @@ error_code store::save(record& r, bool forward_only) {
 }
 
 void store::forget(const record& r) {
-  std::error_code ig;
-  std::filesystem::remove(record_path(r.id), ig);
-  std::filesystem::remove(part_path(r.id), ig);
-  std::filesystem::remove(lock_path(r.id), ig);  // held by the caller: nobody waits on it
-  error_code ig2;
-  sync_directory(dir_, ig2);
+  error_code ig;
+  remove_file(record_path(r.id), ig);
+  remove_file(part_path(r.id), ig);
+  remove_file(lock_path(r.id), ig);  // held by the caller: nobody waits on it
+  sync_directory(dir_, ig);
   drop(r.id);
 }
 
@@ -103,8 +102,8 @@ std::optional<record> store::reread(const std::string& id, error_code& ec, std::
 }
 
 void store::discard_partial(const record& r) {
-  std::error_code ig;
-  std::filesystem::remove(part_path(r.id), ig);
+  error_code ig;
+  remove_file(part_path(r.id), ig);
 }
 
 void store::drop(const std::string& id) {
@@ -267,7 +266,9 @@ std::size_t store::prune_files(const std::set<std::string>& live, std::filesyste
     const auto limit = temp ? std::min(cutoff, std::filesystem::file_time_type::clock::now() - std::chrono::minutes{1})
                             : cutoff;
     if (std::filesystem::last_write_time(p, tec) > limit || tec) continue;
-    if (std::filesystem::remove(p, tec)) ++removed;
+    error_code rec;
+    remove_file(p, rec);
+    if (!rec) ++removed;
     if (corrupt) {
       std::lock_guard lk(mu_);
       std::erase_if(problems_, [&](const info& i) { return i.file == p; });
