@@ -61,6 +61,7 @@ enum class error {
   inactivity_timeout,     ///< no bytes arrived within the read inactivity timeout
   too_large,              ///< the content is larger than the configured limit
   encoded_content,        ///< the body came with a Content-Encoding although identity was asked
+  server_error,           ///< the server failed (a 5xx other than 503): worth retrying, not a request to wait
 };
 
 /// Groups of errors that drive decisions in one place (retry or not).
@@ -81,6 +82,13 @@ inline boost::system::error_condition make_error_condition(condition c) noexcept
 
 /// True when `ec` is a TLS certificate verification failure.
 TETHER_DECL bool is_tls_verification_failure(const error_code& ec) noexcept;
+
+/// Certificate verification failures with OpenSSL's reason (category "tether.tls_verify",
+/// the value is the X509_V_ERR_* code): "certificate verify failed: hostname mismatch",
+/// "...: unable to get local issuer certificate", "...: certificate has expired".
+TETHER_DECL const boost::system::error_category& tls_verify_category() noexcept;
+/// True when the certificate is trusted but does not name the host (or IP) connected to.
+TETHER_DECL bool is_tls_hostname_mismatch(const error_code& ec) noexcept;
 
 }  // namespace tether
 

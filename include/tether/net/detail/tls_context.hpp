@@ -23,4 +23,8 @@ TETHER_DECL boost::system::result<std::shared_ptr<boost::asio::ssl::context>> ma
 /// literal, and host name (or IP) verification unless verification is off.
 TETHER_DECL error_code prepare_client_stream(SSL* ssl, const std::string& host, const tls_options& options);
 
+/// A failed handshake's error, made specific: a verification failure becomes OpenSSL's reason
+/// in tls_verify_category (hostname mismatch, unknown issuer, expired...); others unchanged.
+TETHER_DECL error_code explain_handshake_failure(SSL* ssl, error_code ec);
+
 }  // namespace tether::net::detail

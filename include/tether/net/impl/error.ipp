@@ -64,6 +64,7 @@ class error_category_impl final : public boost::system::error_category {
       case error::inactivity_timeout: return "no data received within the inactivity timeout";
       case error::too_large: return "content larger than the configured limit";
       case error::encoded_content: return "the server sent an encoded body (Content-Encoding) although only identity was accepted";
+      case error::server_error: return "the server failed (5xx)";
     }
     return "unknown tether error";
   }
@@ -74,6 +75,7 @@ class error_category_impl final : public boost::system::error_category {
       case error::handshake_timeout:
       case error::close_timeout:
       case error::retry_later:
+      case error::server_error:
       case error::short_body:
       case error::connection_lost:
       case error::inactivity_timeout:
@@ -116,7 +118,31 @@ const boost::system::error_category& condition_category() noexcept {
   return cat;
 }
 
+namespace detail {
+class tls_verify_category_impl final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "tether.tls_verify"; }
+  std::string message(int ev) const override {
+    return std::string("certificate verify failed: ") + X509_verify_cert_error_string(ev);
+  }
+  boost::system::error_condition default_error_condition(int) const noexcept override {
+    return make_error_condition(condition::fatal);
+  }
+};
+}  // namespace detail
+
+const boost::system::error_category& tls_verify_category() noexcept {
+  static const detail::tls_verify_category_impl cat;
+  return cat;
+}
+
+bool is_tls_hostname_mismatch(const error_code& ec) noexcept {
+  return ec.category() == tls_verify_category() &&
+         (ec.value() == X509_V_ERR_HOSTNAME_MISMATCH || ec.value() == X509_V_ERR_IP_ADDRESS_MISMATCH);
+}
+
 bool is_tls_verification_failure(const error_code& ec) noexcept {
+  if (ec.category() == tls_verify_category()) return true;
   if (ec.category() != boost::asio::error::get_ssl_category()) return false;
   const auto code = static_cast<unsigned long>(ec.value());
   return ERR_GET_REASON(code) == SSL_R_CERTIFICATE_VERIFY_FAILED;

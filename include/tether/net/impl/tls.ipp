@@ -63,4 +63,11 @@ error_code prepare_client_stream(SSL* ssl, const std::string& host, const tls_op
   return {};
 }
 
+error_code explain_handshake_failure(SSL* ssl, error_code ec) {
+  if (!ec || !is_tls_verification_failure(ec) || ec.category() == tls_verify_category()) return ec;
+  const long v = SSL_get_verify_result(ssl);
+  if (v == X509_V_OK) return ec;
+  return {static_cast<int>(v), tls_verify_category()};
+}
+
 }  // namespace tether::net::detail

@@ -88,7 +88,8 @@ asio::awaitable<attempt_end> with_connection(run_context& cx, const net::endpoin
   lowest.expires_after(cx.opts.connect_timeout);
   auto [hec] = co_await tls_stream.async_handshake(asio::ssl::stream_base::client, nothrow);
   if (hec) {
-    end.ec = hec == beast::error::timeout ? make_error_code(error::handshake_timeout) : hec;
+    end.ec = hec == beast::error::timeout ? make_error_code(error::handshake_timeout)
+                                          : net::detail::explain_handshake_failure(tls_stream.native_handle(), hec);
     end.message = "TLS handshake with " + url.host_header() + ": " + end.ec.message();
     co_return end;
   }

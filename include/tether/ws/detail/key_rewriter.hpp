@@ -32,6 +32,8 @@ class key_rewriter {
   /// (if it is the one for our key) with the one Beast expects. Returns false if the block is
   /// not complete yet.
   TETHER_DECL bool incoming_header(std::string& header_block);
+  /// The handshake response's status code once its header block was seen (0 before).
+  unsigned response_status() const noexcept { return status_; }
 
   /// Whether the outgoing stream is between two frames (so a whole frame may be inserted).
   bool at_frame_boundary() const noexcept { return request_done_ && hdr_len_ == 0 && payload_left_ == 0; }
@@ -50,6 +52,7 @@ class key_rewriter {
   bool request_done_ = false;
   bool swapped_ = false;
   bool accept_done_ = false;
+  unsigned status_ = 0;
   std::string beast_key_, our_key_;
   // frame parser state
   std::array<unsigned char, 14> hdr_{};

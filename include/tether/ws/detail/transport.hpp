@@ -29,6 +29,7 @@
 #include <optional>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <memory>
 #include <vector>
 
@@ -92,8 +93,17 @@ class transport {
   /// header, a fresh key from the CSPRNG pool, payload copied and masked eight bytes at a
   /// time. For uncompressed messages, at a frame boundary (not inside a frame Beast is
   /// writing): it skips Beast's own copy, masking and our re-masking of its key.
-  bool can_append_frame() const noexcept { return rw_.at_frame_boundary() && !write_error_; }
-  void append_frame(bool binary, const char* data, std::size_t n);
+  bool can_append_frame() const noexcept { return rw_.at_frame_boundary() && !write_error_ && !close_sent_; }
+  void append_frame(bool binary, const char* data, std::size_t n) { append_masked(binary ? 0x2u : 0x1u, data, n); }
+
+  /// Appends our Close frame (RFC 6455 §5.5.1) at a frame boundary. From then on nothing more
+  /// goes out: what Beast writes later (its answer to the peer's Close, a ping) is taken and
+  /// dropped, so the reader can go on receiving the messages the peer sends before its Close.
+  void append_close(std::uint16_t code, std::string_view reason);
+  bool close_sent() const noexcept { return close_sent_; }
+
+  /// The handshake response's status code once its header block arrived (0 before).
+  unsigned response_status() const noexcept { return rw_.response_status(); }
 
   /// Synchronous reads and writes (Beast's synchronous read of a message that has already
   /// arrived, and the frames it answers with): reads are served from memory only, writes
@@ -228,6 +238,7 @@ class transport {
   template <class B>
   std::size_t append(const B& b) {
     const auto n = asio::buffer_size(b);
+    if (close_sent_) return n;  // after our Close nothing more may be sent
     const auto old = pending_.size();
     pending_.resize(old + n);
     asio::buffer_copy(asio::buffer(pending_.data() + old, n), b);
@@ -254,6 +265,7 @@ class transport {
     parked_n_ = n;
   }
 
+  void append_masked(unsigned opcode, const char* data, std::size_t n);
   void kick() {
     if (!writing_ && !corked_ && !pending_.empty() && !write_error_) write_pending();
   }
@@ -282,6 +294,7 @@ class transport {
   error_code write_error_;
   key_rewriter rw_;
   bool corked_ = false;
+  bool close_sent_ = false;
   bool writing_ = false;
   bool close_when_drained_ = false;
   bool non_blocking_ = false;

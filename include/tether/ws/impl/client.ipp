@@ -89,16 +89,28 @@ struct connection {
   asio::steady_timer watchdog;
   asio::steady_timer ping_timer;
   async_cv control_cv;  // ping and close may not overlap (Beast's rule)
-  async_cv done_cv;     // the writer and pinger have ended
+  async_cv done_cv;     // every helper has ended
   bool control_busy = false;
   bool open = false;
   bool ended = false;
   bool reader_paused = false;
   bool async_writing = false;   // the writer is in Beast's asynchronous write (a large message)
   bool deflate = false;         // permessage-deflate was negotiated
-  bool closed_cleanly = false;  // our close handshake completed
   bool close_pending = false;   // close_connection() is running
-  int helpers = 0;  // writer and pinger still running
+  // Coroutines that use this connection and must end before it does: the writer, the
+  // pinger, a close handshake, the application's pings (see hold/release).
+  int helpers = 0;
+  void hold() noexcept { ++helpers; }
+  void release() {
+    if (--helpers == 0) done_cv.notify();
+  }
+  /// Ends the connection's life: wakes every helper so it sees `ended`, then waits for them.
+  asio::awaitable<void> retire() {
+    ended = true;
+    control_cv.notify();
+    ping_timer.cancel();
+    while (helpers > 0) co_await done_cv.wait();
+  }
   error_code fail_reason;  // set when we fail the connection on purpose (pong timeout...)
   clock::time_point ping_sent{};
 
@@ -469,6 +481,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     if (conn) {
       if (conn->open) {
         conn->close_pending = true;
+        conn->hold();
         asio::co_spawn(strand, close_connection(conn), asio::detached);
       }
       else
@@ -476,26 +489,31 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     }
   }
 
+  // Our Close goes out at the next frame boundary; the reader goes on delivering what the
+  // peer sends until its Close (RFC 6455 §5.5.1: it may send data before answering), which
+  // ends the connection. The close timeout bounds the wait.
   asio::awaitable<void> close_connection(connection* c) {
     auto self = shared_from_this();
-    while (c->control_busy) co_await c->control_cv.wait();
+    while (!c->ended && (c->control_busy || c->async_writing)) co_await c->control_cv.wait();
     if (c->ended) {
       c->close_pending = false;
       c->control_cv.notify();
+      c->release();
       co_return;
     }
     c->control_busy = true;
     c->arm(opts.close_timeout, error::close_timeout);
-    websocket::close_reason cr(static_cast<websocket::close_code>(closing.code),
-                               beast::string_view(closing.reason.data(), std::min<std::size_t>(closing.reason.size(), 123)));
-    auto [ec] = co_await c->ws.async_close(cr, nothrow);
-    c->disarm();
-    // A completed close handshake is a clean end, whatever the pending read reports.
-    if (!ec && !c->fail_reason) c->closed_cleanly = true;
-    c->ws.next_layer().close();
+    auto& tr = c->ws.next_layer();
+    if (tr.can_append_frame()) {
+      tr.append_close(closing.code, closing.reason);
+      co_await flush(tr);  // a failure shows in the reader
+    } else {
+      tr.close();  // the socket already failed
+    }
     c->control_busy = false;
     c->close_pending = false;
     c->control_cv.notify();
+    c->release();
   }
 
   void finish() {
@@ -563,7 +581,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       auto [hec] = co_await tls->async_handshake(asio::ssl::stream_base::client, nothrow);
       if (hec || c.fail_reason) {
         c.disarm();
-        r.ec = c.fail_reason ? c.fail_reason : hec;
+        r.ec = c.fail_reason ? c.fail_reason : net::detail::explain_handshake_failure(tls->native_handle(), hec);
         co_return r;
       }
     }
@@ -610,6 +628,13 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       if (auto it = res.find(beast::http::field::retry_after); it != res.end())
         r.retry_after = net::parse_retry_after(std::string_view(it->value().data(), it->value().size()),
                                                std::chrono::system_clock::now());
+      co_return r;
+    }
+    // A response that is no upgrade but that Beast could not read whole (a web page larger
+    // than its limit, a connection closed after the header): still a refusal with a status.
+    if (wec && !c.fail_reason && tr.response_status() != 0 && tr.response_status() != 101) {
+      r.status = tr.response_status();
+      r.ec = make_error_code(error::handshake_rejected);
       co_return r;
     }
     if (wec) {
@@ -719,6 +744,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         c.async_writing = true;
         auto [wec, n] = co_await ws.async_write(asio::buffer(o->msg.data), nothrow);
         c.async_writing = false;
+        c.control_cv.notify();  // a close waits for the frame to end
         ec = wec;
         written.push_back(std::move(o->handler));
       } else {
@@ -754,7 +780,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         break;
       }
     }
-    if (--c.helpers == 0) c.done_cv.notify();
+    c.release();
   }
 
   asio::awaitable<void> pinger(connection& c) {
@@ -776,7 +802,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       auto [pec] = co_await c.ws.async_ping(empty, nothrow);
       c.control_busy = false;
       c.control_cv.notify();
-      if (pec || opts.pong_timeout.count() <= 0) continue;
+      if (pec || c.ended || opts.pong_timeout.count() <= 0) continue;
       c.ping_timer.expires_after(opts.pong_timeout);
       auto [wec] = co_await c.ping_timer.async_wait(nothrow);
       if (wec || c.ended) continue;
@@ -789,13 +815,14 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         tr.close();
       }
     }
-    if (--c.helpers == 0) c.done_cv.notify();
+    c.release();
   }
 
   // Runs one open connection until it ends; returns how it ended.
   asio::awaitable<attempt_outcome> serve(connection& c) {
     auto self = shared_from_this();
-    c.helpers = 2;
+    c.hold();
+    c.hold();
     asio::co_spawn(strand, writer(c), asio::detached);
     asio::co_spawn(strand, pinger(c), asio::detached);
     attempt_outcome out;
@@ -833,7 +860,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
           out.error = c.fail_reason ? c.fail_reason : ec;
           out.close_code = close_code_for(ec);
         }
-        if (c.closed_cleanly || (close_requested && !c.fail_reason && ec == websocket::error::closed)) {
+        if (close_requested && !c.fail_reason && ec == websocket::error::closed) {
           out.error = {};
           out.close_code = c.ws.reason().code != 0 && c.ws.reason().code != 1005 ? c.ws.reason().code : closing.code;
         }
@@ -850,12 +877,11 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       // the application's executor so that the strand stays free for the writer.
       if (tr.drained() && tr.messages().ready() == 0) co_await asio::post(inner, asio::use_awaitable);
     }
-    c.ended = true;
+    c.ended = true;  // before the writer is rung: it must see it
     c.ws.next_layer().close();
-    c.ping_timer.cancel();
     c.watchdog.cancel();
     ring_writer();
-    while (c.helpers > 0) co_await c.done_cv.wait();
+    co_await c.retire();
     out.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - opened);
     co_return out;
   }
@@ -906,8 +932,10 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         out.http_status = cr.status;
         out.retry_after = cr.retry_after;
       }
-      // The transport's own socket write (if one is still running) ends before `c` does.
+      // Whatever still uses `c` (a close or ping that started meanwhile, the transport's own
+      // socket write) ends before `c` does.
       c.ws.next_layer().close();
+      co_await c.retire();
       co_await flush(c.ws.next_layer());
       if (close_requested) break;
       const auto d = fsm.next(out, clock::now());
@@ -964,17 +992,22 @@ void start_ping(const std::shared_ptr<client_impl>& impl, std::string payload, v
     auto* c = impl->conn;
     if (!c || !c->open || c->ended || impl->close_requested)
       return complete_later(impl->strand, std::move(h), make_error_code(error::not_connected));
+    c->hold();
     asio::co_spawn(
         impl->strand,
         [impl, c, p = std::move(p)]() -> asio::awaitable<error_code> {
-          while (c->control_busy) co_await c->control_cv.wait();
-          if (c->ended) co_return make_error_code(error::not_connected);
+          while (!c->ended && c->control_busy) co_await c->control_cv.wait();
+          if (c->ended) {
+            c->release();
+            co_return make_error_code(error::not_connected);
+          }
           c->control_busy = true;
           c->ping_sent = clock::now();
           websocket::ping_data pd(p.data(), p.size());
           auto [ec] = co_await c->ws.async_ping(pd, nothrow);
           c->control_busy = false;
           c->control_cv.notify();
+          c->release();
           co_return ec;
         },
         [impl, h = std::move(h)](const std::exception_ptr&, error_code ec) mutable {

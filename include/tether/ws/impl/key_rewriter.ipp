@@ -146,6 +146,12 @@ bool key_rewriter::incoming_header(std::string& h) {
   const auto end = h.find("\r\n\r\n");
   if (end == std::string::npos) return false;
   accept_done_ = true;
+  // "HTTP/1.1 200 OK": three digits after the first space.
+  if (const auto sp = h.find(' '); sp != std::string::npos && sp + 3 < end) {
+    unsigned v = 0;
+    for (std::size_t i = sp + 1; i < sp + 4 && std::isdigit(static_cast<unsigned char>(h[i])); ++i) v = v * 10 + unsigned(h[i] - '0');
+    if (v >= 100 && v <= 999) status_ = v;
+  }
   std::string lower(h, 0, end);
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });

@@ -14,10 +14,21 @@ void transport::flush(asio::any_completion_handler<void(error_code)> h) {
   kick();
 }
 
-void transport::append_frame(bool binary, const char* data, std::size_t n) {
+void transport::append_close(std::uint16_t code, std::string_view reason) {
+  // A control frame's payload is at most 125 bytes: the code and up to 123 bytes of reason.
+  std::string payload;
+  payload.push_back(static_cast<char>(code >> 8));
+  payload.push_back(static_cast<char>(code & 0xffu));
+  payload.append(reason.substr(0, 123));
+  append_masked(0x8u, payload.data(), payload.size());
+  close_sent_ = true;
+  kick();
+}
+
+void transport::append_masked(unsigned opcode, const char* data, std::size_t n) {
   unsigned char hdr[14];
   std::size_t h = 0;
-  hdr[h++] = static_cast<unsigned char>(0x80u | (binary ? 0x2u : 0x1u));
+  hdr[h++] = static_cast<unsigned char>(0x80u | opcode);
   if (n < 126) {
     hdr[h++] = static_cast<unsigned char>(0x80u | n);
   } else if (n < 65536) {
