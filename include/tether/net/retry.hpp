@@ -22,6 +22,11 @@ TETHER_DECL const char* to_string(outcome o) noexcept;
 /// The class of an HTTP status code.
 TETHER_DECL outcome classify_status(unsigned status) noexcept;
 
+/// The error an unwanted status stands for: `rejected` (4xx but 408/425/429), `retry_later`
+/// (408, 425, 429, 503: the server asks for time), `server_error` (other 5xx), else
+/// `protocol_error` (1xx as a final answer, or no status at all).
+TETHER_DECL error_code status_error(unsigned status) noexcept;
+
 /// The class of an error: transient network and timeout errors retry; tether's fatal
 /// condition and TLS verification failures do not.
 TETHER_DECL outcome classify_error(const error_code& ec) noexcept;

@@ -84,6 +84,17 @@ struct progress {
   std::optional<std::chrono::seconds> eta;
 };
 
+/// An attempt failed and another follows after `delay` (see options::on_retry).
+struct retry_notice {
+  std::string id;
+  transfer::kind kind = kind::download;
+  std::uint32_t attempt = 0;  ///< the attempt that failed, counted over the call (1: the first)
+  std::chrono::milliseconds delay{0};  ///< before the next attempt
+  error_code error;                    ///< why it failed
+  std::string message;                 ///< the same for people (secrets redacted)
+  unsigned http_status = 0;            ///< the server's status, if it answered
+};
+
 /// One line of `manager::list()`.
 struct info {
   std::string id;
@@ -105,14 +116,15 @@ struct options {
   std::filesystem::path state_dir;
   /// Transfers running at once; more wait their turn.
   std::size_t max_concurrent = 4;
-  /// Retries within one call: after a failure, up to `retry.max_attempts` more attempts in a
-  /// row that bring no new bytes (progress starts the count over), spaced by the backoff.
-  /// Default: ceiling 500 ms doubling to 30 s, 50 ms floor, 8 attempts without progress.
+  /// Retries within one call: at most `retry.max_attempts` attempts in a row that bring no
+  /// new bytes, the first included (progress starts the count over; 1: no retry, 0: no
+  /// limit but the deadline), spaced by the backoff. Default: ceiling 500 ms doubling to
+  /// 30 s, 50 ms floor, 9 attempts without progress.
   net::backoff_policy retry{.initial = std::chrono::milliseconds{500},
                             .max = std::chrono::milliseconds{30'000},
                             .multiplier = 2.0,
                             .min = std::chrono::milliseconds{50},
-                            .max_attempts = 8,
+                            .max_attempts = 9,
                             .max_elapsed = std::chrono::milliseconds{0}};
   /// A server's Retry-After longer than this ends the call as retry_later (resumable later).
   std::chrono::seconds max_retry_after{300};
@@ -156,8 +168,11 @@ struct options {
   bool preallocate = true;
   net::tls_options tls;
   net::logger log;
-  /// Called on the manager's thread; must not block.
+  /// Called on the manager's thread; must not block. A finished transfer reports its last
+  /// progress (all bytes) before its completion.
   std::function<void(const progress&)> on_progress;
+  /// Called on the manager's thread before each wait between attempts; must not block.
+  std::function<void(const retry_notice&)> on_retry;
 };
 
 }  // namespace tether::transfer

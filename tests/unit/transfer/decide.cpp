@@ -116,8 +116,10 @@ TEST_CASE("decide: download response judgement", "[transfer][decide]") {
        error::encoded_content},
       {"404 is a refusal", downloading(), 0, facts(404), step::fail, error::rejected, false, false, "404"},
       {"410 is a refusal", downloading(), 500, facts(410), step::fail, error::rejected},
-      {"500 is worth retrying", downloading(), 0, facts(500), step::fail, error::retry_later},
-      {"429 is worth retrying", downloading(), 0, facts(429), step::fail, error::retry_later},
+      {"500 is a server failure, worth retrying", downloading(), 0, facts(500), step::fail, error::server_error},
+      {"502 is a server failure, worth retrying", downloading(), 0, facts(502), step::fail, error::server_error},
+      {"503 asks for time", downloading(), 0, facts(503), step::fail, error::retry_later},
+      {"429 asks for time", downloading(), 0, facts(429), step::fail, error::retry_later},
       {"304 was never asked for", downloading(), 500, facts(304), step::fail, error::protocol_error},
       {"302 without Location", downloading(), 0, facts(302), step::fail, error::protocol_error, false, false,
        "without a usable Location"},
@@ -235,18 +237,21 @@ TEST_CASE("decide: the retry state machine", "[transfer][decide]") {
   SECTION("transient failures wait under the backoff; progress starts the count over") {
     td::retry_fsm fsm(fast_policy(3), 300s, far, 7);
     REQUIRE(!fsm.before_attempt(t0));
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < 2; ++i) {
       const auto s = fsm.next(ended(reset), t0, sys_now, 1);
       REQUIRE(s.kind == td::retry_step::wait);
       CHECK(s.delay >= 10ms);
       CHECK(s.delay <= 1000ms);
     }
-    // The fourth failure in a row without progress gives up.
-    auto s = fsm.next(ended(reset), t0, sys_now, 4);
+    // max_attempts counts attempts, the first included: the third failure in a row gives up.
+    auto s = fsm.next(ended(reset), t0, sys_now, 3);
     CHECK(s.kind == td::retry_step::stop);
     CHECK(s.outcome == outcome::failed);
     CHECK(s.error == error::retries_exhausted);
-    CHECK(s.message.find("gave up after 4 attempts") != std::string::npos);
+    CHECK(s.message.find("gave up after 3 attempts") != std::string::npos);
+
+    td::retry_fsm once(fast_policy(1), 300s, far, 7);  // one attempt: no retry at all
+    CHECK(once.next(ended(reset), t0, sys_now, 1).kind == td::retry_step::stop);
 
     td::retry_fsm again(fast_policy(3), 300s, far, 7);
     for (int i = 0; i < 10; ++i) {  // each attempt brought bytes: never gives up
@@ -259,13 +264,33 @@ TEST_CASE("decide: the retry state machine", "[transfer][decide]") {
     td::retry_fsm fsm(fast_policy(), 300s, far, 1);
     CHECK(fsm.next(ended(make_error_code(error::range_mismatch)), t0, sys_now, 1).kind == td::retry_step::wait);
   }
-  SECTION("a busy server that never recovers ends as retry_later, its own error kept") {
-    td::retry_fsm fsm(fast_policy(1), 300s, far, 1);
-    CHECK(fsm.next(ended(make_error_code(error::retry_later), 503), t0, sys_now, 1).kind == td::retry_step::wait);
-    const auto s = fsm.next(ended(make_error_code(error::retry_later), 503), t0, sys_now, 2);
-    CHECK(s.kind == td::retry_step::stop);
-    CHECK(s.outcome == outcome::retry_later);
-    CHECK(s.error == error::retry_later);
+  SECTION("a server that asks for time and never recovers ends as retry_later, its own error kept") {
+    struct row {
+      const char* what;
+      unsigned status;
+      std::optional<std::chrono::seconds> retry_after;
+      tether::error_code ec;
+      outcome o;
+    };
+    const row rows[] = {
+        {"429", 429, std::nullopt, make_error_code(error::retry_later), outcome::retry_later},
+        {"503 with Retry-After", 503, 1s, make_error_code(error::retry_later), outcome::retry_later},
+        {"503 without Retry-After: failed", 503, std::nullopt, make_error_code(error::retry_later), outcome::failed},
+        {"500: failed with the server's error", 500, std::nullopt, make_error_code(error::server_error), outcome::failed},
+        {"502: failed", 502, std::nullopt, make_error_code(error::server_error), outcome::failed},
+    };
+    for (const auto& r : rows) {
+      INFO(r.what);
+      td::retry_fsm fsm(fast_policy(2), 300s, far, 1);
+      auto e = ended(r.ec, r.status);
+      e.retry_after = r.retry_after;
+      CHECK(fsm.next(e, t0, sys_now, 1).kind == td::retry_step::wait);
+      const auto s = fsm.next(e, t0, sys_now, 2);
+      CHECK(s.kind == td::retry_step::stop);
+      CHECK(s.outcome == r.o);
+      CHECK(s.error == r.ec);
+      CHECK(s.message.find("gave up after 2 attempts") != std::string::npos);
+    }
   }
   SECTION("Retry-After: honoured as the least delay, or beyond the limit a start time") {
     td::retry_fsm fsm(fast_policy(), 300s, far, 1);
@@ -347,7 +372,7 @@ TEST_CASE("decide: tus answers", "[transfer][decide]") {
       {200, "5", "999", K::fail, 0, error::protocol_error},
       {200, "-5", "1000", K::fail, 0, error::protocol_error},
       {403, std::nullopt, std::nullopt, K::fail, 0, error::rejected},
-      {500, std::nullopt, std::nullopt, K::fail, 0, error::retry_later},
+      {500, std::nullopt, std::nullopt, K::fail, 0, error::server_error},
   };
   for (const auto& h : heads) {
     INFO(h.status << " " << h.offset.value_or("-"));
@@ -375,7 +400,7 @@ TEST_CASE("decide: tus answers", "[transfer][decide]") {
       {423, std::nullopt, K::retry, error::retry_later},
       {460, std::nullopt, K::retry, error::retry_later},
       {400, std::nullopt, K::fail, error::rejected},
-      {502, std::nullopt, K::fail, error::retry_later},
+      {502, std::nullopt, K::fail, error::server_error},
   };
   for (const auto& p : patches) {
     INFO(p.status << " " << p.offset.value_or("-"));

@@ -31,6 +31,15 @@ outcome classify_status(unsigned status) noexcept {
   return outcome::failed;  // 1xx as a final answer, or not a status at all
 }
 
+error_code status_error(unsigned status) noexcept {
+  switch (classify_status(status)) {
+    case outcome::rejected: return make_error_code(error::rejected);
+    case outcome::retry_later:
+      return make_error_code(status >= 500 && status != 503 ? error::server_error : error::retry_later);
+    default: return make_error_code(error::protocol_error);
+  }
+}
+
 outcome classify_error(const error_code& ec) noexcept {
   if (!ec) return outcome::success;
   if (is_tls_verification_failure(ec)) return outcome::failed;

@@ -53,7 +53,10 @@ class retry_fsm {
 
   retry_fsm(net::backoff_policy policy, std::chrono::seconds max_retry_after, clock::time_point deadline,
             std::uint64_t seed)
-      : backoff_(policy, seed), max_retry_after_(max_retry_after), deadline_(deadline) {}
+      : backoff_(unlimited(policy), seed),
+        max_in_row_(policy.max_attempts),
+        max_retry_after_(max_retry_after),
+        deadline_(deadline) {}
 
   /// Before each attempt: nothing to say, or a stop (the deadline has passed).
   TETHER_DECL std::optional<retry_step> before_attempt(clock::time_point now);
@@ -64,7 +67,15 @@ class retry_fsm {
                               std::chrono::system_clock::time_point system_now, std::uint32_t attempts);
 
  private:
+  // The policy's max_attempts counts attempts in a row without progress, the first included;
+  // the generator only spaces them.
+  static net::backoff_policy unlimited(net::backoff_policy p) {
+    p.max_attempts = 0;
+    return p;
+  }
   net::backoff backoff_;
+  std::uint32_t max_in_row_ = 0;
+  std::uint32_t failures_in_row_ = 0;
   std::chrono::seconds max_retry_after_;
   clock::time_point deadline_;
   std::optional<clock::time_point> first_failure_;

@@ -78,6 +78,8 @@ class run_context {
   std::uint64_t pace_limit() const noexcept { return tighter_limit(r.bandwidth_limit, opts.bandwidth_limit); }
   /// A progress report at a bounded rate (`force`: now).
   TETHER_DECL void report(std::uint64_t done, bool force = false);
+  /// Tells options::on_retry that the attempt that ended as `end` is retried after `delay`.
+  TETHER_DECL void notify_retry(const attempt_end& end, std::chrono::milliseconds delay);
   /// The whole-transfer deadline on the steady clock (max: none).
   TETHER_DECL steady::time_point deadline() const;
   error_code save(bool forward_only = false) { return st.save(r, forward_only); }
@@ -114,6 +116,7 @@ asio::awaitable<result> retry_loop(run_context& cx, Attempt attempt, Finalize fi
     if (step.kind == retry_step::finish) {
       auto done = finalize();
       done.http_status = end.status;
+      if (done.outcome == net::outcome::success) cx.report(done.bytes_on_disk, true);
       co_return done;
     }
     if (!end.message.empty()) cx.log(net::log_level::info, end.message);
@@ -129,6 +132,7 @@ asio::awaitable<result> retry_loop(run_context& cx, Attempt attempt, Finalize fi
             std::chrono::duration_cast<std::chrono::milliseconds>(step.not_before->time_since_epoch()).count();
       co_return res;
     }
+    cx.notify_retry(end, step.delay);
     if (!co_await cx.wait_until(steady::now() + step.delay)) co_return cx.make_result();
   }
 }

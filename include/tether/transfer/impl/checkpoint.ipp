@@ -121,7 +121,9 @@ void download_run::restart_from_zero(bool count) {
 error_code download_run::restore() {
   auto& r = cx_.r;
   error_code ec;
-  part_ = open_file(cx_.part_path(), O_RDWR | O_CREAT, ec, 0600);
+  // The partial data becomes the user's file: created as curl does, 0666 under the umask
+  // (while partial it lies in the state directory).
+  part_ = open_file(cx_.part_path(), O_RDWR | O_CREAT, ec, 0666);
   if (ec) return ec;
   // What lies past the checkpoint was never recorded as durable: cut it off.
   if (auto id = identify_file(part_); !id || id->size != r.offset) {

@@ -49,12 +49,6 @@ bool same_encoding(std::string_view a, std::string_view b) {
   auto plain = [](std::string_view e) { return e.empty() || boost::beast::iequals(e, "identity"); };
   return plain(a) ? plain(b) : boost::beast::iequals(a, b);
 }
-error_code status_error(unsigned status) {
-  const auto o = net::classify_status(status);
-  return make_error_code(o == net::outcome::rejected      ? error::rejected
-                         : o == net::outcome::retry_later ? error::retry_later
-                                                          : error::protocol_error);
-}
 }  // namespace
 
 response_verdict judge_response(const record& r, std::uint64_t held, const response_facts& f,
@@ -73,7 +67,7 @@ response_verdict judge_response(const record& r, std::uint64_t held, const respo
     return v;
   }
   if (f.status != 200 && f.status != 206 && f.status != 416) {
-    auto v = failing(status_error(f.status), status_text);
+    auto v = failing(net::status_error(f.status), status_text);
     if (!f.retry_after.empty()) v.retry_after = net::parse_retry_after(f.retry_after, now, std::chrono::hours{24 * 365});
     return v;
   }

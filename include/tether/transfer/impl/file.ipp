@@ -263,7 +263,7 @@ void move_into_place(const std::filesystem::path& from, const std::filesystem::p
   {
     auto in = open_file(from, O_RDONLY, ec);
     if (ec) return;
-    auto out = open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, ec, 0644);
+    auto out = open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, ec, 0666);  // under the umask, as the original
     if (ec) return;
     std::vector<char> buf(1u << 20);
     std::uint64_t off = 0;

@@ -9,6 +9,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/beast/core/string.hpp>
 
 #include <future>
 
@@ -56,6 +57,12 @@ std::optional<result> validate(const manager_impl& m, kind k, request& req, cons
   for (const auto& [name, value] : req.headers) {
     const auto bad = [](const std::string& s) { return s.find_first_of("\r\n") != std::string::npos; };
     if (name.empty() || bad(name) || bad(value)) return fail("a request header has an empty name or a line break");
+    // A download is stored byte for byte as served and resumed by byte ranges, which name
+    // bytes of the encoded form: only identity can be asked for.
+    if (k == kind::download && boost::beast::iequals(name, "Accept-Encoding") && !boost::beast::iequals(value, "identity"))
+      return fail("the header 'Accept-Encoding: " + value +
+                  "' is not supported: downloads are stored exactly as served and resumed by range, so tether "
+                  "asks for identity (no content coding)");
   }
   rec.id = id;
   rec.kind = k;
@@ -130,7 +137,10 @@ std::shared_ptr<manager_impl> open_manager(asio::any_io_executor ex, options opt
   auto m = std::make_shared<manager_impl>();
   m->user_ex = std::move(ex);
   std::error_code sec;
-  std::filesystem::create_directories(opts.state_dir, sec);
+  // A directory made here is private (records hold URLs and headers); an existing one keeps
+  // the mode its owner gave it.
+  if (std::filesystem::create_directories(opts.state_dir, sec))
+    std::filesystem::permissions(opts.state_dir, std::filesystem::perms::owner_all, sec);
   if (sec) fail(error_code(sec.value(), boost::system::system_category()), "cannot create it");
   opts.state_dir = std::filesystem::absolute(opts.state_dir);
   m->opts = std::move(opts);

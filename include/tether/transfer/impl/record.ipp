@@ -75,12 +75,12 @@ json encode_result(const result& r) {
             {"message", r.message},
             {"http_status", r.http_status},
             {"final_url", r.final_url},
-            {"sha256", r.sha256},
             {"bytes_on_disk", r.bytes_on_disk},
             {"bytes_received", r.bytes_received},
             {"attempts", r.attempts},
             {"restarts", r.restarts},
             {"location", r.location}};
+  if (!r.sha256.empty()) j["sha256"] = r.sha256;
   if (r.error) j["error"] = {{"category", r.error.category().name()}, {"value", r.error.value()}};
   if (r.retry_after) j["retry_after_s"] = r.retry_after->count();
   if (r.bytes_expected) j["bytes_expected"] = *r.bytes_expected;
@@ -200,8 +200,6 @@ std::string encode_record(const record& r) {
             {"final_url", r.final_url},
             {"file", r.file},
             {"headers", std::move(headers)},
-            {"sha256_expected", r.sha256_expected},
-            {"protocol", to_string(r.protocol)},
             {"chunk_size", r.chunk_size},
             {"earliest_start_ms", r.earliest_start_ms},
             {"bandwidth_limit", r.bandwidth_limit},
@@ -221,6 +219,9 @@ std::string encode_record(const record& r) {
             {"created_ms", r.created_ms},
             {"updated_ms", r.updated_ms},
             {"result_delivered", r.result_delivered}};
+  // Only what applies: an expected digest when one was given, the protocol of uploads.
+  if (!r.sha256_expected.empty()) j["sha256_expected"] = r.sha256_expected;
+  if (r.kind == kind::upload) j["protocol"] = to_string(r.protocol);
   if (r.length) j["length"] = *r.length;
   if (r.result) j["result"] = encode_result(*r.result);
   if (r.produced)

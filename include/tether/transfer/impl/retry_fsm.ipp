@@ -42,9 +42,15 @@ retry_step retry_fsm::next(const attempt_end& end, clock::time_point now,
   if (end.progressed || !first_failure_) {
     backoff_.reset();
     first_failure_ = now;
+    failures_in_row_ = 0;
   }
-  auto delay = backoff_.next(std::chrono::duration_cast<std::chrono::milliseconds>(now - *first_failure_));
-  const bool server_busy = end.status == 429 || end.status >= 500 || end.retry_after.has_value();
+  if (!end.progressed) ++failures_in_row_;
+  auto delay = max_in_row_ != 0 && failures_in_row_ >= max_in_row_
+                   ? std::nullopt
+                   : backoff_.next(std::chrono::duration_cast<std::chrono::milliseconds>(now - *first_failure_));
+  // Only a server that asked for time (429, or a Retry-After) leaves the transfer waiting for
+  // a later call; a 500 that persists is a failure with its status.
+  const bool server_busy = end.status == 429 || end.retry_after.has_value();
   if (!delay) {
     s.outcome = server_busy ? net::outcome::retry_later : net::outcome::failed;
     s.message = "gave up after " + std::to_string(attempts) + " attempts: " + end.message;

@@ -62,6 +62,23 @@ void run_context::report(std::uint64_t done, bool force) {
   }
 }
 
+void run_context::notify_retry(const attempt_end& end, std::chrono::milliseconds delay) {
+  if (!opts.on_retry) return;
+  retry_notice n;
+  n.id = r.id;
+  n.kind = r.kind;
+  n.attempt = r.attempts;
+  n.delay = delay;
+  n.error = end.ec;
+  n.message = end.message.empty() ? end.ec.message() : end.message;
+  n.http_status = end.status;
+  try {
+    opts.on_retry(n);
+  } catch (...) {
+    // A throwing observer must not break the transfer.
+  }
+}
+
 steady::time_point run_context::deadline() const {
   if (opts.resource_deadline.count() == 0) return steady::time_point::max();
   const auto created = std::chrono::system_clock::time_point{std::chrono::milliseconds{r.created_ms}};

@@ -48,13 +48,7 @@ tus_verdict make_verdict(tus_verdict::kind_t k, error_code ec = {}, std::string 
   v.why = std::move(why);
   return v;
 }
-tus_verdict status_verdict(unsigned status) {
-  const auto o = net::classify_status(status);
-  return make_verdict(tus_verdict::fail,
-                 make_error_code(o == net::outcome::rejected      ? error::rejected
-                                 : o == net::outcome::retry_later ? error::retry_later
-                                                                  : error::protocol_error));
-}
+tus_verdict status_verdict(unsigned status) { return make_verdict(tus_verdict::fail, net::status_error(status)); }
 bool is_2xx(unsigned status) { return status >= 200 && status < 300; }
 }  // namespace
 

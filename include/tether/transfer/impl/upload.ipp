@@ -17,10 +17,7 @@
 namespace tether::transfer::detail {
 
 attempt_end status_failure(attempt_end end, const std::string& where, const string_response& res) {
-  const auto o = net::classify_status(end.status);
-  end.ec = make_error_code(o == outcome::rejected      ? error::rejected
-                           : o == outcome::retry_later ? error::retry_later
-                                                       : error::protocol_error);
+  end.ec = net::status_error(end.status);
   end.message = where + ": " + std::to_string(end.status) + " " + std::string(res.reason());
   return end;
 }
