@@ -1,33 +1,21 @@
 // tether-transfer: crash-safe, resumable downloads and uploads from the command line.
-//
-//   tether-transfer --state DIR download URL DEST [--id ID] [--sha256 HEX]
-//   tether-transfer --state DIR upload URL SRC [--id ID] [--protocol tus|put|post]
-//   tether-transfer --state DIR resume      # finish every unfinished transfer in DIR
-//   tether-transfer --state DIR list        # one JSON object per line
-//   tether-transfer --state DIR cancel ID
-//
-// Common options: [--header 'K: V']... [--ca FILE] [--insecure] [--chunk-size BYTES]
-// [--max-attempts N] [--bandwidth BYTES_PER_S] [--recv-buffer BYTES] [--checkpoint-bytes BYTES]
-// [--max-unsynced BYTES]
-//
-// Exit codes: 0 success; 1 usage or bad input; 2 rejected by the server; 3 failed (retries
-// or deadline exhausted, integrity mismatch). Progress goes to stderr (a live bar on a
-// terminal, plain lines otherwise); one JSON result line per transfer goes to stdout. Without
-// --id the id is derived from the URL and the file, so the same command again reattaches.
+// `tether-transfer --help` is the manual (help_text below); the contract is in DESIGN.md.
 #include <tether/transfer.hpp>
 #include <tether/transfer/detail/file.hpp>
+#include <tether/version.hpp>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -38,15 +26,76 @@ namespace {
 namespace asio = boost::asio;
 namespace tt = tether::transfer;
 using json = nlohmann::json;
+using steady = std::chrono::steady_clock;
 
-int usage(const std::string& why = {}) {
-  if (!why.empty()) std::cerr << "tether-transfer: " << why << "\n";
-  std::cerr << "usage: tether-transfer --state DIR download URL DEST [--id ID] [--sha256 HEX]\n"
-               "       tether-transfer --state DIR upload URL SRC [--id ID] [--protocol tus|put|post]\n"
-               "       tether-transfer --state DIR resume | list | cancel ID\n"
-               "options: [--header 'K: V']... [--ca FILE] [--insecure] [--chunk-size BYTES]\n"
-               "         [--max-attempts N] [--bandwidth BYTES_PER_S] [--recv-buffer BYTES]\n"
-               "         [--checkpoint-bytes BYTES] [--max-unsynced BYTES]\n";
+constexpr const char* help_text = R"(usage: tether-transfer --state DIR download URL DEST [--id ID] [--sha256 HEX]
+       tether-transfer --state DIR upload URL SRC [--id ID] [--protocol tus|put|post]
+       tether-transfer --state DIR resume
+       tether-transfer --state DIR list
+       tether-transfer --state DIR cancel ID
+
+Crash-safe, resumable HTTP(S) downloads and uploads. Progress is checkpointed in DIR; if
+the program is killed or the network fails, the same command again (or `resume`)
+continues where the last checkpoint left off, after checking that the bytes kept still
+belong to the same version of the content. Options may come before or after the command.
+
+COMMANDS
+  download URL DEST  fetch URL into DEST (replaced only once complete and verified);
+                     resumes with Range/If-Range when the server allows it
+  upload URL SRC     send SRC: with tus (resumable, the default), or one PUT or POST
+  resume             finish every unfinished transfer recorded in DIR
+  list               one JSON object per transfer in DIR, on stdout
+  cancel ID          cancel a transfer and delete its partial data
+
+WHERE STATE LIVES
+  --state DIR        required. Records (one JSON file per transfer) and partial
+                     downloads live here; created with mode 0700 if missing. Several
+                     processes may share it: each transfer is locked by its runner.
+  --id ID            names the transfer (default: derived from URL and file, so running
+                     the same command again reattaches to it)
+
+OPTIONS
+  --sha256 HEX          the content's expected SHA-256: a mismatch fails (exit 3)
+  --report-sha256       compute the content's SHA-256 and report it in the result
+  --protocol P          uploads: tus (default), put or post
+  --header 'Name: value'  an extra request header (repeatable). Accept-Encoding is
+                        refused for downloads: they are stored exactly as served
+  --ca FILE             also trust the CA certificates in FILE (PEM)
+  --insecure            do not verify the server's certificate (testing only)
+  --max-attempts N      attempts in a row that bring no new bytes before giving up,
+                        the first included (default 9; 1: no retry; 0: until the
+                        deadline). Waits between them: 0.5 s doubling to 30 s, jittered
+  --bandwidth B         limit to B bytes per second across transfers (default: none)
+  --chunk-size B        tus PATCH size in bytes (default 8 MiB)
+  --checkpoint-bytes B  sync and record a digest every B bytes (default 4 MiB;
+                        a multiple of 64 KiB)
+  --max-unsynced B      how far a download may run ahead of what is synced (default
+                        8 MiB): a crash re-fetches at most about this much
+  --recv-buffer B       socket receive buffer in bytes (default: the kernel's)
+  -h, --help            print this help on stdout and exit 0
+  --version             print the version and exit 0
+
+OUTPUT
+  stdout: one JSON result line per transfer: id, kind, outcome (success, rejected,
+          retry_later, failed), error, message, http_status, file, final_url,
+          sha256 (when known), attempts, restarts; downloads: bytes_on_disk and
+          bytes_received; uploads: bytes_sent and bytes_acknowledged.
+  stderr: progress (a live bar on a terminal; otherwise a line every 2 s once the rate
+          is known, and a last line at 100%), one line per retry (attempt, cause,
+          delay), and what went wrong.
+  Downloaded files are created with mode 0666 less the umask, as curl does.
+
+EXIT STATUS
+  0  success
+  1  bad usage or bad input (unknown option, bad value, unusable URL or file)
+  2  rejected by the server (a 4xx other than 408/425/429)
+  3  failed: retries or deadline exhausted, a server error that persisted, integrity
+     mismatch, or the server asked to retry later (the transfer stays resumable)
+  130 interrupted (SIGINT/SIGTERM): progress is kept; run the same command again
+)";
+
+int usage_error(const std::string& why) {
+  std::cerr << "tether-transfer: " << why << "\nTry 'tether-transfer --help' for more information.\n";
   return 1;
 }
 
@@ -68,13 +117,18 @@ json result_json(const tt::result& r) {
             {"message", r.message},
             {"http_status", r.http_status},
             {"file", r.file.string()},
-            {"final_url", r.final_url},
-            {"sha256", r.sha256},
-            {"bytes_on_disk", r.bytes_on_disk},
-            {"bytes_received", r.bytes_received},
-            {"bytes_expected", r.bytes_expected ? json(*r.bytes_expected) : json(nullptr)},
-            {"attempts", r.attempts},
-            {"restarts", r.restarts}};
+            {"final_url", r.final_url}};
+  if (!r.sha256.empty()) j["sha256"] = r.sha256;
+  if (r.kind == tt::kind::download) {
+    j["bytes_on_disk"] = r.bytes_on_disk;
+    j["bytes_received"] = r.bytes_received;
+  } else {
+    j["bytes_sent"] = r.bytes_received;         // written to the network, all attempts
+    j["bytes_acknowledged"] = r.bytes_on_disk;  // confirmed by the server
+  }
+  j["bytes_expected"] = r.bytes_expected ? json(*r.bytes_expected) : json(nullptr);
+  j["attempts"] = r.attempts;
+  j["restarts"] = r.restarts;
   if (r.retry_after) j["retry_after_s"] = r.retry_after->count();
   if (!r.location.empty()) j["location"] = r.location;
   return j;
@@ -111,48 +165,117 @@ int exit_code(const tt::result& r) {
   return 3;
 }
 
-/// Progress on stderr: a redrawn bar on a terminal, a plain line per second otherwise.
-class progress_printer {
+std::string seconds_text(double s) {
+  char b[32];
+  std::snprintf(b, sizeof b, s < 10 ? "%.1f s" : "%.0f s", s);
+  return b;
+}
+
+/// Everything written to stderr: the progress (a redrawn bar on a terminal, a line every 2 s
+/// otherwise once the rate is known, and a last line at 100%), retries and problems.
+class reporter {
  public:
-  void operator()(const tt::progress& p) {
+  void progress(const tt::progress& p) {
     std::lock_guard lk(mu_);
-    const auto now = std::chrono::steady_clock::now();
-    if (!tty_ && now - last_ < std::chrono::seconds{1}) return;
-    last_ = now;
+    const auto now = steady::now();
+    auto& s = seen_[p.id];
+    if (!s.first) s = {true, now, p.bytes_done};
+    if (!tty_) {
+      // Nothing worth printing before the rate is known; then at a bounded rate.
+      if (p.bytes_per_second <= 0 || now - last_ < std::chrono::seconds{2}) return;
+      last_ = now;
+    }
+    std::string eta = "?";
+    if (p.eta) eta = seconds_text(static_cast<double>(p.eta->count()));
+    draw(p.id, p.bytes_done, p.bytes_total, mib_per_s(p.bytes_per_second), "ETA " + eta);
+  }
+
+  /// The last line of a transfer that succeeded: 100%, the size and this run's average rate.
+  void finished(const tt::result& r) {
+    std::lock_guard lk(mu_);
+    const auto it = seen_.find(r.id);
+    std::string tail;
+    if (it != seen_.end()) {
+      const double secs = std::chrono::duration<double>(steady::now() - it->second.at).count();
+      const auto moved = r.bytes_on_disk > it->second.bytes ? r.bytes_on_disk - it->second.bytes : 0;
+      tail = "in " + seconds_text(secs);
+      if (secs >= 0.05 && moved > 0) tail += " (" + mib_per_s(double(moved) / secs) + ")";
+    }
+    draw(r.id, r.bytes_on_disk, r.bytes_on_disk, tail.empty() ? "done" : tail, "");
+    end_line();
+  }
+
+  void retry(const tt::retry_notice& n) {
+    std::lock_guard lk(mu_);
+    end_line();
+    std::fprintf(stderr, "tether-transfer: %s: attempt %u failed: %s; retrying in %s\n", n.id.c_str(), n.attempt,
+                 n.message.c_str(), seconds_text(double(n.delay.count()) / 1000.0).c_str());
+  }
+
+  void line(const std::string& text) {
+    std::lock_guard lk(mu_);
+    end_line();
+    std::fprintf(stderr, "tether-transfer: %s\n", text.c_str());
+  }
+
+ private:
+  static std::string mib_per_s(double bps) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f MiB/s", bps / (1024.0 * 1024.0));
+    return b;
+  }
+  void draw(const std::string& id, std::uint64_t done, std::optional<std::uint64_t> total, const std::string& rate,
+            const std::string& eta) {
     const double mib = 1024.0 * 1024.0;
-    char line[256];
-    if (p.bytes_total && *p.bytes_total > 0) {
-      const double frac = double(p.bytes_done) / double(*p.bytes_total);
+    char text[320];
+    if (total && *total > 0) {
+      const double frac = std::min(1.0, double(done) / double(*total));
       const int width = 30;
-      const int fill = static_cast<int>(frac * width);
-      std::string bar(static_cast<std::size_t>(std::clamp(fill, 0, width)), '#');
+      std::string bar(static_cast<std::size_t>(frac * width), '#');
       bar.resize(width, '.');
-      std::snprintf(line, sizeof line, "%s [%s] %5.1f%% %8.1f MiB %7.1f MiB/s ETA %llds", p.id.c_str(), bar.c_str(),
-                    frac * 100, double(p.bytes_done) / mib, p.bytes_per_second / mib,
-                    static_cast<long long>(p.eta ? p.eta->count() : 0));
+      std::snprintf(text, sizeof text, "%s [%s] %5.1f%% %9.1f MiB  %s  %s", id.c_str(), bar.c_str(), frac * 100,
+                    double(done) / mib, rate.c_str(), eta.c_str());
     } else {
-      std::snprintf(line, sizeof line, "%s %8.1f MiB %7.1f MiB/s", p.id.c_str(), double(p.bytes_done) / mib,
-                    p.bytes_per_second / mib);
+      std::snprintf(text, sizeof text, "%s %9.1f MiB  %s", id.c_str(), double(done) / mib, rate.c_str());
     }
     if (tty_) {
-      std::fprintf(stderr, "\r%s\033[K", line);
+      std::fprintf(stderr, "\r%s\033[K", text);
       drawn_ = true;
     } else {
-      std::fprintf(stderr, "%s\n", line);
+      std::fprintf(stderr, "%s\n", text);
     }
   }
-  void finish_line() {
-    std::lock_guard lk(mu_);
+  void end_line() {
     if (drawn_) std::fputc('\n', stderr);
     drawn_ = false;
   }
 
- private:
+  struct start {
+    bool first = false;
+    steady::time_point at;
+    std::uint64_t bytes = 0;
+  };
   std::mutex mu_;
   bool tty_ = ::isatty(2) != 0;
   bool drawn_ = false;
-  std::chrono::steady_clock::time_point last_{};
+  steady::time_point last_{};
+  std::map<std::string, start> seen_;
 };
+
+/// A hint for results whose cause a new user would not guess.
+std::string hint_for(const tt::result& r, const std::string& protocol) {
+  // The tus creation request (a POST) refused, or taken by a server that gave no upload URL.
+  const bool creation = r.kind == tt::kind::upload && protocol == "tus" && r.message.rfind("POST ", 0) == 0;
+  const auto st = r.http_status;
+  if (creation && (st == 404 || st == 405 || st == 501 || (st >= 200 && st < 300)))
+    return "the server does not seem to speak tus (it answered " + std::to_string(r.http_status) +
+           "); for a plain HTTP upload use --protocol put";
+  if (tether::is_tls_hostname_mismatch(r.error))
+    return "the server's certificate does not name the host of the URL";
+  if (r.error.category() == tether::tls_verify_category())
+    return "if you trust this server's CA, pass it with --ca FILE";
+  return {};
+}
 
 }  // namespace
 
@@ -169,26 +292,28 @@ int main(int argc, char** argv) {
       return std::string(argv[++i]);
     };
     if (a == "--state" || a == "--id" || a == "--sha256" || a == "--protocol" || a == "--header" || a == "--ca" ||
-        a == "--chunk-size" || a == "--max-attempts" || a == "--bandwidth" || a == "--recv-buffer" || a == "--checkpoint-bytes" ||
-        a == "--max-unsynced") {
+        a == "--chunk-size" || a == "--max-attempts" || a == "--bandwidth" || a == "--recv-buffer" ||
+        a == "--checkpoint-bytes" || a == "--max-unsynced") {
       auto v = value();
-      if (!v) return usage(a + " needs a value");
+      if (!v) return usage_error(a + " needs a value");
       if (a == "--state") state = *v;
       else if (a == "--id") id = *v;
       else if (a == "--sha256") sha256 = *v;
       else if (a == "--protocol") protocol = *v;
-      else if (a == "--ca") opts.tls.ca_file = *v;
-      else if (a == "--header") {
+      else if (a == "--ca") {
+        if (std::ifstream probe(*v); !probe) return usage_error("--ca " + *v + ": " + std::strerror(errno));
+        opts.tls.ca_file = *v;
+      } else if (a == "--header") {
         const auto colon = v->find(':');
-        if (colon == std::string::npos || colon == 0) return usage("--header wants 'Name: value'");
+        if (colon == std::string::npos || colon == 0) return usage_error("--header '" + *v + "': expected 'Name: value'");
         auto val = v->substr(colon + 1);
         while (!val.empty() && val.front() == ' ') val.erase(0, 1);
         req.headers.emplace_back(v->substr(0, colon), val);
       } else {
         auto n = parse_u64(*v);
-        if (!n) return usage(a + " wants a non-negative integer");
+        if (!n) return usage_error(a + " '" + *v + "': expected a non-negative integer");
         if (a == "--chunk-size") chunk = *n;
-        else if (a == "--max-attempts") opts.retry.max_attempts = static_cast<std::uint32_t>(*n);
+        else if (a == "--max-attempts") opts.retry.max_attempts = static_cast<std::uint32_t>(std::min<std::uint64_t>(*n, 1u << 30));
         else if (a == "--checkpoint-bytes") opts.checkpoint_bytes = *n;
         else if (a == "--max-unsynced") opts.max_unsynced_bytes = *n;
         else if (a == "--recv-buffer") opts.receive_buffer_bytes = std::min<std::uint64_t>(*n, 1u << 30);
@@ -196,26 +321,36 @@ int main(int argc, char** argv) {
       }
     } else if (a == "--insecure") {
       opts.tls.insecure_skip_verify = true;
+    } else if (a == "--report-sha256") {
+      opts.report_sha256 = true;
     } else if (a == "--help" || a == "-h") {
-      usage();
+      std::cout << help_text;
+      return 0;
+    } else if (a == "--version") {
+      std::cout << "tether-transfer " TETHER_VERSION_STRING "\n";
       return 0;
     } else if (a.size() > 1 && a[0] == '-') {
-      return usage("unknown option " + a);
+      return usage_error("unknown option '" + a + "'");
     } else {
       positional.push_back(a);
     }
   }
-  if (state.empty()) return usage("--state DIR is required");
-  if (positional.empty()) return usage("no command");
+  if (state.empty()) return usage_error("--state DIR is required");
+  if (positional.empty()) return usage_error("no command (download, upload, resume, list or cancel)");
   const std::string cmd = positional[0];
+  if (cmd != "download" && cmd != "upload" && cmd != "resume" && cmd != "list" && cmd != "cancel")
+    return usage_error("unknown command '" + cmd + "'");
   const std::size_t want = cmd == "download" || cmd == "upload" ? 3 : cmd == "cancel" ? 2 : 1;
-  if ((cmd != "download" && cmd != "upload" && cmd != "resume" && cmd != "list" && cmd != "cancel") ||
-      positional.size() != want)
-    return usage(positional.size() != want ? "wrong number of arguments for " + cmd : "unknown command " + cmd);
+  if (positional.size() != want) return usage_error("wrong number of arguments for " + cmd);
+  if (protocol != "tus" && protocol != "put" && protocol != "post")
+    return usage_error("--protocol '" + protocol + "': expected tus, put or post");
+  if (opts.checkpoint_bytes < (64u << 10) || opts.checkpoint_bytes % (64u << 10) != 0)
+    return usage_error("--checkpoint-bytes " + std::to_string(opts.checkpoint_bytes) + ": expected a multiple of 65536");
 
-  progress_printer printer;
+  reporter out;
   opts.state_dir = state;
-  opts.on_progress = [&printer](const tt::progress& p) { printer(p); };
+  opts.on_progress = [&out](const tt::progress& p) { out.progress(p); };
+  opts.on_retry = [&out](const tt::retry_notice& n) { out.retry(n); };
   asio::io_context io;
   std::optional<tt::manager> mgr;
   try {
@@ -228,7 +363,7 @@ int main(int argc, char** argv) {
   // Every command that opens the directory says what is wrong in it, one line per problem.
   const auto known = mgr->list();
   for (const auto& i : known)
-    if (!i.problem.empty()) std::cerr << "tether-transfer: " << i.id << ": " << i.problem << "\n";
+    if (!i.problem.empty()) out.line(i.id + ": " + i.problem);
   if (cmd == "list") {
     for (const auto& i : known) std::cout << info_json(i).dump() << "\n";
     return 0;
@@ -236,7 +371,7 @@ int main(int argc, char** argv) {
   if (cmd == "cancel") {
     const auto ec = mgr->cancel(positional[1]);
     if (ec) {
-      std::cerr << "tether-transfer: cancel " << positional[1] << ": " << ec.message() << "\n";
+      out.line("cancel " + positional[1] + ": " + ec.message());
       return 1;
     }
     std::cout << json{{"id", positional[1]}, {"cancelled", true}}.dump() << std::endl;
@@ -245,15 +380,18 @@ int main(int argc, char** argv) {
 
   int code = 0;
   auto emit = [&](const tt::result& r) {
-    printer.finish_line();
+    if (r.outcome == tt::outcome::success) out.finished(r);
     std::cout << result_json(r).dump() << std::endl;
-    if (r.outcome != tt::outcome::success) std::cerr << "tether-transfer: " << r.id << ": " << r.message << "\n";
+    if (r.outcome != tt::outcome::success) {
+      out.line(r.id + ": " + r.message);
+      if (const auto hint = hint_for(r, protocol); !hint.empty()) out.line("hint: " + hint);
+    }
     code = std::max(code, exit_code(r));
   };
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const tether::error_code& ec, int) {
     if (ec) return;
-    std::cerr << "\ntether-transfer: interrupted; progress is kept, run the same command again to continue\n";
+    out.line("interrupted; progress is kept, run the same command again to continue");
     code = 130;
     io.stop();
   });
@@ -268,10 +406,9 @@ int main(int argc, char** argv) {
     req.file = positional[2];
     req.sha256 = sha256;
     req.chunk_size = chunk;
-    if (protocol == "tus") req.protocol = tt::upload_protocol::tus;
-    else if (protocol == "put") req.protocol = tt::upload_protocol::put;
-    else if (protocol == "post") req.protocol = tt::upload_protocol::post;
-    else return usage("--protocol is tus, put or post");
+    req.protocol = protocol == "put" ? tt::upload_protocol::put
+                   : protocol == "post" ? tt::upload_protocol::post
+                                        : tt::upload_protocol::tus;
     if (id.empty()) {
       std::error_code fec;
       const auto abs = std::filesystem::absolute(req.file, fec).lexically_normal().string();

@@ -3,16 +3,14 @@
 // file ends byte-identical, with the bytes served staying within 1.15x the file size.
 #include "fixtures/certs.hpp"
 #include "fixtures/http_server.hpp"
+#include "support/process.hpp"
 
 #include <tether/transfer/detail/file.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,64 +18,16 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <future>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
-
-extern char** environ;
 
 namespace {
 
 using namespace std::chrono_literals;
 
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-/// A child process with stdout and stderr in files.
-struct child {
-  pid_t pid = -1;
-  static child spawn(const std::vector<std::string>& args, const std::filesystem::path& out,
-                     const std::filesystem::path& err) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    child c;
-    const int rc = posix_spawn(&c.pid, argv[0], &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    REQUIRE(rc == 0);
-    return c;
-  }
-  /// Waits (bounded) for the exit; returns the exit code, or -signal.
-  int wait(std::chrono::seconds limit) {
-    auto exited = std::async(std::launch::async, [p = pid] {
-      int status = 0;
-      ::waitpid(p, &status, 0);
-      return status;
-    });
-    if (exited.wait_for(limit) != std::future_status::ready) {
-      ::kill(pid, SIGKILL);
-      exited.wait();
-      FAIL("tether-transfer did not finish within " << limit.count() << " s");
-    }
-    const int status = exited.get();
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-  }
-  void kill_now() {
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-  }
-};
+using tether::test::child;
+using tether::test::slurp;
 
 }  // namespace
 
