@@ -12,7 +12,7 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
+#include <system_error>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -301,7 +301,7 @@ int main(int argc, char** argv) {
       else if (a == "--sha256") sha256 = *v;
       else if (a == "--protocol") protocol = *v;
       else if (a == "--ca") {
-        if (std::ifstream probe(*v); !probe) return usage_error("--ca " + *v + ": " + std::strerror(errno));
+        if (std::ifstream probe(*v); !probe) return usage_error("--ca " + *v + ": " + std::error_code(errno, std::generic_category()).message());
         opts.tls.ca_file = *v;
       } else if (a == "--header") {
         const auto colon = v->find(':');

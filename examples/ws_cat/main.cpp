@@ -14,7 +14,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
+#include <system_error>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -159,7 +159,7 @@ int main(int argc, char** argv) {
       } else if (a == "--subprotocol") {
         o.subprotocols.push_back(*v);
       } else if (a == "--ca") {
-        if (std::ifstream probe(*v); !probe) return usage_error("--ca " + *v + ": " + std::strerror(errno));
+        if (std::ifstream probe(*v); !probe) return usage_error("--ca " + *v + ": " + std::error_code(errno, std::generic_category()).message());
         o.tls.ca_file = *v;
       } else {
         const auto s = parse_seconds(*v);
