@@ -28,6 +28,8 @@ class backoff {
   TETHER_DECL std::chrono::milliseconds ceiling() const noexcept;
 
   void reset() noexcept { attempts_ = 0; }
+  /// Halves the attempt count: the next ceilings start lower, but not from the first.
+  void decay() noexcept { attempts_ /= 2; }
   std::uint32_t attempts() const noexcept { return attempts_; }
   const backoff_policy& policy() const noexcept { return policy_; }
 

@@ -62,6 +62,7 @@ enum class error {
   too_large,              ///< the content is larger than the configured limit
   encoded_content,        ///< the body came with a Content-Encoding although identity was asked
   server_error,           ///< the server failed (a 5xx other than 503): worth retrying, not a request to wait
+  closed_by_server,       ///< the server closed the connection with a close handshake (see the close code)
 };
 
 /// Groups of errors that drive decisions in one place (retry or not).

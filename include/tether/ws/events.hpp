@@ -41,8 +41,9 @@ struct pong {
 struct reconnecting {
   std::uint32_t attempt = 0;
   std::chrono::milliseconds delay{0};
-  error_code cause;
+  error_code cause;          ///< error::closed_by_server when the server closed it normally
   unsigned http_status = 0;  ///< the handshake's status when it was refused
+  std::uint16_t close_code = 0;  ///< the server's close code, if it sent one
 };
 
 /// A connection ended (or a connect attempt that will not be retried failed).

@@ -55,6 +55,47 @@ TEST_CASE("reconnect: a stable connection resets the backoff", "[ws][fsm]") {
   CHECK(d.delay <= 100ms);
 }
 
+TEST_CASE("reconnect: flapping, healthy short connections decay the backoff, silent ones do not", "[ws][fsm]") {
+  // Three outages of four failed attempts each, separated by connections of 2 s (under
+  // stable_after): with traffic (a rolling restart) the backoff decays at each connection, without
+  // (accept, then drop) it runs on.
+  struct row {
+    const char* what;
+    bool traffic;
+    std::uint32_t first_attempt_of_third_outage;
+    std::uint32_t attempts_at_end;
+  };
+  const row rows[] = {
+      {"messages came back: decays", true, 4, 8},
+      {"nothing came back: grows", false, 10, 14},
+  };
+  for (const auto& r : rows) {
+    INFO(r.what);
+    reconnect_fsm fsm(policy());
+    auto now = clk::now();
+    attempt_outcome refused;
+    refused.error = boost::asio::error::connection_refused;
+    std::uint32_t third_first = 0;
+    for (int outage = 0; outage < 3; ++outage) {
+      if (outage > 0) {
+        auto up = dropped(2s);
+        up.traffic = r.traffic;
+        auto d = fsm.next(up, now);
+        REQUIRE(d.retry);
+        if (outage == 2) third_first = d.attempt;
+        now += d.delay;
+      }
+      for (int i = 0; i < 4; ++i) {
+        auto d = fsm.next(refused, now);
+        REQUIRE(d.retry);
+        now += d.delay;
+      }
+    }
+    CHECK(third_first == r.first_attempt_of_third_outage);
+    CHECK(fsm.attempts() == r.attempts_at_end);
+  }
+}
+
 TEST_CASE("reconnect: fatal failures stop unless the policy opts in", "[ws][fsm]") {
   auto now = clk::now();
   for (unsigned status : {401u, 403u, 404u, 400u}) {

@@ -65,6 +65,7 @@ class error_category_impl final : public boost::system::error_category {
       case error::too_large: return "content larger than the configured limit";
       case error::encoded_content: return "the server sent an encoded body (Content-Encoding) although only identity was accepted";
       case error::server_error: return "the server failed (5xx)";
+      case error::closed_by_server: return "closed by the server";
     }
     return "unknown tether error";
   }
@@ -76,6 +77,7 @@ class error_category_impl final : public boost::system::error_category {
       case error::close_timeout:
       case error::retry_later:
       case error::server_error:
+      case error::closed_by_server:
       case error::short_body:
       case error::connection_lost:
       case error::inactivity_timeout:

@@ -19,6 +19,7 @@ struct attempt_outcome {
   std::optional<std::chrono::seconds> retry_after;  ///< the server's Retry-After, if any
   std::uint16_t close_code = 0;                  ///< the peer's close code, if it sent one
   bool opened = false;                           ///< the handshake had succeeded
+  bool traffic = false;                          ///< a message or a pong came back on it
   std::chrono::milliseconds uptime{0};           ///< how long it stayed open
 };
 
@@ -45,6 +46,8 @@ class reconnect_fsm {
   TETHER_DECL static bool is_fatal(const attempt_outcome& o) noexcept;
 
   std::uint32_t attempts() const noexcept { return backoff_.attempts(); }
+  /// The ceiling the next delay is drawn under.
+  std::chrono::milliseconds ceiling() const noexcept { return backoff_.ceiling(); }
 
  private:
   reconnect_policy policy_;

@@ -22,6 +22,12 @@ decision reconnect_fsm::next(const attempt_outcome& o, clock::time_point now) {
     // The connection proved itself: a new outage starts from the first delay.
     backoff_.reset();
     outage_start_.reset();
+  } else if (o.opened && o.traffic) {
+    // Short but healthy (the server answered: a rolling restart, not a crash loop): the
+    // backoff decays instead of running on across outages; a connection accepted and
+    // dropped with nothing back keeps it growing.
+    backoff_.decay();
+    outage_start_.reset();
   }
   if (!outage_start_) outage_start_ = now;
 
