@@ -33,6 +33,7 @@
 #endif
 
 #include <algorithm>
+#include <exception>
 #include <array>
 #include <cstring>
 #include <atomic>
@@ -97,6 +98,7 @@ struct connection {
   bool async_writing = false;   // the writer is in Beast's asynchronous write (a large message)
   bool deflate = false;         // permessage-deflate was negotiated
   bool close_pending = false;   // close_connection() is running
+  bool traffic = false;         // a message or a pong came back
   // Coroutines that use this connection and must end before it does: the writer, the
   // pinger, a close handshake, the application's pings (see hold/release).
   int helpers = 0;
@@ -606,6 +608,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     ws.read_message_max(opts.max_message_size);
     ws.control_callback([this, &c](websocket::frame_type kind, beast::string_view payload) {
       if (kind != websocket::frame_type::pong) return;
+      c.traffic = true;
       if (c.ping_sent == clock::time_point{}) return;
       const auto rtt = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - c.ping_sent);
       rtt_us = rtt.count();
@@ -867,6 +870,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         break;
       }
       tr.messages().take();
+      c.traffic = true;
       if (queue_full()) co_await wait_for_space(&c);
       const auto data = buf.cdata();
       deliver(message{c.ws.got_text() ? message_kind::text : message_kind::binary,
@@ -883,6 +887,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     ring_writer();
     co_await c.retire();
     out.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - opened);
+    out.traffic = c.traffic;
     co_return out;
   }
 
@@ -921,7 +926,23 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       attempt_outcome out;
       if (!cr.ec && !close_requested) {
         state = connection_state::open;
-        out = co_await serve(c);
+        // An exception (an application's event handler that throws, run inline) must not
+        // free `c` under the writer and pinger: they end first, then it goes on.
+        std::exception_ptr thrown;
+        try {
+          out = co_await serve(c);
+        } catch (...) {
+          thrown = std::current_exception();
+        }
+        if (thrown) {
+          conn = nullptr;
+          c.ended = true;
+          c.ws.next_layer().close();
+          c.watchdog.cancel();
+          ring_writer();
+          co_await c.retire();
+          std::rethrow_exception(thrown);
+        }
         conn = nullptr;
         deliver_status(disconnected{out.close_code,
                              close_requested ? closing.reason : std::string(c.ws.reason().reason.c_str()),
@@ -946,7 +967,9 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       }
       attempt = d.attempt;
       state = connection_state::reconnecting;
-      deliver_status(reconnecting{d.attempt, d.delay, out.error, out.http_status});
+      // A server's normal close is no error, but it is the cause of this reconnection.
+      const auto cause = out.error || !out.opened ? out.error : make_error_code(error::closed_by_server);
+      deliver_status(reconnecting{d.attempt, d.delay, cause, out.http_status, out.opened ? out.close_code : std::uint16_t{0}});
       if (close_requested) break;
       network_changed = false;
       backoff_timer.expires_after(d.delay);
