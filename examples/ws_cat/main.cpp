@@ -71,7 +71,7 @@ DELIVERY
 EXIT STATUS
   0  stdin ended and every line was written (a session that connected at least once)
   1  bad usage; the connection could not be made or was refused (the error on stderr);
-     the connection failed and reconnection was off; stdin ended while not connected;
+     the connection failed and reconnection was off; stdin ended before any connection;
      or some lines were not sent
 )";
 
@@ -262,8 +262,11 @@ int main(int argc, char** argv) {
         }
       } else if (auto* r = std::get_if<ws::reconnecting>(&ev)) {
         if (st.open) settle_connection(false);
+        const auto cause = r->cause == tether::error::closed_by_server
+                               ? "closed by server: " + std::to_string(r->close_code)
+                               : describe(r->cause, r->http_status, o.url);
         std::fprintf(stderr, "# reconnecting attempt=%u delay_ms=%lld cause=%s\n", r->attempt,
-                     static_cast<long long>(r->delay.count()), describe(r->cause, r->http_status, o.url).c_str());
+                     static_cast<long long>(r->delay.count()), cause.c_str());
         st.open = false;
         st.down = true;
         st.last_error = r->cause;
@@ -285,7 +288,10 @@ int main(int argc, char** argv) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
       {
         std::lock_guard lk(st.mu);
-        if (st.run_done) return;
+        if (st.run_done) {  // the session is over: what is still typed is counted, not sent
+          ++st.not_sent;
+          continue;
+        }
         ++st.pending;
       }
       client.async_send_text(line, [&](tether::error_code ec) {
@@ -309,21 +315,24 @@ int main(int argc, char** argv) {
   });
   input.detach();
 
-  bool closed_while_down = false;
   {
     std::unique_lock lk(st.mu);
     st.cv.wait(lk, [&] { return st.eof || st.run_done; });
     // The first connection attempt decides whether there is anything to close.
     st.cv.wait(lk, [&] { return st.open || st.down || st.run_done; });
-    // What was typed goes out before the close, while the connection lasts (bounded: a dead
-    // link fails the sends within the pong timeout).
-    st.cv.wait_for(lk, std::chrono::seconds(30), [&] { return st.pending == 0 || !st.open || st.run_done; });
-    closed_while_down = !st.open && !st.run_done;
+    // What was typed goes out before the close, while a connection is open (the client's own
+    // state: its `connected` event may still be on its way). Bounded: a dead link fails the
+    // sends within the pong timeout; lines still queued then are counted as not sent.
+    auto open = [&] { return st.open || client.state() == ws::connection_state::open; };
+    st.cv.wait_for(lk, std::chrono::seconds(30), [&] { return st.pending == 0 || !open() || st.run_done; });
   }
   client.close(1000, "");
   {
     std::unique_lock lk(st.mu);
     st.cv.wait(lk, [&] { return st.run_done && st.events_done; });
+    // Lines already waiting on a closed stdin are counted before the summary (bounded: an
+    // open terminal or pipe is not waited for).
+    st.cv.wait_for(lk, std::chrono::milliseconds(200), [&] { return st.eof; });
   }
   ioc.stop();
   io.join();
@@ -334,8 +343,8 @@ int main(int argc, char** argv) {
     std::cerr << "tether-ws: " << describe(st.run_error, st.last_status, o.url) << '\n';
     return 1;
   }
-  if (!st.ever_open || closed_while_down) {
-    std::cerr << "tether-ws: stdin ended while not connected"
+  if (!st.ever_open) {
+    std::cerr << "tether-ws: stdin ended before any connection was made"
               << (st.last_error ? ": " + describe(st.last_error, st.last_status, o.url) : std::string()) << '\n';
     return 1;
   }

@@ -67,7 +67,7 @@ TEST_CASE("tether-ws: a session that never connected exits 1, also with empty st
     const auto r = ws_cat({"ws://127.0.0.1:" + port + "/", "--reconnect"});
     CHECK(r.code == 1);
     CHECK(r.err.find("# reconnecting attempt=1") != std::string::npos);
-    CHECK(r.err.find("stdin ended while not connected") != std::string::npos);
+    CHECK(r.err.find("stdin ended before any connection was made") != std::string::npos);
   }
   SECTION("an untrusted certificate names the reason and hints at --ca") {
     const auto dir = scratch();
@@ -138,6 +138,26 @@ TEST_CASE("tether-ws: lines written to a connection that then died are reported 
   CHECK(code == 1);
   CHECK(err.find("# unconfirmed 3") != std::string::npos);
   CHECK(err.find("no pong") != std::string::npos);
+}
+
+TEST_CASE("tether-ws: a reconnection after the server's normal close names it as the cause", "[cli][ws]") {
+  ws_server s;
+  const auto dir = scratch();
+  auto c = child::spawn({TETHER_WS_BIN, s.url("/"), "--reconnect"}, dir / "out.txt", dir / "err.txt", {}, true);
+  c.write_stdin("before\n");  // its echo shows the server's side of the connection is running
+  REQUIRE(s.wait_for([&] { return s.received().size() == 1; }));
+  s.close_all(1000, "bye");
+  REQUIRE(s.wait_for([&] { return s.accepted() == 2 && s.open_connections() == 1; }));
+  c.write_stdin("after\n");
+  REQUIRE(s.wait_for([&] { return s.received().size() == 2; }));
+  c.close_stdin();
+  const int code = c.wait(std::chrono::seconds{30});
+  const auto err = slurp(dir / "err.txt");
+  INFO("stderr: " << err);
+  CHECK(code == 0);
+  CHECK(err.find("cause=closed by server: 1000") != std::string::npos);
+  CHECK(err.find("cause=Success") == std::string::npos);
+  CHECK(slurp(dir / "out.txt") == "before\nafter\n");
 }
 
 TEST_CASE("tether-ws: usage", "[cli][ws]") {
