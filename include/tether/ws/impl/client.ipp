@@ -821,6 +821,16 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     c.release();
   }
 
+  // Ends an open connection: its socket closed, the writer (which must see `ended` when it
+  // is rung) and the pinger and every other helper ended before `c` may go.
+  asio::awaitable<void> wind_down(connection& c) {
+    c.ended = true;
+    c.ws.next_layer().close();
+    c.watchdog.cancel();
+    ring_writer();
+    co_await c.retire();
+  }
+
   // Runs one open connection until it ends; returns how it ended.
   asio::awaitable<attempt_outcome> serve(connection& c) {
     auto self = shared_from_this();
@@ -881,11 +891,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       // the application's executor so that the strand stays free for the writer.
       if (tr.drained() && tr.messages().ready() == 0) co_await asio::post(inner, asio::use_awaitable);
     }
-    c.ended = true;  // before the writer is rung: it must see it
-    c.ws.next_layer().close();
-    c.watchdog.cancel();
-    ring_writer();
-    co_await c.retire();
+    co_await wind_down(c);
     out.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - opened);
     out.traffic = c.traffic;
     co_return out;
@@ -936,11 +942,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         }
         if (thrown) {
           conn = nullptr;
-          c.ended = true;
-          c.ws.next_layer().close();
-          c.watchdog.cancel();
-          ring_writer();
-          co_await c.retire();
+          co_await wind_down(c);
           std::rethrow_exception(thrown);
         }
         conn = nullptr;
