@@ -7,6 +7,8 @@ tether_install_deps() {
   local missing=()
   # The test command also runs clang-tidy.
   [ "${1:-}" = "--with-interop" ] && packages+=(clang-tidy)
+  # Real proxies for the proxy interop tests.
+  [ "${1:-}" = "--with-interop" ] && packages+=(tinyproxy-bin microsocks)
   # Node and npm may come from elsewhere than Debian: a working command is enough.
   if [ "${1:-}" = "--with-interop" ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
     missing+=(nodejs npm)

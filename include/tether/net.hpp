@@ -5,6 +5,7 @@
 #include <tether/net/error.hpp>
 #include <tether/net/http.hpp>
 #include <tether/net/log.hpp>
+#include <tether/net/proxy.hpp>
 #include <tether/net/retry.hpp>
 #include <tether/net/tls.hpp>
 #include <tether/net/url.hpp>

@@ -7,6 +7,8 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "support/run.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <variant>
@@ -45,6 +47,28 @@ boost::asio::awaitable<T> next_of(ws::client& c, Seen&& seen) {
 template <class T>
 boost::asio::awaitable<T> next_of(ws::client& c) {
   return next_of<T>(c, [](const ws::event&) {});
+}
+
+/// One session without reconnects: connect, send `text`, read the echo into `echoed`, close.
+/// Returns how the session ended (empty when the echo came back and the close was clean).
+inline error_code echo_once(ws::options o, const std::string& text, std::string* echoed = nullptr) {
+  boost::asio::io_context ioc;
+  error_code result;
+  o.reconnect.enabled = false;
+  run_bounded(ioc, [&]() -> boost::asio::awaitable<void> {
+    ws::client c(ioc.get_executor(), o);
+    c.async_run([&](error_code ec) { result = ec; });
+    auto [ec, ev] = co_await c.async_next_event(nothrow);
+    if (std::holds_alternative<ws::connected>(ev)) {
+      co_await c.async_send_text(text, nothrow);
+      auto m = co_await next_of<ws::message>(c);
+      if (echoed) *echoed = m.data;
+      co_await c.async_close(nothrow);
+    } else if (auto* d = std::get_if<ws::disconnected>(&ev)) {
+      result = d->error;
+    }
+  }());
+  return result;
 }
 
 }  // namespace tether::test

@@ -63,6 +63,12 @@ enum class error {
   encoded_content,        ///< the body came with a Content-Encoding although identity was asked
   server_error,           ///< the server failed (a 5xx other than 503): worth retrying, not a request to wait
   closed_by_server,       ///< the server closed the connection with a close handshake (see the close code)
+  // Proxies and pinning
+  proxy_auth_required,    ///< the proxy wants credentials or refused the ones given (HTTP 407, SOCKS auth)
+  proxy_denied,           ///< the proxy refused the tunnel (a CONNECT answered 4xx other than 407)
+  proxy_failed,           ///< the proxy could not open the tunnel (a CONNECT answered 5xx)
+  proxy_protocol_error,   ///< the proxy's answer is not HTTP CONNECT or SOCKS5 as configured
+  pin_mismatch,           ///< no certificate of the verified chain has a pinned public key
 };
 
 /// Groups of errors that drive decisions in one place (retry or not).
@@ -90,6 +96,12 @@ TETHER_DECL bool is_tls_verification_failure(const error_code& ec) noexcept;
 TETHER_DECL const boost::system::error_category& tls_verify_category() noexcept;
 /// True when the certificate is trusted but does not name the host (or IP) connected to.
 TETHER_DECL bool is_tls_hostname_mismatch(const error_code& ec) noexcept;
+
+/// A SOCKS5 server's failure reply (category "tether.socks", the value is the RFC 1928 reply
+/// code 1-8): "SOCKS5 proxy: connection refused by the destination host", "...: connection not
+/// allowed by ruleset". Codes 2 (not allowed), 7 and 8 (not supported) are fatal, the rest
+/// transient.
+TETHER_DECL const boost::system::error_category& socks_category() noexcept;
 
 }  // namespace tether
 

@@ -5,6 +5,7 @@
 #include <tether/net/impl/error.ipp>
 #include <tether/net/impl/http.ipp>
 #include <tether/net/impl/log.ipp>
+#include <tether/net/impl/proxy.ipp>
 #include <tether/net/impl/retry.ipp>
 #include <tether/net/impl/tls.ipp>
 #include <tether/net/impl/url.ipp>

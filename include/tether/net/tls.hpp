@@ -2,7 +2,13 @@
 // the compiled part of the library, so this header pulls in no OpenSSL).
 #pragma once
 
+#include <tether/net/error.hpp>
+
+#include <boost/system/result.hpp>
+
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace tether::net {
 
@@ -22,6 +28,22 @@ struct tls_options {
   /// Turns off certificate AND host name verification (default false). For tests against
   /// self-signed servers only; a log line at warn level says so on every connection.
   bool insecure_skip_verify = false;
+  /// Public key pins: the SHA-256 of a certificate's DER SubjectPublicKeyInfo in base64,
+  /// written `sha256//BASE64` (curl) or `sha256/BASE64` (OkHttp). When any is set, a
+  /// connection also needs a certificate of the *verified* chain (leaf, intermediate or
+  /// anchor; never extra certificates the peer sent) whose key is one of them; else it fails
+  /// with error::pin_mismatch, which is not retried. Give several for key rotation. With
+  /// insecure_skip_verify there is no verified chain and the leaf's key must match. A malformed
+  /// pin fails every connection with error::invalid_argument. Default: none.
+  std::vector<std::string> pinned_public_keys;
 };
+
+/// The 32 bytes a pin stands for, or error::invalid_argument when `pin` is not
+/// `sha256//BASE64` or `sha256/BASE64` of 32 bytes.
+TETHER_DECL boost::system::result<std::string> parse_pin(std::string_view pin);
+
+/// The pin (`sha256//BASE64`) of the first certificate in a PEM file, the value to give
+/// pinned_public_keys. Errors: the file cannot be read or holds no certificate.
+TETHER_DECL boost::system::result<std::string> public_key_pin_of_pem_file(const std::string& path);
 
 }  // namespace tether::net

@@ -6,6 +6,7 @@
 #include <tether/net/error.hpp>
 #include <tether/net/log.hpp>
 #include <tether/net/retry.hpp>
+#include <tether/net/proxy.hpp>
 #include <tether/net/tls.hpp>
 
 #include <chrono>
@@ -167,6 +168,8 @@ struct options {
   /// Reserve disk blocks for the expected size up front where the filesystem allows.
   bool preallocate = true;
   net::tls_options tls;
+  /// The proxy (default: from the environment, as curl; see net::proxy_options).
+  net::proxy_options proxy;
   net::logger log;
   /// Called on the manager's thread; must not block. A finished transfer reports its last
   /// progress (all bytes) before its completion.

@@ -3,6 +3,7 @@
 
 #include <tether/net/backoff_policy.hpp>
 #include <tether/net/log.hpp>
+#include <tether/net/proxy.hpp>
 #include <tether/net/tls.hpp>
 
 #include <chrono>
@@ -37,8 +38,9 @@ struct reconnect_policy {
   /// Reconnect when the server closes normally (1000). Default true: the client's purpose is
   /// to stay connected; call close() to stop.
   bool on_normal_close = true;
-  /// Also retry failures a retry cannot fix (TLS verification, 401/403/404 and other 4xx at the
-  /// handshake, close 1008, subprotocol or extension mismatch). Default false.
+  /// Also retry failures a retry cannot fix (TLS verification, a pin mismatch, 401/403/404 and
+  /// other 4xx at the handshake, close 1008, subprotocol or extension mismatch, a proxy that
+  /// refuses the credentials or the tunnel). Default false.
   bool retry_fatal = false;
   /// Upper bound on how long a server's Retry-After (429/503 at the handshake) may delay us.
   std::chrono::seconds max_retry_after{300};
@@ -61,8 +63,10 @@ struct options {
   std::vector<std::string> subprotocols;
   /// TLS for wss:// (verified against the system store by default).
   net::tls_options tls;
+  /// The proxy (default: from the environment, as curl; see net::proxy_options).
+  net::proxy_options proxy;
 
-  std::chrono::milliseconds connect_timeout{10'000};    ///< DNS + TCP connect
+  std::chrono::milliseconds connect_timeout{10'000};    ///< DNS + TCP connect (and the proxy's tunnel)
   std::chrono::milliseconds handshake_timeout{10'000};  ///< TLS + WebSocket handshake
   std::chrono::milliseconds close_timeout{5'000};       ///< our close until the peer's answer
 

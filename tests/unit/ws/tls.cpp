@@ -6,6 +6,9 @@
 
 #include <boost/asio/detached.hpp>
 
+#include <fstream>
+#include <sstream>
+
 #include <tether/net/error.hpp>
 
 using namespace std::chrono_literals;
@@ -17,30 +20,16 @@ struct tls_setup {
   std::string dir = test::make_temp_dir("tether-tls-");
   test::tls_files good = test::make_test_certificates(dir + "/good", {"localhost"}, {"127.0.0.1"});
   test::tls_files other = test::make_test_certificates(dir + "/other", {"other.example"}, {});
+  // A second CA's certificate for localhost, for the chains pinning must see through.
+  test::tls_files third = test::make_test_certificates(dir + "/third", {"localhost"}, {"127.0.0.1"});
 };
 tls_setup& certs() {
   static tls_setup s;
   return s;
 }
 
-error_code connect_once(ws::options o, std::string* echoed = nullptr) {
-  asio::io_context ioc;
-  error_code result;
-  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
-    o.reconnect.enabled = false;
-    ws::client c(ioc.get_executor(), o);
-    c.async_run([&](error_code ec) { result = ec; });
-    auto [ec, ev] = co_await c.async_next_event(test::nothrow);
-    if (std::holds_alternative<ws::connected>(ev)) {
-      co_await c.async_send_text("over tls", test::nothrow);
-      auto m = co_await test::next_of<ws::message>(c);
-      if (echoed) *echoed = m.data;
-      co_await c.async_close(test::nothrow);
-    } else if (auto* d = std::get_if<ws::disconnected>(&ev)) {
-      result = d->error;
-    }
-  }());
-  return result;
+error_code connect_once(const ws::options& o, std::string* echoed = nullptr) {
+  return test::echo_once(o, "over tls", echoed);
 }
 }  // namespace
 
@@ -88,4 +77,81 @@ TEST_CASE("tls: a missing CA file is a clear error", "[ws][tls]") {
   auto o = test::fast_options(server.url());
   o.tls.ca_file = "/nonexistent/ca.pem";
   CHECK(connect_once(o));
+}
+
+namespace {
+std::string pin_of(const std::string& pem) { return net::public_key_pin_of_pem_file(pem).value(); }
+std::string cat_files(const std::string& out, const std::vector<std::string>& in) {
+  std::ofstream o(out);
+  for (const auto& f : in) o << std::ifstream(f).rdbuf();
+  return out;
+}
+}  // namespace
+
+TEST_CASE("tls pins: the leaf's pin passes, a backup pin of the CA passes, both spellings", "[ws][tls][pin]") {
+  test::ws_server server({true, certs().good.cert_file, certs().good.key_file});
+  auto o = test::fast_options(server.url("/", "localhost"));
+  o.tls.ca_file = certs().good.ca_file;
+  o.tls.pinned_public_keys = {pin_of(certs().good.cert_file)};
+  std::string echoed;
+  CHECK(!connect_once(o, &echoed));
+  CHECK(echoed == "over tls");
+  // Rotation: an old pin that no longer matches, and the CA's pin as the backup.
+  auto ca_pin = pin_of(certs().good.ca_file);
+  o.tls.pinned_public_keys = {pin_of(certs().other.cert_file), "sha256/" + ca_pin.substr(8)};
+  CHECK(!connect_once(o));
+}
+
+TEST_CASE("tls pins: a wrong pin fails with pin_mismatch although the chain is trusted, listing the chain's pins", "[ws][tls][pin]") {
+  test::ws_server server({true, certs().good.cert_file, certs().good.key_file});
+  auto o = test::fast_options(server.url("/", "localhost"));
+  o.tls.ca_file = certs().good.ca_file;
+  o.tls.pinned_public_keys = {pin_of(certs().other.cert_file)};
+  std::vector<std::string> logs;
+  o.log = {[&](net::log_level, std::string_view s) { logs.emplace_back(s); }, net::log_level::error};
+  o.reconnect.enabled = true;  // not retried: run ends with the error itself
+  asio::io_context ioc;
+  error_code result;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    ws::client c(ioc.get_executor(), o);
+    c.async_run([&](error_code ec) { result = ec; });
+    auto d = co_await test::next_of<ws::disconnected>(c);
+    CHECK(d.error == error::pin_mismatch);
+  }());
+  CHECK(result == error::pin_mismatch);
+  CHECK(result == condition::fatal);
+  REQUIRE(logs.size() == 1);
+  CHECK(logs[0].find(pin_of(certs().good.cert_file)) != std::string::npos);
+  CHECK(logs[0].find(pin_of(certs().good.ca_file)) != std::string::npos);
+}
+
+TEST_CASE("tls pins: a pinned certificate appended to a chain counts only when it is part of the verified chain", "[ws][tls][pin]") {
+  // The server sends the third CA's leaf with the pinned (good) CA certificate appended.
+  const auto chain = cat_files(certs().dir + "/appended.pem", {certs().third.cert_file, certs().good.ca_file});
+  test::ws_server server({true, chain, certs().third.key_file});
+  auto o = test::fast_options(server.url("/", "localhost"));
+  o.tls.pinned_public_keys = {pin_of(certs().good.ca_file)};
+  // Untrusted chain: verification fails first, the appended pinned certificate does not help.
+  o.tls.ca_file = certs().good.ca_file;
+  auto ec = connect_once(o);
+  CHECK(is_tls_verification_failure(ec));
+  // Trusted through the third CA: the verified chain is leaf + third CA, the pin is not in it.
+  o.tls.ca_file = cat_files(certs().dir + "/both-cas.pem", {certs().good.ca_file, certs().third.ca_file});
+  ec = connect_once(o);
+  CHECK(ec == error::pin_mismatch);
+  // The same server with the third CA's pin passes.
+  o.tls.pinned_public_keys = {pin_of(certs().third.ca_file)};
+  CHECK(!connect_once(o));
+}
+
+TEST_CASE("tls pins: a malformed pin is invalid_argument, with insecure_skip_verify the leaf is checked", "[ws][tls][pin]") {
+  test::ws_server server({true, certs().other.cert_file, certs().other.key_file});
+  auto o = test::fast_options(server.url());
+  o.tls.pinned_public_keys = {"sha256//not-base64"};
+  CHECK(connect_once(o) == error::invalid_argument);
+  o.tls.insecure_skip_verify = true;
+  o.tls.pinned_public_keys = {pin_of(certs().other.cert_file)};
+  CHECK(!connect_once(o));
+  o.tls.pinned_public_keys = {pin_of(certs().good.cert_file)};
+  CHECK(connect_once(o) == error::pin_mismatch);
 }

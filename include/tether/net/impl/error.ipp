@@ -66,6 +66,11 @@ class error_category_impl final : public boost::system::error_category {
       case error::encoded_content: return "the server sent an encoded body (Content-Encoding) although only identity was accepted";
       case error::server_error: return "the server failed (5xx)";
       case error::closed_by_server: return "closed by the server";
+      case error::proxy_auth_required: return "the proxy requires authentication or rejected the credentials";
+      case error::proxy_denied: return "the proxy refused the tunnel";
+      case error::proxy_failed: return "the proxy could not open the tunnel";
+      case error::proxy_protocol_error: return "the proxy's answer is not the configured proxy protocol";
+      case error::pin_mismatch: return "no certificate of the verified chain matches a pinned public key";
     }
     return "unknown tether error";
   }
@@ -81,6 +86,7 @@ class error_category_impl final : public boost::system::error_category {
       case error::short_body:
       case error::connection_lost:
       case error::inactivity_timeout:
+      case error::proxy_failed:
         return make_error_condition(condition::transient);
       default:
         return make_error_condition(condition::fatal);
@@ -103,7 +109,9 @@ class condition_category_impl final : public boost::system::error_category {
     const bool fatal =
         ec.category() == tether::error_category()
             ? ec.default_error_condition() == make_error_condition(condition::fatal)
-            : is_tls_verification_failure(ec);
+            : is_tls_verification_failure(ec) ||
+                  (ec.category() == socks_category() &&
+                   ec.default_error_condition() == make_error_condition(condition::fatal));
     return static_cast<condition>(cv) == condition::fatal ? fatal : !fatal;
   }
 };
@@ -135,6 +143,35 @@ class tls_verify_category_impl final : public boost::system::error_category {
 
 const boost::system::error_category& tls_verify_category() noexcept {
   static const detail::tls_verify_category_impl cat;
+  return cat;
+}
+
+namespace detail {
+class socks_category_impl final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "tether.socks"; }
+  std::string message(int ev) const override {
+    // RFC 1928 §6.
+    switch (ev) {
+      case 1: return "SOCKS5 proxy: general server failure";
+      case 2: return "SOCKS5 proxy: connection not allowed by ruleset";
+      case 3: return "SOCKS5 proxy: network unreachable";
+      case 4: return "SOCKS5 proxy: host unreachable";
+      case 5: return "SOCKS5 proxy: connection refused by the destination host";
+      case 6: return "SOCKS5 proxy: TTL expired";
+      case 7: return "SOCKS5 proxy: command not supported";
+      case 8: return "SOCKS5 proxy: address type not supported";
+    }
+    return "SOCKS5 proxy: unknown reply code " + std::to_string(ev);
+  }
+  boost::system::error_condition default_error_condition(int ev) const noexcept override {
+    return make_error_condition(ev == 2 || ev == 7 || ev == 8 ? condition::fatal : condition::transient);
+  }
+};
+}  // namespace detail
+
+const boost::system::error_category& socks_category() noexcept {
+  static const detail::socks_category_impl cat;
   return cat;
 }
 

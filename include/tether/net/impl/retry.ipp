@@ -43,6 +43,7 @@ error_code status_error(unsigned status) noexcept {
 outcome classify_error(const error_code& ec) noexcept {
   if (!ec) return outcome::success;
   if (is_tls_verification_failure(ec)) return outcome::failed;
+  if (ec.category() == socks_category()) return ec == condition::fatal ? outcome::failed : outcome::retry_later;
   if (ec.category() == error_category()) {
     switch (static_cast<error>(ec.value())) {
       case error::rejected:

@@ -5,8 +5,60 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include <tether/net/detail/base64.hpp>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+
+#include <cstdio>
+#include <algorithm>
+#include <cerrno>
+#include <memory>
+#include <vector>
+
+namespace tether::net {
+
+boost::system::result<std::string> parse_pin(std::string_view pin) {
+  std::string_view b64;
+  if (pin.substr(0, 8) == "sha256//")
+    b64 = pin.substr(8);
+  else if (pin.substr(0, 7) == "sha256/")
+    b64 = pin.substr(7);
+  else
+    return make_error_code(error::invalid_argument);
+  // 32 bytes are 44 base64 characters with one '=' of padding.
+  if (b64.size() != 44 || b64[43] != '=' || b64[42] == '=') return make_error_code(error::invalid_argument);
+  unsigned char raw[33];
+  if (EVP_DecodeBlock(raw, reinterpret_cast<const unsigned char*>(b64.data()), 44) != 33)
+    return make_error_code(error::invalid_argument);
+  return std::string(reinterpret_cast<const char*>(raw), 32);
+}
+
+namespace detail {
+// SHA-256 of the certificate's DER SubjectPublicKeyInfo (RFC 7469 §2.4), raw.
+inline std::string spki_sha256(X509* cert) {
+  unsigned char* der = nullptr;
+  const int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+  if (n <= 0) return {};
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(der, static_cast<std::size_t>(n), digest);
+  OPENSSL_free(der);
+  return std::string(reinterpret_cast<const char*>(digest), sizeof digest);
+}
+}  // namespace detail
+
+boost::system::result<std::string> public_key_pin_of_pem_file(const std::string& path) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(path.c_str(), "r"), &BIO_free);
+  if (!bio) return error_code(errno ? errno : ENOENT, boost::system::generic_category());
+  std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), &X509_free);
+  if (!cert) return make_error_code(error::invalid_argument);
+  return "sha256//" + detail::base64(detail::spki_sha256(cert.get()));
+}
+
+}  // namespace tether::net
 
 namespace tether::net::detail {
 
@@ -19,6 +71,8 @@ boost::system::result<std::shared_ptr<boost::asio::ssl::context>> make_client_co
                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
                    ec);
   if (ec) return ec;
+  for (const auto& pin : options.pinned_public_keys)
+    if (!parse_pin(pin)) return make_error_code(error::invalid_argument);
   if (options.insecure_skip_verify) {
     ctx->set_verify_mode(ssl::verify_none, ec);
     if (ec) return ec;
@@ -61,6 +115,31 @@ error_code prepare_client_stream(SSL* ssl, const std::string& host, const tls_op
     ok = X509_VERIFY_PARAM_set1_host(param, sni.c_str(), 0);
   if (ok != 1) return {static_cast<int>(ERR_get_error()), boost::asio::error::get_ssl_category()};
   return {};
+}
+
+error_code check_pins(SSL* ssl, const tls_options& options, std::string& chain_pins) {
+  if (options.pinned_public_keys.empty()) return {};
+  std::vector<std::string> wanted;
+  for (const auto& pin : options.pinned_public_keys) {
+    auto raw = parse_pin(pin);
+    if (!raw) return raw.error();
+    wanted.push_back(std::move(*raw));
+  }
+  std::vector<X509*> chain;
+  if (options.insecure_skip_verify) {
+    if (X509* leaf = SSL_get0_peer_certificate(ssl)) chain.push_back(leaf);
+  } else if (STACK_OF(X509)* verified = SSL_get0_verified_chain(ssl)) {
+    // The chain OpenSSL built and verified, from the leaf to the trust anchor; certificates
+    // the peer sent that are not part of it never count.
+    for (int i = 0; i < sk_X509_num(verified); ++i) chain.push_back(sk_X509_value(verified, i));
+  }
+  chain_pins.clear();
+  for (X509* cert : chain) {
+    const auto digest = spki_sha256(cert);
+    if (std::find(wanted.begin(), wanted.end(), digest) != wanted.end()) return {};
+    chain_pins += (chain_pins.empty() ? "sha256//" : ", sha256//") + base64(digest);
+  }
+  return make_error_code(error::pin_mismatch);
 }
 
 error_code explain_handshake_failure(SSL* ssl, error_code ec) {

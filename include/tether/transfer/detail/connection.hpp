@@ -3,6 +3,7 @@
 // mapping of Beast's errors to tether's. Private to the compiled part (it includes Beast).
 #pragma once
 
+#include <tether/net/detail/proxy_tunnel.hpp>
 #include <tether/net/detail/tls_context.hpp>
 #include <tether/net/url.hpp>
 #include <tether/transfer/detail/run_context.hpp>
@@ -47,9 +48,26 @@ TETHER_DECL std::optional<std::string> field_if(const http::fields& h, std::stri
 
 /// Resolves, connects (bounded by connect_timeout and the deadline) and, for https, runs the
 /// TLS handshake; then `co_await use(stream, tcp)` with a plain or TLS stream.
+/// The verb of an error message for a failed connect: "cannot connect to HOST" or, through a
+/// proxy, "cannot connect to proxy socks5://p:1080 (for HOST)".
+TETHER_DECL std::string connect_failure(const std::optional<net::proxy_config>& proxy, const net::endpoint_url& url,
+                                        const error_code& ec);
+/// The message of a pin mismatch: the error and the verified chain's own pins.
+TETHER_DECL std::string pin_failure(const net::endpoint_url& url, const error_code& ec, const std::string& chain_pins);
+
+/// Resolves, connects (bounded by connect_timeout and the deadline), opens the proxy's tunnel
+/// when there is one and, for https, runs the TLS handshake (SNI and verification for the
+/// URL's host) and checks the pins; then `co_await use(stream, tcp)` with a plain or TLS stream.
 template <class Use>
 asio::awaitable<attempt_end> with_connection(run_context& cx, const net::endpoint_url& url, Use&& use) {
   attempt_end end;
+  auto chosen = net::choose_proxy(cx.opts.proxy, url);
+  if (!chosen) {
+    end.ec = chosen.error();
+    end.message = "invalid proxy URL (options.proxy or the environment's proxy variables): " + end.ec.message();
+    co_return end;
+  }
+  const std::optional<net::proxy_config> proxy = *chosen;
   beast::tcp_stream tcp(cx.ioc);
   asio::ip::tcp::resolver resolver(cx.ioc);
   cx.j.interrupt = [&] {
@@ -58,15 +76,27 @@ asio::awaitable<attempt_end> with_connection(run_context& cx, const net::endpoin
   };
   tcp.expires_after(std::min(std::chrono::duration_cast<steady::duration>(cx.opts.connect_timeout),
                              cx.deadline() - steady::now()));
-  const std::string service = std::to_string(url.port);
-  auto [rec, endpoints] = co_await resolver.async_resolve(url.host, service, nothrow);
+  const std::string hop = net::detail::first_hop_host(proxy, url);
+  const std::string service = std::to_string(net::detail::first_hop_port(proxy, url));
+  auto [rec, endpoints] = co_await resolver.async_resolve(hop, service, nothrow);
   if (!rec) {
     auto [cec, ep] = co_await tcp.async_connect(endpoints, nothrow);
     rec = cec;
   }
+  if (!rec && proxy) {
+    const std::string origin_host = url.host;
+    const auto tunnel = co_await net::detail::open_tunnel(tcp, *proxy, origin_host, url.port);
+    if (tunnel.ec) {
+      end.ec = tunnel.ec == beast::error::timeout ? make_error_code(error::connect_timeout) : tunnel.ec;
+      end.message = "proxy " + proxy->redacted() + " gave no tunnel to " + url.host_header() + ": " +
+                    end.ec.message() + (tunnel.status ? " (HTTP " + std::to_string(tunnel.status) + ")" : "");
+      cx.j.interrupt = nullptr;
+      co_return end;
+    }
+  }
   if (rec) {
     end.ec = rec == beast::error::timeout ? make_error_code(error::connect_timeout) : rec;
-    end.message = "cannot connect to " + url.host_header() + ": " + end.ec.message();
+    end.message = connect_failure(proxy, url, end.ec);
     cx.j.interrupt = nullptr;
     co_return end;
   }
@@ -91,6 +121,12 @@ asio::awaitable<attempt_end> with_connection(run_context& cx, const net::endpoin
     end.ec = hec == beast::error::timeout ? make_error_code(error::handshake_timeout)
                                           : net::detail::explain_handshake_failure(tls_stream.native_handle(), hec);
     end.message = "TLS handshake with " + url.host_header() + ": " + end.ec.message();
+    co_return end;
+  }
+  std::string chain_pins;
+  if (auto pec = net::detail::check_pins(tls_stream.native_handle(), cx.opts.tls, chain_pins)) {
+    end.ec = pec;
+    end.message = pin_failure(url, pec, chain_pins);
     co_return end;
   }
   end = co_await use(tls_stream, lowest);

@@ -38,6 +38,17 @@ void add_headers(http::fields& req, const net::endpoint_url& url, const record& 
   }
 }
 
+std::string connect_failure(const std::optional<net::proxy_config>& proxy, const net::endpoint_url& url,
+                            const error_code& ec) {
+  if (proxy) return "cannot connect to proxy " + proxy->redacted() + " (for " + url.host_header() + "): " + ec.message();
+  return "cannot connect to " + url.host_header() + ": " + ec.message();
+}
+
+std::string pin_failure(const net::endpoint_url& url, const error_code& ec, const std::string& chain_pins) {
+  return "TLS with " + url.host_header() + ": " + ec.message() +
+         (chain_pins.empty() ? std::string{} : " (the verified chain's pins: " + chain_pins + ")");
+}
+
 bool same_origin(const net::endpoint_url& a, const net::endpoint_url& b) noexcept {
   return a.scheme == b.scheme && a.host == b.host && a.port == b.port;
 }

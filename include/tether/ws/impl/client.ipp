@@ -1,6 +1,7 @@
 #pragma once
 
 #include <tether/net/retry.hpp>
+#include <tether/net/detail/proxy_tunnel.hpp>
 #include <tether/net/detail/tls_context.hpp>
 #include <tether/net/url.hpp>
 #include <tether/ws/client.hpp>
@@ -553,17 +554,38 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     tcp::resolver resolver(strand);
     // Arguments of co_awaited calls are named locals, never class temporaries: GCC 12
     // miscompiles temporaries that live across a co_await (they are copied bitwise).
-    const std::string service = std::to_string(url.port);
+    auto picked = net::choose_proxy(opts.proxy, url);
+    if (!picked) {
+      c.disarm();
+      log(net::log_level::error, "tether.ws: invalid proxy URL (options.proxy or the environment): " +
+                                     picked.error().message());
+      r.ec = picked.error();
+      co_return r;
+    }
+    const std::optional<net::proxy_config> proxy = *picked;
+    const std::string hop = net::detail::first_hop_host(proxy, url);
+    const std::string service = std::to_string(net::detail::first_hop_port(proxy, url));
     error_code rec;
     if (connector) {
       rec = connector(tr.socket());
     } else {
-      auto [dec, endpoints] = co_await resolver.async_resolve(url.host, service, nothrow);
+      auto [dec, endpoints] = co_await resolver.async_resolve(hop, service, nothrow);
       rec = dec;
       if (!rec && !c.fail_reason) {
         auto [cec, ep] = co_await asio::async_connect(tr.socket(), endpoints, nothrow);
         rec = cec;
       }
+    }
+    if (!rec && !c.fail_reason && proxy) {
+      const std::string origin_host = url.host;
+      const auto tunnel = co_await net::detail::open_tunnel(tr.socket(), *proxy, origin_host, url.port);
+      rec = tunnel.ec;
+      if (rec && !c.fail_reason)
+        log(net::log_level::warn, "tether.ws: proxy " + proxy->redacted() + " gave no tunnel to " +
+                                      url.host_header() + ": " + rec.message() +
+                                      (tunnel.status ? " (HTTP " + std::to_string(tunnel.status) + ")" : ""));
+    } else if (rec && !c.fail_reason && proxy) {
+      log(net::log_level::warn, "tether.ws: cannot connect to proxy " + proxy->redacted() + ": " + rec.message());
     }
     c.disarm();
     if (c.fail_reason || rec) {
@@ -584,6 +606,14 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       if (hec || c.fail_reason) {
         c.disarm();
         r.ec = c.fail_reason ? c.fail_reason : net::detail::explain_handshake_failure(tls->native_handle(), hec);
+        co_return r;
+      }
+      std::string chain_pins;
+      if (auto pec = net::detail::check_pins(tls->native_handle(), opts.tls, chain_pins)) {
+        c.disarm();
+        log(net::log_level::error, "tether.ws: " + url.host_header() + ": " + pec.message() +
+                                       " (the verified chain's pins: " + chain_pins + ")");
+        r.ec = pec;
         co_return r;
       }
     }

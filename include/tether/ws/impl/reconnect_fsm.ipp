@@ -11,8 +11,11 @@ bool reconnect_fsm::is_fatal(const attempt_outcome& o) noexcept {
   if (o.close_code == 1008) return true;
   if (o.http_status != 0 && net::classify_status(o.http_status) == net::outcome::rejected) return true;
   if (o.error == error::subprotocol_mismatch || o.error == error::extension_mismatch ||
-      o.error == error::invalid_url || o.error == error::unsupported_scheme)
+      o.error == error::invalid_url || o.error == error::unsupported_scheme ||
+      o.error == error::pin_mismatch || o.error == error::proxy_auth_required ||
+      o.error == error::proxy_denied || o.error == error::proxy_protocol_error)
     return true;
+  if (o.error.category() == socks_category()) return o.error == condition::fatal;
   return is_tls_verification_failure(o.error);
 }
 
