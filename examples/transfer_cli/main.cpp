@@ -4,6 +4,8 @@
 #include <tether/transfer/detail/file.hpp>
 #include <tether/version.hpp>
 
+#include "../network_flags.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <nlohmann/json.hpp>
@@ -62,6 +64,13 @@ OPTIONS
                         refused for downloads: they are stored exactly as served
   --ca FILE             also trust the CA certificates in FILE (PEM)
   --insecure            do not verify the server's certificate (testing only)
+  --proxy URL           through this proxy: http://[user:pass@]HOST[:PORT] (CONNECT),
+                        socks5://... (names resolved here) or socks5h://... (by the
+                        proxy); default port 1080. Without it: the environment as curl
+                        reads it (http_proxy, https_proxy, all_proxy, no_proxy);
+                        --proxy '' connects directly
+  --pin sha256//BASE64  also require this public key (SHA-256 of the certificate's
+                        SubjectPublicKeyInfo) in the verified chain; repeatable
   --max-attempts N      attempts in a row that bring no new bytes before giving up,
                         the first included (default 9; 1: no retry; 0: until the
                         deadline). Waits between them: 0.5 s doubling to 30 s, jittered
@@ -272,6 +281,7 @@ std::string hint_for(const tt::result& r, const std::string& protocol) {
            "); for a plain HTTP upload use --protocol put";
   if (tether::is_tls_hostname_mismatch(r.error))
     return "the server's certificate does not name the host of the URL";
+  if (auto h = tether_examples::network_hint(r.error); !h.empty()) return h;
   if (r.error.category() == tether::tls_verify_category())
     return "if you trust this server's CA, pass it with --ca FILE";
   return {};
@@ -293,14 +303,18 @@ int main(int argc, char** argv) {
     };
     if (a == "--state" || a == "--id" || a == "--sha256" || a == "--protocol" || a == "--header" || a == "--ca" ||
         a == "--chunk-size" || a == "--max-attempts" || a == "--bandwidth" || a == "--recv-buffer" ||
-        a == "--checkpoint-bytes" || a == "--max-unsynced") {
+        a == "--checkpoint-bytes" || a == "--max-unsynced" || a == "--proxy" || a == "--pin") {
       auto v = value();
       if (!v) return usage_error(a + " needs a value");
       if (a == "--state") state = *v;
       else if (a == "--id") id = *v;
       else if (a == "--sha256") sha256 = *v;
       else if (a == "--protocol") protocol = *v;
-      else if (a == "--ca") {
+      else if (a == "--proxy") {
+        if (auto e = tether_examples::apply_proxy_flag(opts.proxy, *v); !e.empty()) return usage_error(e);
+      } else if (a == "--pin") {
+        if (auto e = tether_examples::apply_pin_flag(opts.tls, *v); !e.empty()) return usage_error(e);
+      } else if (a == "--ca") {
         if (std::ifstream probe(*v); !probe) return usage_error("--ca " + *v + ": " + std::error_code(errno, std::generic_category()).message());
         opts.tls.ca_file = *v;
       } else if (a == "--header") {

@@ -5,6 +5,8 @@
 #include <tether/version.hpp>
 #include <tether/ws.hpp>
 
+#include "../network_flags.hpp"
+
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 
@@ -49,6 +51,14 @@ OPTIONS
   --subprotocol P         offer subprotocol P (repeatable, in order of preference)
   --ca FILE               also trust the CA certificates in FILE (PEM)
   --insecure              do not verify the server's certificate or host name (testing only)
+  --proxy URL             connect through this proxy: http://[user:pass@]HOST[:PORT]
+                          (CONNECT), socks5://... (names resolved here) or socks5h://...
+                          (names resolved by the proxy); the default port is 1080. Without
+                          it the proxy comes from the environment as curl reads it
+                          (ws_proxy/wss_proxy, http_proxy, https_proxy, all_proxy, no_proxy);
+                          --proxy '' connects directly
+  --pin sha256//BASE64    also require this public key (SHA-256 of the certificate's
+                          SubjectPublicKeyInfo) in the verified chain; repeat for backups
   --reconnect             reconnect with backoff (0.5 s doubling to 30 s, with jitter) when
                           the connection fails or drops; lines typed meanwhile wait (at most
                           1024 lines or 16 MiB) and go out on the next connection
@@ -89,16 +99,23 @@ std::optional<milliseconds> parse_seconds(const std::string& s) {
 }
 
 /// One clear sentence for what went wrong, naming where.
-std::string describe(const tether::error_code& ec, unsigned http_status, const std::string& url) {
+std::string describe(const tether::error_code& ec, unsigned http_status, const tether::ws::options& o) {
+  const std::string& url = o.url;
   if (ec == tether::error::handshake_rejected && http_status) {
     const auto status = "HTTP " + std::to_string(http_status);
     if (http_status < 400) return "not a WebSocket endpoint: " + status + " (the server did not upgrade the connection)";
     return "the server rejected the WebSocket handshake: " + status;
   }
-  auto where = [&url] {
-    auto p = tether::net::parse_url(url);
-    return p ? p->host + ":" + std::to_string(p->port) : url;
+  const auto parsed = tether::net::parse_url(url);
+  auto where = [&] {
+    if (!parsed) return url;
+    const auto hostport = parsed->host + ":" + std::to_string(parsed->port);
+    const auto proxy = tether_examples::proxy_in_use(o.proxy, *parsed);
+    return proxy.empty() ? hostport : "proxy " + proxy + " (for " + hostport + ")";
   };
+  if (parsed) {
+    if (auto s = tether_examples::describe_network_failure(ec, o.proxy, *parsed); !s.empty()) return s;
+  }
   if (tether::is_tls_hostname_mismatch(ec))
     return ec.message() + ": the certificate does not name " + where() +
            " (connect by a name it was issued for; --insecure skips the check, for testing only)";
@@ -146,7 +163,7 @@ int main(int argc, char** argv) {
       return std::string(argv[++i]);
     };
     if (a == "--header" || a == "--subprotocol" || a == "--ca" || a == "--ping-interval" || a == "--pong-timeout" ||
-        a == "--close-timeout") {
+        a == "--close-timeout" || a == "--proxy" || a == "--pin") {
       const auto v = value();
       if (!v) return usage_error(a + " needs a value");
       if (a == "--header") {
@@ -158,6 +175,10 @@ int main(int argc, char** argv) {
         o.headers.emplace_back(v->substr(0, colon), val);
       } else if (a == "--subprotocol") {
         o.subprotocols.push_back(*v);
+      } else if (a == "--proxy") {
+        if (auto e = tether_examples::apply_proxy_flag(o.proxy, *v); !e.empty()) return usage_error(e);
+      } else if (a == "--pin") {
+        if (auto e = tether_examples::apply_pin_flag(o.tls, *v); !e.empty()) return usage_error(e);
       } else if (a == "--ca") {
         if (std::ifstream probe(*v); !probe) return usage_error("--ca " + *v + ": " + std::error_code(errno, std::generic_category()).message());
         o.tls.ca_file = *v;
@@ -253,7 +274,7 @@ int main(int argc, char** argv) {
       } else if (auto* d = std::get_if<ws::disconnected>(&ev)) {
         if (st.open || !d->error)
           std::fprintf(stderr, "# disconnected code=%u reason=%s%s%s\n", d->code, d->reason.c_str(),
-                       d->error ? " error=" : "", d->error ? describe(d->error, d->http_status, o.url).c_str() : "");
+                       d->error ? " error=" : "", d->error ? describe(d->error, d->http_status, o).c_str() : "");
         settle_connection(!d->error);
         st.open = false;
         if (d->error) {
@@ -264,7 +285,7 @@ int main(int argc, char** argv) {
         if (st.open) settle_connection(false);
         const auto cause = r->cause == tether::error::closed_by_server
                                ? "closed by server: " + std::to_string(r->close_code)
-                               : describe(r->cause, r->http_status, o.url);
+                               : describe(r->cause, r->http_status, o);
         std::fprintf(stderr, "# reconnecting attempt=%u delay_ms=%lld cause=%s\n", r->attempt,
                      static_cast<long long>(r->delay.count()), cause.c_str());
         st.open = false;
@@ -340,12 +361,12 @@ int main(int argc, char** argv) {
   std::lock_guard lk(st.mu);
   if (st.not_sent) std::fprintf(stderr, "# not sent %llu\n", static_cast<unsigned long long>(st.not_sent));
   if (st.run_error) {
-    std::cerr << "tether-ws: " << describe(st.run_error, st.last_status, o.url) << '\n';
+    std::cerr << "tether-ws: " << describe(st.run_error, st.last_status, o) << '\n';
     return 1;
   }
   if (!st.ever_open) {
     std::cerr << "tether-ws: stdin ended before any connection was made"
-              << (st.last_error ? ": " + describe(st.last_error, st.last_status, o.url) : std::string()) << '\n';
+              << (st.last_error ? ": " + describe(st.last_error, st.last_status, o) : std::string()) << '\n';
     return 1;
   }
   return st.not_sent ? 1 : 0;

@@ -266,3 +266,85 @@ TEST_CASE("proxies: the proxy from the environment is used, no_proxy bypasses it
   CHECK(reqs[0].peer == via);
   CHECK(reqs[1].peer == "127.0.0.1");
 }
+
+#if defined(TETHER_WS_BIN) && defined(TETHER_TRANSFER_BIN)
+// The two programs' --proxy and --pin as a user meets them.
+namespace {
+test::ran program(std::vector<std::string> args, const std::string& input = {}) {
+  auto r = test::run_program(args, test::make_temp_dir("tether-proxy-cli-"), input, std::chrono::seconds{30});
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  return r;
+}
+}  // namespace
+
+TEST_CASE("proxies: tether-ws with --proxy and --pin, wrong credentials named without the password", "[interop][proxy][cli]") {
+  proxy_peer proxy(GENERATE(kind::tinyproxy_auth, kind::microsocks_auth));
+  INFO(proxy.name());
+  test::ws_server tls({true, certs().files.cert_file, certs().files.key_file});
+  const auto pin = net::public_key_pin_of_pem_file(certs().files.ca_file).value();
+  auto r = program({TETHER_WS_BIN, tls.url("/", "localhost"), "--ca", certs().files.ca_file, "--proxy", proxy.url(),
+                    "--pin", pin},
+                   "hello\n");
+  CHECK(r.code == 0);
+  CHECK(r.out == "hello\n");
+  CHECK(r.err.find(secret) == std::string::npos);
+  REQUIRE(tls.requests().size() == 1);
+  CHECK(tls.requests()[0].peer == via);
+
+  const std::string wrong = "not-" + secret;
+  r = program({TETHER_WS_BIN, tls.url("/", "localhost"), "--ca", certs().files.ca_file, "--proxy", proxy.url(wrong)},
+              "hello\n");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("the proxy requires authentication") != std::string::npos);
+  CHECK(r.err.find(proxy.url("").substr(0, proxy.url("").find("://"))) != std::string::npos);
+  CHECK(r.err.find("127.0.0.1:") != std::string::npos);
+  CHECK(r.err.find(wrong) == std::string::npos);
+  CHECK(r.err.find("alice") == std::string::npos);
+  CHECK(tls.requests().size() == 1);
+}
+
+TEST_CASE("proxies: tether-ws names a pin mismatch with the chain's pins, a malformed pin is a usage error", "[interop][proxy][cli]") {
+  test::ws_server tls({true, certs().files.cert_file, certs().files.key_file});
+  const auto wrong_pin = "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+  auto r = program({TETHER_WS_BIN, tls.url("/", "localhost"), "--ca", certs().files.ca_file, "--proxy", "", "--pin",
+                    wrong_pin},
+                   "hello\n");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("no certificate of the verified chain matches a pinned public key") != std::string::npos);
+  CHECK(r.err.find(net::public_key_pin_of_pem_file(certs().files.cert_file).value()) != std::string::npos);
+  r = program({TETHER_WS_BIN, tls.url("/", "localhost"), "--pin", "sha256//short"});
+  CHECK(r.code == 1);
+  CHECK(r.err.find("--pin 'sha256//short': expected sha256//BASE64") != std::string::npos);
+  r = program({TETHER_WS_BIN, tls.url("/", "localhost"), "--proxy", "ftp://alice:" + secret + "@h"});
+  CHECK(r.code == 1);
+  CHECK(r.err.find("--proxy: not a proxy URL") != std::string::npos);
+  CHECK(r.err.find(secret) == std::string::npos);
+}
+
+TEST_CASE("proxies: tether-transfer downloads through --proxy, a refusal exits 3 without the password", "[interop][proxy][cli]") {
+  proxy_peer proxy(GENERATE(kind::tinyproxy_auth, kind::microsocks_auth));
+  INFO(proxy.name());
+  test::http_server s;
+  s.add_content("/f", 300'000);
+  const auto dir = std::filesystem::path(test::make_temp_dir("tether-proxy-dl-"));
+  auto r = program({TETHER_TRANSFER_BIN, "--state", (dir / "state").string(), "download", s.url("/f"),
+                    (dir / "f.bin").string(), "--proxy", proxy.url()});
+  CHECK(r.code == 0);
+  CHECK(test::read_file(dir / "f.bin") == s.content("/f"));
+  CHECK(r.err.find(secret) == std::string::npos);
+  CHECK(r.out.find(secret) == std::string::npos);
+  REQUIRE(!s.requests().empty());
+  CHECK(s.requests().back().peer == via);
+
+  const std::string wrong = "not-" + secret;
+  r = program({TETHER_TRANSFER_BIN, "--state", (dir / "state").string(), "download", s.url("/f"),
+               (dir / "g.bin").string(), "--proxy", proxy.url(wrong)});
+  CHECK(r.code == 3);
+  CHECK(r.err.find("give user:password in --proxy") != std::string::npos);
+  CHECK(r.out.find("the proxy requires authentication") != std::string::npos);
+  CHECK(r.err.find(wrong) == std::string::npos);
+  CHECK(r.out.find(wrong) == std::string::npos);
+  std::error_code ig;
+  std::filesystem::remove_all(dir, ig);
+}
+#endif
