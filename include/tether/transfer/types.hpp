@@ -6,6 +6,7 @@
 #include <tether/net/error.hpp>
 #include <tether/net/log.hpp>
 #include <tether/net/retry.hpp>
+#include <tether/net/metrics.hpp>
 #include <tether/net/proxy.hpp>
 #include <tether/net/tls.hpp>
 
@@ -13,6 +14,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -171,6 +173,9 @@ struct options {
   /// The proxy (default: from the environment, as curl; see net::proxy_options).
   net::proxy_options proxy;
   net::logger log;
+  /// Counters and timings (net::metric::transfer*): runs started and finished, bytes, retries,
+  /// fsync latency. Default: none.
+  std::shared_ptr<net::metrics_sink> metrics;
   /// Called on the manager's thread; must not block. A finished transfer reports its last
   /// progress (all bytes) before its completion.
   std::function<void(const progress&)> on_progress;

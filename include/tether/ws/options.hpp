@@ -3,6 +3,7 @@
 
 #include <tether/net/backoff_policy.hpp>
 #include <tether/net/log.hpp>
+#include <tether/net/metrics.hpp>
 #include <tether/net/proxy.hpp>
 #include <tether/net/tls.hpp>
 
@@ -10,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -111,6 +113,9 @@ struct options {
   bool watch_network = false;
 
   net::logger log{};
+  /// Counters and timings (net::metric::ws_*): connections, reconnects by cause, messages and
+  /// bytes in and out, outbox depth, ping round trips. Default: none.
+  std::shared_ptr<net::metrics_sink> metrics;
 };
 
 }  // namespace tether::ws

@@ -79,6 +79,8 @@ class run_context {
   /// A progress report at a bounded rate (`force`: now).
   TETHER_DECL void report(std::uint64_t done, bool force = false);
   /// Tells options::on_retry that the attempt that ended as `end` is retried after `delay`.
+  /// `n` more bytes moved over the network (the metrics' byte counter).
+  TETHER_DECL void moved(std::uint64_t n) const;
   TETHER_DECL void notify_retry(const attempt_end& end, std::chrono::milliseconds delay);
   /// The whole-transfer deadline on the steady clock (max: none).
   TETHER_DECL steady::time_point deadline() const;
@@ -93,6 +95,8 @@ class run_context {
 
 /// The result fields a record fills (outcome failed, no error: the caller completes it).
 TETHER_DECL result result_of(const record& r);
+/// The metrics label of a transfer's kind: kind="download" or kind="upload".
+TETHER_DECL std::string_view kind_label(kind k) noexcept;
 inline result run_context::make_result() const { return result_of(r); }
 
 /// Runs attempts until one completes (then `finalize()`), a failure is final, the retry budget

@@ -26,6 +26,7 @@ struct sync_target {
   asio::io_context* ioc;
   asio::thread_pool* syncer;
   std::shared_ptr<job> jp;
+  net::metrics_sink* metrics = nullptr;  ///< the manager's (it outlives its runs' syncs)
 };
 
 void sync_in_background(sync_target t, const std::shared_ptr<sync_state>& st, std::uint64_t offset);
@@ -67,7 +68,11 @@ void sync_in_background(sync_target t, const std::shared_ptr<sync_state>& st, st
   auto* syncer = t.syncer;
   asio::post(*syncer, [t = std::move(t), st, offset, from, chunk, epoch = st->epoch, fd = &st->fd]() mutable {
     error_code ec;
+    const auto began = std::chrono::steady_clock::now();
     sync_data(*fd, ec);
+    if (t.metrics)
+      t.metrics->observe(net::metric::transfer_fsync, {},
+                         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - began));
     std::vector<std::string> digests;
     if (!ec) digests = chunk_digests(*fd, from, offset, chunk, ec);
     std::string text = ec ? describe_failure(ec) : std::string();
@@ -95,7 +100,7 @@ std::string download_run::sync_failure(const error_code& ec) const {
 }
 
 void download_run::start_sync(run_context& cx, const std::shared_ptr<sync_state>& st, std::uint64_t offset) {
-  sync_in_background(sync_target{&cx.st, &cx.ioc, &cx.syncer, cx.jp}, st, offset);
+  sync_in_background(sync_target{&cx.st, &cx.ioc, &cx.syncer, cx.jp, cx.opts.metrics.get()}, st, offset);
 }
 
 void download_run::restart_from_zero(bool count) {
@@ -190,6 +195,7 @@ error_code download_run::append(const char* data, std::size_t n) {
     if (want_whole_) whole_.update(data, take);
     written_ += take;
     r.bytes_received += take;
+    cx_.moved(take);
     data += take;
     n -= take;
     if (written_ % r.checkpoint_bytes == 0) {

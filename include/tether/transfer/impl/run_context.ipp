@@ -8,6 +8,10 @@
 
 namespace tether::transfer::detail {
 
+std::string_view kind_label(kind k) noexcept {
+  return k == kind::download ? std::string_view{"kind=\"download\""} : std::string_view{"kind=\"upload\""};
+}
+
 result result_of(const record& r) {
   result res;
   res.id = r.id;
@@ -62,7 +66,12 @@ void run_context::report(std::uint64_t done, bool force) {
   }
 }
 
+void run_context::moved(std::uint64_t n) const {
+  if (opts.metrics) opts.metrics->count(net::metric::transfer_bytes, kind_label(r.kind), n);
+}
+
 void run_context::notify_retry(const attempt_end& end, std::chrono::milliseconds delay) {
+  if (opts.metrics) opts.metrics->count(net::metric::transfer_retries, {}, 1);
   if (!opts.on_retry) return;
   retry_notice n;
   n.id = r.id;

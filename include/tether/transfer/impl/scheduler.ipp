@@ -30,6 +30,12 @@ void manager_impl::finish(const std::shared_ptr<job>& j, result res) {
     res.message = s.message;
   }
   r.status = s.status;
+  if (opts.metrics) {
+    static constexpr std::string_view labels[] = {"outcome=\"success\"", "outcome=\"rejected\"",
+                                                  "outcome=\"retry_later\"", "outcome=\"failed\""};
+    const auto o = static_cast<std::size_t>(res.outcome);
+    opts.metrics->count(net::metric::transfers_finished, o < std::size(labels) ? labels[o] : std::string_view{}, 1);
+  }
   if (s.final) {
     if (s.discard_partial) {
       st->discard_partial(r);
@@ -98,6 +104,10 @@ void manager_impl::pump() {
     j->queued = false;
     j->running = true;
     ++running;
+    if (opts.metrics) {
+      opts.metrics->count(net::metric::transfers_started, kind_label(j->rec.kind), 1);
+      opts.metrics->gauge(net::metric::transfers_active, {}, static_cast<double>(running));
+    }
     asio::co_spawn(ioc, run_job(j), asio::detached);
   }
 }
@@ -139,6 +149,7 @@ asio::awaitable<void> manager_impl::run_job(std::shared_ptr<job> j) {
   j->running = false;
   j->interrupt = nullptr;
   --running;
+  if (opts.metrics) opts.metrics->gauge(net::metric::transfers_active, {}, static_cast<double>(running));
   finish(j, std::move(res));
   if (stopping && running == 0) work.reset();
   pump();

@@ -175,6 +175,7 @@ asio::awaitable<attempt_end> upload_run::send_with_body(Stream& stream, beast::t
     wec = e;
     off += m;
     r.bytes_received += m;
+    cx_.moved(m);
     cx_.report(off);
     if (!wec && cx_.pace_limit() && !co_await cx_.pace(m)) wec = asio::error::operation_aborted;
     if (!wec && steady::now() >= cx_.deadline()) wec = beast::error::timeout;  // io_error: deadline_exceeded

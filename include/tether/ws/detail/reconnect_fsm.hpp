@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <optional>
 
+#include <string_view>
+
 namespace tether::ws::detail {
 
 /// How a connection attempt (or an open connection) ended.
@@ -54,5 +56,9 @@ class reconnect_fsm {
   net::backoff backoff_;
   std::optional<clock::time_point> outage_start_;
 };
+
+/// The metrics label of a reconnection's cause (net::metric::ws_reconnects): one of a fixed
+/// set, `cause="..."`.
+TETHER_DECL std::string_view cause_label(const error_code& cause) noexcept;
 
 }  // namespace tether::ws::detail

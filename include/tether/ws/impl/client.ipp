@@ -402,6 +402,17 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   }
 
   // ---- outbox -----------------------------------------------------------------------------
+  void count_written(std::size_t messages, std::size_t bytes) {
+    opts.metrics->count(net::metric::ws_messages_out, {}, messages);
+    opts.metrics->count(net::metric::ws_bytes_out, {}, bytes);
+    std::size_t depth = 0;
+    {
+      const auto lk = locked();
+      depth = outbox.size();
+    }
+    opts.metrics->gauge(net::metric::ws_outbox_depth, {}, static_cast<double>(depth));
+  }
+
   // From any thread. Sends are queued in the order of these calls.
   void send(message m, clock::duration ttl, void_handler h) {
     auto lk = locked();
@@ -415,9 +426,12 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     outbox_bytes += size;
     const auto expires = o.expires;
     outbox.push_back(std::move(o));
+    const auto depth = outbox.size();
     ++app_progress;
     ring_writer(lk);
     if (lk) lk.unlock();
+    // Outside the lock: the sink is the application's code.
+    if (opts.metrics) opts.metrics->gauge(net::metric::ws_outbox_depth, {}, static_cast<double>(depth));
     if (expires != clock::time_point{}) {
       asio::post(strand, [self = shared_from_this(), expires] {
         if (self->expiry_timer.expiry() <= clock::now() || expires < self->expiry_timer.expiry())
@@ -642,6 +656,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       if (c.ping_sent == clock::time_point{}) return;
       const auto rtt = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - c.ping_sent);
       rtt_us = rtt.count();
+      if (opts.metrics) opts.metrics->observe(net::metric::ws_ping_rtt, {}, rtt);
       // Telemetry, not a message: when the application is behind, it is not queued.
       if (opts.pong_events) deliver_status(pong{std::string(payload), rtt});
     });
@@ -772,11 +787,13 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       };
       auto o = take(true);
       if (!o) continue;
+      std::size_t sent_bytes = 0;
       if (o->msg.data.size() > coalesce) {
         // A large message: Beast's asynchronous write, whose memory the transport bounds.
         c.async_writing = true;
         auto [wec, n] = co_await ws.async_write(asio::buffer(o->msg.data), nothrow);
         c.async_writing = false;
+        sent_bytes = o->msg.data.size();
         c.control_cv.notify();  // a close waits for the frame to end
         ec = wec;
         written.push_back(std::move(o->handler));
@@ -793,6 +810,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
             ws.write(asio::buffer(next->msg.data), ec);
           bytes += next->msg.data.size();
           written.push_back(std::move(next->handler));
+          sent_bytes = bytes;
           if (ec) break;
           {
             const auto lk = locked();
@@ -807,6 +825,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       // (without it, a sending coroutine's messages go out one frame per write).
       const auto fec = co_await flush(tr);
       if (!ec) ec = fec;
+      if (opts.metrics && !ec) count_written(written.size(), sent_bytes);
       complete_all(inner, strand, std::move(written), ec);
       if (ec) {
         tr.close();
@@ -913,6 +932,10 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       c.traffic = true;
       if (queue_full()) co_await wait_for_space(&c);
       const auto data = buf.cdata();
+      if (opts.metrics) {
+        opts.metrics->count(net::metric::ws_messages_in, {}, 1);
+        opts.metrics->count(net::metric::ws_bytes_in, {}, data.size());
+      }
       deliver(message{c.ws.got_text() ? message_kind::text : message_kind::binary,
                       std::string(static_cast<const char*>(data.data()), data.size())});
       // The last read drained the socket and no whole message is buffered: reading now would
@@ -962,6 +985,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       attempt_outcome out;
       if (!cr.ec && !close_requested) {
         state = connection_state::open;
+        if (opts.metrics) opts.metrics->count(net::metric::ws_connections, {}, 1);
         // An exception (an application's event handler that throws, run inline) must not
         // free `c` under the writer and pinger: they end first, then it goes on.
         std::exception_ptr thrown;
@@ -1001,6 +1025,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       state = connection_state::reconnecting;
       // A server's normal close is no error, but it is the cause of this reconnection.
       const auto cause = out.error || !out.opened ? out.error : make_error_code(error::closed_by_server);
+      if (opts.metrics) opts.metrics->count(net::metric::ws_reconnects, cause_label(cause), 1);
       deliver_status(reconnecting{d.attempt, d.delay, cause, out.http_status, out.opened ? out.close_code : std::uint16_t{0}});
       if (close_requested) break;
       network_changed = false;

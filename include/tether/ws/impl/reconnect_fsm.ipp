@@ -3,6 +3,10 @@
 #include <tether/net/retry.hpp>
 #include <tether/ws/detail/reconnect_fsm.hpp>
 
+#include <boost/asio/error.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/beast/websocket/error.hpp>
+
 #include <algorithm>
 
 namespace tether::ws::detail {
@@ -17,6 +21,29 @@ bool reconnect_fsm::is_fatal(const attempt_outcome& o) noexcept {
     return true;
   if (o.error.category() == socks_category()) return o.error == condition::fatal;
   return is_tls_verification_failure(o.error);
+}
+
+std::string_view cause_label(const error_code& cause) noexcept {
+  namespace ae = boost::asio::error;
+  if (cause == error::closed_by_server) return "cause=\"closed_by_server\"";
+  if (cause == error::pong_timeout) return "cause=\"pong_timeout\"";
+  if (cause == error::handshake_rejected) return "cause=\"handshake_rejected\"";
+  if (cause == ae::connection_refused) return "cause=\"refused\"";
+  if (cause == ae::connection_reset || cause == ae::eof || cause == ae::broken_pipe ||
+      cause == boost::beast::websocket::error::closed)
+    return "cause=\"reset\"";
+  if (cause == error::connect_timeout || cause == error::handshake_timeout || cause == ae::timed_out)
+    return "cause=\"timeout\"";
+  if (is_tls_verification_failure(cause) || cause == error::pin_mismatch ||
+      cause.category() == boost::asio::error::get_ssl_category())
+    return "cause=\"tls\"";
+  if (cause == error::proxy_auth_required || cause == error::proxy_denied || cause == error::proxy_failed ||
+      cause == error::proxy_protocol_error || cause.category() == socks_category())
+    return "cause=\"proxy\"";
+  if (cause == ae::host_unreachable || cause == ae::network_unreachable || cause == ae::host_not_found ||
+      cause == ae::host_not_found_try_again || cause == ae::network_down)
+    return "cause=\"network\"";
+  return "cause=\"other\"";
 }
 
 decision reconnect_fsm::next(const attempt_outcome& o, clock::time_point now) {
