@@ -1,26 +1,44 @@
 #!/usr/bin/env python3
-"""Runs ws_echo_bench for tether and for the plain Beast baseline, alternating, K times per case,
-and prints the median msgs/s and p50 latency of each with their ratios (single runs on a
-virtual machine vary by +-30 %, so medians of alternating runs are what is compared).
+"""Runs ws_echo_bench for tether, for the plain Beast baseline (tuned as a demanding Beast user
+tunes it: 64 KiB write buffer, TCP_NODELAY) and for the raw-TCP ceiling (the same bytes through
+the same server's raw echo), alternating, K times per case, and prints the medians of each with
+their ratios. Single runs on a virtual machine vary by +-30 %: medians of alternating runs are
+what is compared.
 
-    ws_bench.py BUILD/tests/bench/ws_echo_bench [--runs K] [--cases 16:64,1024:64,...]
+The echo server runs as its own process (`ws_echo_bench --serve 0`). With --layout split (the
+default) the server is pinned to CPU 1 and each client to CPU 0 (taskset); with --layout same
+both share CPU 0, as a client and server on one busy core would.
 
-A case is SIZE:INFLIGHT; the message count is chosen so each run takes about a second."""
+    ws_bench.py BUILD/tests/bench/ws_echo_bench [--runs K] [--cases 16:1,16:64,...] [--layout split|same]
+
+A case is SIZE:INFLIGHT; the message count is chosen so each run takes about a second. Reported
+per client: msgs/s, p50 latency, client CPU per message (user + system of the client process)
+and its peak resident memory."""
 import argparse
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
 
 DEFAULT_CASES = "16:1,16:64,1024:64,65536:16,1048576:4"
 COUNTS = {16: 200000, 1024: 200000, 65536: 20000, 1048576: 1000}
+CLIENTS = ("beast", "tether", "tcp")
 
 
-def run(binary, client, size, inflight):
+def pinned(cpu, cmd):
+    if shutil.which("taskset") and os.cpu_count() and os.cpu_count() > cpu:
+        return ["taskset", "-c", str(cpu)] + cmd
+    return cmd
+
+
+def run(binary, url, client, size, inflight):
     count = COUNTS.get(size, 10000)
     if inflight == 1:
         count = min(count, 50000)
-    cmd = [binary, "--client", client, "--size", str(size), "--count", str(count), "--inflight", str(inflight)]
+    cmd = pinned(0, [binary, "--url", url, "--client", client, "--size", str(size), "--count", str(count),
+                     "--inflight", str(inflight)])
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300, check=False)
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed: {proc.stderr.decode()[-300:]}")
@@ -32,22 +50,37 @@ def main():
     ap.add_argument("binary")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--cases", default=DEFAULT_CASES)
+    ap.add_argument("--layout", choices=("split", "same"), default="split")
     a = ap.parse_args()
-    for case in a.cases.split(","):
-        size, inflight = (int(x) for x in case.split(":"))
-        res = {"beast": [], "tether": []}
-        for _ in range(a.runs):
-            for client in ("beast", "tether"):
-                res[client].append(run(a.binary, client, size, inflight))
-        med = {c: (statistics.median(r["msgs_per_s"] for r in runs), statistics.median(r["p50_us"] for r in runs))
-               for c, runs in res.items()}
-        print(json.dumps({
-            "size": size, "inflight": inflight, "runs": a.runs,
-            "beast_msgs_per_s": round(med["beast"][0]), "tether_msgs_per_s": round(med["tether"][0]),
-            "ratio_msgs_per_s": round(med["tether"][0] / med["beast"][0], 2),
-            "beast_p50_us": med["beast"][1], "tether_p50_us": med["tether"][1],
-            "ratio_p50": round(med["tether"][1] / med["beast"][1], 3),
-        }), flush=True)
+    server = subprocess.Popen(pinned(1 if a.layout == "split" else 0, [a.binary, "--serve", "0"]),
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline().strip())
+        url = f"ws://127.0.0.1:{port}/"
+        for case in a.cases.split(","):
+            size, inflight = (int(x) for x in case.split(":"))
+            res = {c: [] for c in CLIENTS}
+            for _ in range(a.runs):
+                for client in CLIENTS:
+                    res[client].append(run(a.binary, url, client, size, inflight))
+
+            def med(client, key):
+                return statistics.median(r[key] for r in res[client])
+
+            out = {"size": size, "inflight": inflight, "runs": a.runs, "layout": a.layout}
+            for c in CLIENTS:
+                out[f"{c}_msgs_per_s"] = round(med(c, "msgs_per_s"))
+                out[f"{c}_p50_us"] = med(c, "p50_us")
+                out[f"{c}_cpu_us_per_msg"] = round(med(c, "cpu_us_per_msg"), 3)
+                out[f"{c}_peak_rss_kib"] = round(med(c, "peak_rss_kib"))
+            out["ratio_tether_to_beast"] = round(med("tether", "msgs_per_s") / med("beast", "msgs_per_s"), 2)
+            out["ratio_tcp_ceiling_to_beast"] = round(med("tcp", "msgs_per_s") / med("beast", "msgs_per_s"), 2)
+            out["ratio_tether_to_tcp_ceiling"] = round(med("tether", "msgs_per_s") / med("tcp", "msgs_per_s"), 2)
+            out["ratio_p50_tether_to_beast"] = round(med("tether", "p50_us") / med("beast", "p50_us"), 3)
+            print(json.dumps(out), flush=True)
+    finally:
+        server.kill()
+        server.wait()
 
 
 if __name__ == "__main__":

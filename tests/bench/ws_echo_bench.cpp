@@ -1,8 +1,16 @@
 // ws_echo_bench: tether's WebSocket client against a plain Boost.Beast coroutine client (the
 // baseline), same echo server, same run.
 //
-//   ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast]
+//   ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast|tcp]
 //   ws_echo_bench [--url ws://HOST:PORT/] --idle N [--client tether|beast]
+//   ws_echo_bench --serve PORT        # only the echo server (0: any port, printed on stdout)
+//
+// --client beast is the baseline as a demanding Beast user writes it: write_buffer_bytes of
+// 64 KiB (Beast's default 4 KiB writes a 1 MiB message in 256 pieces) and TCP_NODELAY.
+// --client tcp is the ceiling: the same bytes, unframed, through the same server's raw echo
+// (a connection that starts with "RAW-ECHO\r\n\r\n" instead of an upgrade request).
+// The JSON line also carries the client's CPU time per message (user + system, this process
+// only, so run the server apart with --serve to keep it out) and its peak resident memory.
 //
 // --idle: opens N connections and leaves them idle (tether with its default keepalive; Beast
 // with a read pending on each, as an application would), then reports the process's resident
@@ -23,6 +31,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +44,7 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -52,7 +62,10 @@ struct args {
   std::string url;
   std::size_t size = 100, count = 1000, inflight = 1, idle = 0;
   std::string client = "tether";
+  long serve = -1;  ///< --serve PORT: run only the server
 };
+
+constexpr std::string_view raw_preamble = "RAW-ECHO\r\n\r\n";
 
 // ---------------------------------------------------------------------------------------
 // The built-in echo server.
@@ -66,6 +79,20 @@ asio::awaitable<void> echo_session(tcp::socket s) {
     in.append(chunk.data(), n);
     if (in.find("\r\n\r\n") != std::string::npos) break;
     if (in.size() > 65536) co_return;
+  }
+  if (in.rfind(raw_preamble, 0) == 0) {
+    // The ceiling's echo: bytes back as they come, nothing parsed.
+    in.erase(0, raw_preamble.size());
+    for (;;) {
+      if (!in.empty()) {
+        auto [wec, wn] = co_await asio::async_write(s, asio::buffer(in), nothrow);
+        if (wec) co_return;
+        in.clear();
+      }
+      auto [ec, n] = co_await s.async_read_some(asio::buffer(chunk), nothrow);
+      if (ec) co_return;
+      in.assign(chunk.data(), n);
+    }
   }
   const auto end = in.find("\r\n\r\n");
   std::string lower = in.substr(0, end);
@@ -264,6 +291,7 @@ asio::awaitable<void> run_beast(const args& a, stats& st) {
     co_return;
   }
   ws.next_layer().set_option(tcp::no_delay(true));
+  ws.write_buffer_bytes(64 * 1024);  // as a demanding Beast user sets it (default 4 KiB)
   const std::string host = url->host_header();
   auto [hec] = co_await ws.async_handshake(host, url->target, nothrow);
   if (hec) {
@@ -294,6 +322,78 @@ asio::awaitable<void> run_beast(const args& a, stats& st) {
   st.seconds = std::chrono::duration<double>(clk::now() - start).count();
   if (f.got < a.count && st.ok) st.ok = false, st.error = "connection ended early";
   co_await ws.async_close(websocket::close_code::normal, nothrow);
+}
+
+/// The ceiling: the same messages as raw bytes through the server's raw echo, with the same
+/// window of K in flight, written as the best raw-socket program would (every message the
+/// window allows in one write) and read in 256 KiB pieces; each echo is checked like the others.
+asio::awaitable<void> run_tcp(const args& a, stats& st) {
+  auto ex = co_await asio::this_coro::executor;
+  auto url = tether::net::parse_url(a.url);
+  const auto c0 = clk::now();
+  tcp::resolver r(ex);
+  auto [rec, eps] = co_await r.async_resolve(url->host, std::to_string(url->port), nothrow);
+  tcp::socket s(ex);
+  auto [cec, ep] = co_await asio::async_connect(s, eps, nothrow);
+  if (rec || cec) {
+    st.ok = false;
+    st.error = "connect failed";
+    co_return;
+  }
+  s.set_option(tcp::no_delay(true));
+  auto [pec, pn] = co_await asio::async_write(s, asio::buffer(raw_preamble), nothrow);
+  if (pec) {
+    st.ok = false;
+    st.error = pec.message();
+    co_return;
+  }
+  st.connect_us = std::chrono::duration<double, std::micro>(clk::now() - c0).count();
+  flight f(ex, a.count);
+  const auto start = clk::now();
+  asio::co_spawn(ex, [&]() -> asio::awaitable<void> {
+    std::string batch;
+    while (f.sent < a.count) {
+      batch.clear();
+      while (f.sent < a.count && (batch.empty() || f.inflight < a.inflight)) {
+        const auto seq = co_await f.next_slot(a.inflight);
+        batch += payload_for(seq, a.size);
+      }
+      auto [e, n] = co_await asio::async_write(s, asio::buffer(batch), nothrow);
+      if (e) co_return;
+    }
+  }, asio::detached);
+  std::vector<char> chunk(256 * 1024);
+  std::string in, echo;
+  while (f.got < a.count && st.ok) {
+    auto [e, n] = co_await s.async_read_some(asio::buffer(chunk), nothrow);
+    if (e) break;
+    in.append(chunk.data(), n);
+    std::size_t pos = 0;
+    for (; in.size() - pos >= a.size; pos += a.size) {
+      echo.assign(in, pos, a.size);
+      if (!f.arrived(echo, a, st)) break;
+    }
+    in.erase(0, pos);
+  }
+  st.seconds = std::chrono::duration<double>(clk::now() - start).count();
+  if (f.got < a.count && st.ok) st.ok = false, st.error = "connection ended early";
+  error_code ig;
+  s.shutdown(tcp::socket::shutdown_both, ig);
+}
+
+/// This process's CPU time (user + system) in microseconds.
+double cpu_us() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  const auto us = [](const timeval& t) { return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_usec); };
+  return us(u.ru_utime) + us(u.ru_stime);
+}
+
+/// The peak resident memory of this process in KiB.
+long peak_rss_kib() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
 }
 
 /// VmRSS of this process in KiB.
@@ -433,16 +533,26 @@ int main(int argc, char** argv) {
       else if (k == "--inflight") a.inflight = std::max<std::size_t>(1, std::stoul(v));
       else if (k == "--client") a.client = v;
       else if (k == "--idle") a.idle = std::stoul(v);
+      else if (k == "--serve") a.serve = std::stol(v);
       else throw std::invalid_argument(k);
     } catch (const std::exception&) {
-      std::cerr << "usage: ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast]\n"
-                   "       ws_echo_bench [--url ws://HOST:PORT/] --idle N [--client tether|beast]\n";
+      std::cerr << "usage: ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast|tcp]\n"
+                   "       ws_echo_bench [--url ws://HOST:PORT/] --idle N [--client tether|beast]\n"
+                   "       ws_echo_bench --serve PORT\n";
       return 1;
     }
   }
-  if (a.client != "tether" && a.client != "beast") {
-    std::cerr << "--client is tether or beast\n";
+  if (a.client != "tether" && a.client != "beast" && a.client != "tcp") {
+    std::cerr << "--client is tether, beast or tcp\n";
     return 1;
+  }
+  if (a.serve >= 0) {
+    asio::io_context server_ioc(1);
+    tcp::acceptor acc(server_ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<std::uint16_t>(a.serve)));
+    std::cout << acc.local_endpoint().port() << std::endl;
+    serve(server_ioc, acc);
+    server_ioc.run();
+    return 0;
   }
   if (a.url.empty() && a.idle) {
     // The server in a child process (it dies with us), so only the client side is measured.
@@ -479,10 +589,13 @@ int main(int argc, char** argv) {
   }
   asio::io_context ioc(1);
   stats st;
-  asio::co_spawn(ioc, a.client == "tether" ? run_tether(a, st) : run_beast(a, st), [&](std::exception_ptr e) {
+  const double cpu0 = cpu_us();
+  auto client = a.client == "tether" ? run_tether(a, st) : a.client == "beast" ? run_beast(a, st) : run_tcp(a, st);
+  asio::co_spawn(ioc, std::move(client), [&](std::exception_ptr e) {
     if (e) st.ok = false, st.error = "exception";
   });
   ioc.run();
+  const double cpu = cpu_us() - cpu0;
   if (server_thread.joinable()) {
     server_ioc.stop();
     server_thread.join();
@@ -494,8 +607,10 @@ int main(int argc, char** argv) {
   const double mps = st.seconds > 0 ? static_cast<double>(a.count) / st.seconds : 0;
   std::printf(
       "{\"client\":\"%s\",\"size\":%zu,\"count\":%zu,\"inflight\":%zu,\"seconds\":%.6f,\"msgs_per_s\":%.1f,"
-      "\"mb_per_s\":%.3f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"connect_us\":%.1f}\n",
+      "\"mb_per_s\":%.3f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"connect_us\":%.1f,\"cpu_us_per_msg\":%.3f,"
+      "\"peak_rss_kib\":%ld}\n",
       a.client.c_str(), a.size, a.count, a.inflight, st.seconds, mps, mps * static_cast<double>(a.size) / 1e6,
-      percentile(st.lat_us, 0.5), percentile(st.lat_us, 0.99), st.connect_us);
+      percentile(st.lat_us, 0.5), percentile(st.lat_us, 0.99), st.connect_us, cpu / static_cast<double>(a.count),
+      peak_rss_kib());
   return 0;
 }
