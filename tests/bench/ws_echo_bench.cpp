@@ -277,19 +277,29 @@ asio::awaitable<void> run_tether(const args& a, stats& st) {
   co_await c.async_close(nothrow);
 }
 
+/// Resolves and connects `s` to the URL's host and port (both baselines); false on failure.
+asio::awaitable<bool> connect_plain(const tether::net::endpoint_url& url, tcp::socket& s, stats& st) {
+  tcp::resolver r(s.get_executor());
+  const std::string service = std::to_string(url.port);
+  auto [rec, eps] = co_await r.async_resolve(url.host, service, nothrow);
+  error_code cec = rec;
+  if (!rec) {
+    auto [ec, ep] = co_await asio::async_connect(s, eps, nothrow);
+    cec = ec;
+  }
+  if (cec) {
+    st.ok = false;
+    st.error = "connect failed: " + cec.message();
+  }
+  co_return !cec;
+}
+
 asio::awaitable<void> run_beast(const args& a, stats& st) {
   auto ex = co_await asio::this_coro::executor;
   auto url = tether::net::parse_url(a.url);
   const auto c0 = clk::now();
-  tcp::resolver r(ex);
-  auto [rec, eps] = co_await r.async_resolve(url->host, std::to_string(url->port), nothrow);
   websocket::stream<tcp::socket> ws(ex);
-  auto [cec, ep] = co_await asio::async_connect(ws.next_layer(), eps, nothrow);
-  if (rec || cec) {
-    st.ok = false;
-    st.error = "connect failed";
-    co_return;
-  }
+  if (!co_await connect_plain(*url, ws.next_layer(), st)) co_return;
   ws.next_layer().set_option(tcp::no_delay(true));
   ws.write_buffer_bytes(64 * 1024);  // as a demanding Beast user sets it (default 4 KiB)
   const std::string host = url->host_header();
@@ -331,15 +341,8 @@ asio::awaitable<void> run_tcp(const args& a, stats& st) {
   auto ex = co_await asio::this_coro::executor;
   auto url = tether::net::parse_url(a.url);
   const auto c0 = clk::now();
-  tcp::resolver r(ex);
-  auto [rec, eps] = co_await r.async_resolve(url->host, std::to_string(url->port), nothrow);
   tcp::socket s(ex);
-  auto [cec, ep] = co_await asio::async_connect(s, eps, nothrow);
-  if (rec || cec) {
-    st.ok = false;
-    st.error = "connect failed";
-    co_return;
-  }
+  if (!co_await connect_plain(*url, s, st)) co_return;
   s.set_option(tcp::no_delay(true));
   auto [pec, pn] = co_await asio::async_write(s, asio::buffer(raw_preamble), nothrow);
   if (pec) {
