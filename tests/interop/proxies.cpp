@@ -4,6 +4,7 @@
 // to 127.0.0.3, so the servers can tell that a connection came through the proxy.
 #include "fixtures/certs.hpp"
 #include "fixtures/http_server.hpp"
+#include "fixtures/tls_terminator.hpp"
 #include "fixtures/ws_server.hpp"
 #include "support/process.hpp"
 #include "support/run.hpp"
@@ -171,19 +172,26 @@ TEST_CASE("proxies: a ws and a wss echo session through each proxy, TLS verified
   CHECK(!logs.mentions(secret));
 }
 
-TEST_CASE("proxies: a download through each proxy is cut, resumed with Range, and exact", "[interop][proxy]") {
+TEST_CASE("proxies: an http and an https download through each proxy are cut, resumed with Range, and exact", "[interop][proxy]") {
   proxy_peer proxy(each_kind());
-  INFO(proxy.name());
+  const bool https = GENERATE(false, true);
+  INFO(proxy.name() << (https ? ", https" : ", http"));
   log_capture logs;
   test::http_server s;
   s.add_content("/f", 2'000'000);
   s.set_fault({.count = 1, .drop_after = 600'000});
+  // https: TLS from the client to a front on loopback (verified for "localhost" and pinned),
+  // plain from the front to the server.
+  std::optional<test::tls_terminator> front;
+  if (https) front.emplace(certs().files.cert_file, certs().files.key_file, s.port());
   test::transfer_env env;
   auto o = env.options();
   o.proxy.url = proxy.url();
   o.log = logs.logger();
+  o.tls.ca_file = certs().files.ca_file;
+  o.tls.pinned_public_keys = {net::public_key_pin_of_pem_file(certs().files.cert_file).value()};
   transfer::manager m(env.pool.get_executor(), o);
-  const auto req = env.download(s.url("/f"), "f.bin");
+  const auto req = env.download(https ? front->url("/f") : s.url("/f"), "f.bin");
   const auto r = test::download(m, req, "via-proxy");
   INFO(r.message);
   REQUIRE(r.outcome == transfer::outcome::success);
@@ -193,10 +201,11 @@ TEST_CASE("proxies: a download through each proxy is cut, resumed with Range, an
   for (auto& rec : s.requests())
     if (rec.method == "GET") gets.push_back(rec);
   REQUIRE(gets.size() == 2);
-  CHECK(gets[0].peer == via);
-  CHECK(gets[1].peer == via);
   CHECK(gets[1].status == 206);
   CHECK(gets[1].headers.count("range") == 1);
+  // Both connections came through the proxy.
+  const auto peers = https ? front->peers() : std::vector<std::string>{gets[0].peer, gets[1].peer};
+  CHECK(peers == std::vector<std::string>{via, via});
   CHECK(!logs.mentions(secret));
   CHECK(r.message.find(secret) == std::string::npos);
 }

@@ -1,5 +1,6 @@
 // Downloads against the loopback HTTP fixture: resumption, proof before trust, faults, limits.
 #include "fixtures/http_server.hpp"
+#include "fixtures/tls_terminator.hpp"
 #include "support/transfer_helpers.hpp"
 
 #include <tether/transfer/detail/file.hpp>
@@ -456,4 +457,34 @@ TEST_CASE("download: an earliest start time is kept", "[transfer][download]") {
   const auto r = download(m, req, "later");
   CHECK(r.outcome == tt::outcome::success);
   CHECK(std::chrono::system_clock::now() - t0 >= 450ms);
+}
+
+TEST_CASE("download: https with pins, the right pin passes, a wrong one is pin_mismatch naming the chain, never retried", "[transfer][download][pin]") {
+  const auto dir = make_temp_dir("tether-pin-");
+  const auto files = make_test_certificates(dir, {"localhost"}, {"127.0.0.1"});
+  const auto other = make_test_certificates(dir + "/other", {"localhost"}, {});
+  http_server s;
+  s.add_content("/f", 200'000);
+  tls_terminator front(files.cert_file, files.key_file, s.port());
+  transfer_env env;
+  auto o = env.options();
+  o.tls.ca_file = files.ca_file;
+  o.tls.pinned_public_keys = {tether::net::public_key_pin_of_pem_file(other.cert_file).value(),
+                              tether::net::public_key_pin_of_pem_file(files.ca_file).value()};
+  {
+    tt::manager m(env.pool.get_executor(), o);
+    const auto r = download(m, env.download(front.url("/f"), "ok.bin"), "pinned");
+    INFO(r.message);
+    CHECK(r.outcome == tt::outcome::success);
+  }
+  o.tls.pinned_public_keys = {tether::net::public_key_pin_of_pem_file(other.cert_file).value()};
+  tt::manager m(env.pool.get_executor(), o);
+  const auto r = download(m, env.download(front.url("/f"), "bad.bin"), "mispinned");
+  CHECK(r.outcome == tt::outcome::failed);
+  CHECK(r.error == error::pin_mismatch);
+  CHECK(r.attempts == 1);
+  CHECK(r.message.find(tether::net::public_key_pin_of_pem_file(files.cert_file).value()) != std::string::npos);
+  CHECK(r.message.find(tether::net::public_key_pin_of_pem_file(files.ca_file).value()) != std::string::npos);
+  std::error_code ig;
+  std::filesystem::remove_all(dir, ig);
 }

@@ -15,7 +15,7 @@
 namespace tether::net::detail {
 
 /// Longest CONNECT response header block we read before calling the proxy broken.
-constexpr std::size_t max_connect_response = 16 * 1024;
+constexpr std::size_t max_connect_response = std::size_t{16} * 1024;
 
 /// "CONNECT host:port HTTP/1.1" with Host and, when the proxy has credentials, Basic
 /// Proxy-Authorization (RFC 9110 §9.3.6, §11.7.1). IPv6 hosts are bracketed.
