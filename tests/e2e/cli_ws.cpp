@@ -51,6 +51,8 @@ TEST_CASE("tether-ws: echoes that arrive during the closing handshake are printe
   const auto r = ws_cat({s.url("/")}, "hi\nthere\n");
   CHECK(r.code == 0);
   CHECK(r.out == "hi\nthere\n");
+  // The server's side records the code after it has answered, which the program may not wait for.
+  CHECK(s.wait_for([&] { return !s.close_codes().empty(); }));
   CHECK(s.close_codes() == std::vector<std::uint16_t>{1000});
   CHECK(r.err.find("# unconfirmed") == std::string::npos);  // a clean close confirms everything
 }
