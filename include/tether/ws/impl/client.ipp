@@ -566,8 +566,6 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     // DNS + TCP
     c.arm(opts.connect_timeout, error::connect_timeout);
     tcp::resolver resolver(strand);
-    // Arguments of co_awaited calls are named locals, never class temporaries: GCC 12
-    // miscompiles temporaries that live across a co_await (they are copied bitwise).
     auto picked = net::choose_proxy(opts.proxy, url);
     if (!picked) {
       c.disarm();
@@ -577,6 +575,8 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       co_return r;
     }
     const std::optional<net::proxy_config> proxy = *picked;
+    // Arguments of co_awaited calls are named locals, never class temporaries: GCC 12
+    // miscompiles temporaries that live across a co_await (they are copied bitwise).
     const std::string hop = net::detail::first_hop_host(proxy, url);
     const std::string service = std::to_string(net::detail::first_hop_port(proxy, url));
     error_code rec;
