@@ -4,6 +4,11 @@
 //   ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast|tcp]
 //   ws_echo_bench [--url ws://HOST:PORT/] --idle N [--client tether|beast]
 //   ws_echo_bench --serve PORT        # only the echo server (0: any port, printed on stdout)
+//   ws_echo_bench [--url ws://HOST:PORT/] --connects N [--client tether|beast]
+//
+// --connects: N connections one after another in one process, each a connect (TCP and
+// upgrade), one 16-byte echo and a close; prints the first connect's time (one-time costs of
+// the process included) and the median of the others.
 //
 // --client beast is the baseline as a demanding Beast user writes it: write_buffer_bytes of
 // 64 KiB (Beast's default 4 KiB writes a 1 MiB message in 256 pieces) and TCP_NODELAY.
@@ -63,6 +68,7 @@ struct args {
   std::size_t size = 100, count = 1000, inflight = 1, idle = 0;
   std::string client = "tether";
   long serve = -1;  ///< --serve PORT: run only the server
+  std::size_t connects = 0;
 };
 
 constexpr std::string_view raw_preamble = "RAW-ECHO\r\n\r\n";
@@ -537,6 +543,7 @@ int main(int argc, char** argv) {
       else if (k == "--client") a.client = v;
       else if (k == "--idle") a.idle = std::stoul(v);
       else if (k == "--serve") a.serve = std::stol(v);
+      else if (k == "--connects") a.connects = std::stoul(v);
       else throw std::invalid_argument(k);
     } catch (const std::exception&) {
       std::cerr << "usage: ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast|tcp]\n"
@@ -589,6 +596,34 @@ int main(int argc, char** argv) {
     a.url = "ws://127.0.0.1:" + std::to_string(acc->local_endpoint().port()) + "/";
     serve(server_ioc, *acc);
     server_thread = std::thread([&] { server_ioc.run(); });
+  }
+  if (a.connects) {
+    args one = a;
+    one.size = 16;
+    one.count = 1;
+    one.inflight = 1;
+    std::vector<double> times;
+    for (std::size_t i = 0; i < a.connects; ++i) {
+      asio::io_context cioc(1);
+      stats cst;
+      auto client = a.client == "tether" ? run_tether(one, cst) : run_beast(one, cst);
+      asio::co_spawn(cioc, std::move(client), asio::detached);
+      cioc.run();
+      if (!cst.ok) {
+        std::cerr << "ws_echo_bench: " << cst.error << '\n';
+        return 1;
+      }
+      times.push_back(cst.connect_us);
+    }
+    const double first = times.front();
+    times.erase(times.begin());
+    std::printf("{\"client\":\"%s\",\"connects\":%zu,\"first_connect_us\":%.1f,\"median_connect_us\":%.1f}\n",
+                a.client.c_str(), a.connects, first, percentile(times, 0.5));
+    if (server_thread.joinable()) {
+      server_ioc.stop();
+      server_thread.join();
+    }
+    return 0;
   }
   asio::io_context ioc(1);
   stats st;

@@ -89,3 +89,12 @@ TEST_CASE("mask_copy: equals the byte-wise RFC 6455 masking for every length and
     }
   }
 }
+
+TEST_CASE("key_rewriter: Sec-WebSocket-Accept as RFC 6455 computes it, keys are 16 fresh random bytes", "[ws][handshake]") {
+  using tether::ws::detail::key_rewriter;
+  // RFC 6455 section 1.3's example.
+  CHECK(key_rewriter::accept_for("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  const auto a = key_rewriter::make_key(), b = key_rewriter::make_key();
+  CHECK(a.size() == 24);  // base64 of 16 bytes
+  CHECK(a != b);
+}

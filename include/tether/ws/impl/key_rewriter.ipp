@@ -3,8 +3,14 @@
 #include <tether/net/detail/base64.hpp>
 #include <tether/ws/detail/key_rewriter.hpp>
 
+#include <boost/beast/core/detail/sha1.hpp>
+
 #include <openssl/rand.h>
-#include <openssl/sha.h>
+
+#if defined(__linux__) || defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__)
+#include <sys/random.h>  // getentropy
+#define TETHER_HAVE_GETENTROPY 1
+#endif
 
 #include <algorithm>
 #include <cctype>
@@ -14,7 +20,27 @@
 namespace tether::ws::detail {
 
 namespace {
+// The kernel's CSPRNG where there is one: OpenSSL's first RAND_bytes in a process sets up its
+// generator (about 1.3 ms on a 2-core VM), which made a program's first connection that much
+// slower than Beast's. OpenSSL is the fallback.
+bool system_random(unsigned char* p, std::size_t n) noexcept {
+#ifdef TETHER_HAVE_GETENTROPY
+  while (n > 0) {
+    const std::size_t k = std::min<std::size_t>(n, 256);  // getentropy's limit per call
+    if (::getentropy(p, k) != 0) return false;
+    p += k;
+    n -= k;
+  }
+  return true;
+#else
+  (void)p;
+  (void)n;
+  return false;
+#endif
+}
+
 void random_bytes(void* p, std::size_t n) {
+  if (system_random(static_cast<unsigned char*>(p), n)) return;
   if (RAND_bytes(static_cast<unsigned char*>(p), static_cast<int>(n)) != 1)
     throw std::runtime_error("OpenSSL RAND_bytes failed");  // no entropy: nothing safe to send
 }
@@ -31,8 +57,13 @@ std::string key_rewriter::make_key() {
 
 std::string key_rewriter::accept_for(const std::string& key) {
   const std::string in = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-  unsigned char digest[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(in.data()), in.size(), digest);
+  // Beast's own SHA-1 (the one its handshake uses): OpenSSL's first digest in a process
+  // loads its provider (about 1.4 ms), a cost a plain ws:// connection need not pay.
+  unsigned char digest[boost::beast::detail::sha1_context::digest_size];
+  boost::beast::detail::sha1_context ctx;
+  boost::beast::detail::init(ctx);
+  boost::beast::detail::update(ctx, in.data(), in.size());
+  boost::beast::detail::finish(ctx, digest);
   return base64(digest, sizeof digest);
 }
 
