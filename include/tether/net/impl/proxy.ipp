@@ -3,6 +3,7 @@
 #pragma once
 
 #include <tether/net/detail/base64.hpp>
+#include <tether/net/detail/port.hpp>
 #include <tether/net/detail/proxy_protocol.hpp>
 #include <tether/net/proxy.hpp>
 
@@ -112,12 +113,9 @@ boost::system::result<proxy_config> parse_proxy_url(std::string_view text) {
   if (!(u.encoded_path().empty() || u.encoded_path() == "/") || u.has_query() || u.has_fragment())
     return make_error_code(error::invalid_url);
   if (u.has_port()) {
-    const auto port = u.port();
-    unsigned v = 0;
-    const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
-    if (port.empty() || ec != std::errc{} || ptr != port.data() + port.size() || v == 0 || v > 65535)
-      return make_error_code(error::invalid_url);
-    p.port = static_cast<std::uint16_t>(v);
+    const auto port = detail::parse_port(u.port());
+    if (!port) return make_error_code(error::invalid_url);
+    p.port = *port;
   }
   if (u.has_userinfo()) {
     p.username = std::string(u.user());

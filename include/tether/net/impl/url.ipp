@@ -1,5 +1,6 @@
 #pragma once
 
+#include <tether/net/detail/port.hpp>
 #include <tether/net/log.hpp>
 #include <tether/net/url.hpp>
 
@@ -7,7 +8,6 @@
 #include <boost/url/url.hpp>
 #include <boost/url/url_view.hpp>
 
-#include <charconv>
 #include <ostream>
 
 namespace tether::net {
@@ -48,12 +48,9 @@ inline boost::system::result<endpoint_url> from_view(const boost::urls::url_view
     }
   }
   if (u.has_port()) {
-    const auto p = u.port();
-    unsigned value = 0;
-    const auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
-    if (p.empty() || ec != std::errc{} || ptr != p.data() + p.size() || value == 0 || value > 65535)
-      return make_error_code(error::invalid_url);
-    out.port = static_cast<std::uint16_t>(value);
+    const auto port = parse_port(u.port());
+    if (!port) return make_error_code(error::invalid_url);
+    out.port = *port;
   } else {
     out.port = default_port(out.scheme);
   }
