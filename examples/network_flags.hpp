@@ -16,7 +16,7 @@ inline std::string apply_proxy_flag(tether::net::proxy_options& p, const std::st
     auto parsed = tether::net::parse_proxy_url(value);
     if (!parsed)
       return "--proxy: not a proxy URL (" + parsed.error().message() +
-             "): expected http://, socks5:// or socks5h://[user:password@]HOST[:PORT]";
+             "): expected http://, https://, socks5:// or socks5h://[user:password@]HOST[:PORT]";
   }
   p.url = value;
   return {};

@@ -65,9 +65,11 @@ OPTIONS
   --ca FILE             also trust the CA certificates in FILE (PEM)
   --insecure            do not verify the server's certificate (testing only)
   --proxy URL           through this proxy: http://[user:pass@]HOST[:PORT] (CONNECT),
-                        socks5://... (names resolved here) or socks5h://... (by the
-                        proxy); default port 1080. Without it: the environment as curl
-                        reads it (http_proxy, https_proxy, all_proxy, no_proxy);
+                        https://... (CONNECT over TLS, verified with --ca and the system
+                        store; port 443), socks5://... (names resolved here) or
+                        socks5h://... (by the proxy); default port 1080. Without it: the
+                        environment as curl reads it (http_proxy, https_proxy,
+                        all_proxy, no_proxy);
                         --proxy '' connects directly
   --pin sha256//BASE64  also require this public key (SHA-256 of the certificate's
                         SubjectPublicKeyInfo) in the verified chain; repeatable

@@ -52,10 +52,12 @@ OPTIONS
   --ca FILE               also trust the CA certificates in FILE (PEM)
   --insecure              do not verify the server's certificate or host name (testing only)
   --proxy URL             connect through this proxy: http://[user:pass@]HOST[:PORT]
-                          (CONNECT), socks5://... (names resolved here) or socks5h://...
-                          (names resolved by the proxy); the default port is 1080. Without
-                          it the proxy comes from the environment as curl reads it
-                          (ws_proxy/wss_proxy, http_proxy, https_proxy, all_proxy, no_proxy);
+                          (CONNECT), https://... (CONNECT over TLS, verified with --ca and
+                          the system store; port 443), socks5://... (names resolved here) or
+                          socks5h://... (names resolved by the proxy); the default port is
+                          1080. Without it the proxy comes from the environment as curl
+                          reads it (ws_proxy/wss_proxy, http_proxy, https_proxy, all_proxy,
+                          no_proxy);
                           --proxy '' connects directly
   --pin sha256//BASE64    also require this public key (SHA-256 of the certificate's
                           SubjectPublicKeyInfo) in the verified chain; repeat for backups

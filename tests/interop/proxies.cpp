@@ -45,18 +45,28 @@ bool wait_listening(std::uint16_t port, std::chrono::milliseconds limit = 10s) {
   return false;
 }
 
-enum class kind { tinyproxy, tinyproxy_auth, microsocks, microsocks_auth };
+struct tls_setup {
+  std::string dir = test::make_temp_dir("tether-proxy-tls-");
+  test::tls_files files = test::make_test_certificates(dir, {"localhost"}, {"127.0.0.1"});
+};
+const tls_setup& certs() {
+  static tls_setup s;
+  return s;
+}
 
-/// A proxy process for one test.
+// tinyproxy_tls: tinyproxy with Basic auth behind a TLS front (an https:// proxy).
+enum class kind { tinyproxy, tinyproxy_auth, tinyproxy_tls, microsocks, microsocks_auth };
+
+/// A proxy process for one test (and its TLS front for tinyproxy_tls).
 class proxy_peer {
  public:
   explicit proxy_peer(kind k) : kind_(k), dir_(test::make_temp_dir("tether-proxy-")), port_(free_port()) {
     std::vector<std::string> args;
-    if (k == kind::tinyproxy || k == kind::tinyproxy_auth) {
+    if (k == kind::tinyproxy || k == kind::tinyproxy_auth || k == kind::tinyproxy_tls) {
       std::ofstream conf(dir_ + "/tinyproxy.conf");
       conf << "Port " << port_ << "\nListen 127.0.0.1\nBind " << via << "\nTimeout 30\nMaxClients 20\n"
            << "LogLevel Connect\nAllow 127.0.0.1\n";
-      if (k == kind::tinyproxy_auth) conf << "BasicAuth alice " << secret << "\n";
+      if (k != kind::tinyproxy) conf << "BasicAuth alice " << secret << "\n";
       conf.close();
       args = {"/usr/bin/tinyproxy", "-d", "-c", dir_ + "/tinyproxy.conf"};
     } else {
@@ -65,6 +75,7 @@ class proxy_peer {
     }
     proc_ = test::child::spawn(args, dir_ + "/out.txt", dir_ + "/err.txt");
     REQUIRE(wait_listening(port_));
+    if (k == kind::tinyproxy_tls) front_.emplace(certs().files.cert_file, certs().files.key_file, port_);
   }
   ~proxy_peer() {
     proc_.kill_now();
@@ -74,20 +85,25 @@ class proxy_peer {
   proxy_peer(const proxy_peer&) = delete;
   proxy_peer& operator=(const proxy_peer&) = delete;
 
-  bool needs_auth() const { return kind_ == kind::tinyproxy_auth || kind_ == kind::microsocks_auth; }
+  bool needs_auth() const { return kind_ != kind::tinyproxy && kind_ != kind::microsocks; }
+  std::uint16_t port() const { return port_; }  ///< the proxy's own (under any TLS front)
   bool is_socks() const { return kind_ == kind::microsocks || kind_ == kind::microsocks_auth; }
   /// The proxy's URL: with the right credentials when it needs them, or with `password`.
   std::string url(const std::string& password) const {
     // microsocks without auth is used with local resolution, with auth with remote resolution.
-    const std::string scheme = kind_ == kind::microsocks ? "socks5" : is_socks() ? "socks5h" : "http";
+    const std::string scheme = kind_ == kind::microsocks ? "socks5"
+                               : is_socks()              ? "socks5h"
+                               : front_                  ? "https"
+                                                         : "http";
     const std::string auth = password.empty() ? "" : "alice:" + password + "@";
-    return scheme + "://" + auth + "127.0.0.1:" + std::to_string(port_);
+    return scheme + "://" + auth + "127.0.0.1:" + std::to_string(front_ ? front_->port() : port_);
   }
   std::string url() const { return url(needs_auth() ? secret : ""); }
   std::string name() const {
     switch (kind_) {
       case kind::tinyproxy: return "tinyproxy";
       case kind::tinyproxy_auth: return "tinyproxy with Basic auth";
+      case kind::tinyproxy_tls: return "tinyproxy with Basic auth behind TLS (https://)";
       case kind::microsocks: return "microsocks";
       case kind::microsocks_auth: return "microsocks with user/password";
     }
@@ -99,16 +115,8 @@ class proxy_peer {
   std::string dir_;
   std::uint16_t port_;
   test::child proc_;
+  std::optional<test::tls_terminator> front_;
 };
-
-struct tls_setup {
-  std::string dir = test::make_temp_dir("tether-proxy-tls-");
-  test::tls_files files = test::make_test_certificates(dir, {"localhost"}, {"127.0.0.1"});
-};
-const tls_setup& certs() {
-  static tls_setup s;
-  return s;
-}
 
 /// Every log line of a run, to check that no secret shows.
 struct log_capture {
@@ -134,7 +142,7 @@ error_code echo_once(const ws::options& o, std::string* echoed = nullptr) {
 }
 
 kind each_kind() {
-  return GENERATE(kind::tinyproxy, kind::tinyproxy_auth, kind::microsocks, kind::microsocks_auth);
+  return GENERATE(kind::tinyproxy, kind::tinyproxy_auth, kind::tinyproxy_tls, kind::microsocks, kind::microsocks_auth);
 }
 
 }  // namespace
@@ -147,6 +155,7 @@ TEST_CASE("proxies: a ws and a wss echo session through each proxy, TLS verified
   test::ws_server plain;
   auto o = test::fast_options(plain.url("/", "localhost"));
   o.proxy.url = proxy.url();
+  o.tls.ca_file = certs().files.ca_file;  // an https:// proxy is verified with it
   o.log = logs.logger();
   std::string echoed;
   CHECK(!echo_once(o, &echoed));
@@ -211,7 +220,7 @@ TEST_CASE("proxies: an http and an https download through each proxy are cut, re
 }
 
 TEST_CASE("proxies: missing or wrong credentials are proxy_auth_required, never retried, never shown", "[interop][proxy]") {
-  proxy_peer proxy(GENERATE(kind::tinyproxy_auth, kind::microsocks_auth));
+  proxy_peer proxy(GENERATE(kind::tinyproxy_auth, kind::tinyproxy_tls, kind::microsocks_auth));
   INFO(proxy.name());
   const std::string wrong = "wrong-" + secret;
   for (const std::string& password : {std::string{}, wrong}) {
@@ -219,6 +228,7 @@ TEST_CASE("proxies: missing or wrong credentials are proxy_auth_required, never 
     test::ws_server plain;
     auto o = test::fast_options(plain.url());
     o.proxy.url = proxy.url(password);
+    o.tls.ca_file = certs().files.ca_file;
     o.log = logs.logger();
     const auto ec = echo_once(o);
     CHECK(ec == error::proxy_auth_required);
@@ -231,6 +241,7 @@ TEST_CASE("proxies: missing or wrong credentials are proxy_auth_required, never 
     test::transfer_env env;
     auto to = env.options();
     to.proxy.url = proxy.url(password);
+    to.tls.ca_file = certs().files.ca_file;
     to.log = logs.logger();
     transfer::manager m(env.pool.get_executor(), to);
     const auto r = test::download(m, env.download(s.url("/f"), "f.bin"), "refused");
@@ -242,6 +253,70 @@ TEST_CASE("proxies: missing or wrong credentials are proxy_auth_required, never 
     CHECK(r.message.find("alice") == std::string::npos);
     CHECK(!logs.mentions(wrong));
   }
+}
+
+TEST_CASE("proxies: an https proxy is verified for its own name, and the server's pins are not applied to it", "[interop][proxy]") {
+  proxy_peer proxy(kind::tinyproxy_tls);
+  test::http_server s;
+  s.add_content("/f", 50'000);
+  // A front whose certificate names another host (and comes from another CA).
+  const std::string other_dir = test::make_temp_dir("tether-proxy-other-");
+  const auto other = test::make_test_certificates(other_dir, {"elsewhere.test"}, {});
+  test::tls_terminator misnamed(other.cert_file, other.key_file, proxy.port());
+  const std::string misnamed_url = "https://alice:" + secret + "@127.0.0.1:" + std::to_string(misnamed.port());
+
+  struct row {
+    const char* what;
+    std::string proxy_url;
+    std::string ca_file;
+    bool ok;
+  };
+  const row rows[] = {
+      {"trusted, named", proxy.url(), certs().files.ca_file, true},
+      {"untrusted", proxy.url(), "", false},
+      {"trusted, misnamed", misnamed_url, other.ca_file, false},
+  };
+  for (const auto& r : rows) {
+    INFO(r.what);
+    log_capture logs;
+    test::ws_server plain;
+    auto o = test::fast_options(plain.url());
+    o.proxy.url = r.proxy_url;
+    o.tls.ca_file = r.ca_file;
+    o.log = logs.logger();
+    const auto ec = echo_once(o);
+    CHECK(!ec == r.ok);
+    if (!r.ok) {
+      CHECK(is_tls_verification_failure(ec));
+      CHECK(plain.requests().empty());
+      CHECK(logs.mentions("TLS with proxy https://127.0.0.1:"));
+    }
+
+    test::transfer_env env;
+    auto to = env.options();
+    to.proxy.url = r.proxy_url;
+    to.tls.ca_file = r.ca_file;
+    // Pins belong to the server (here a plain http one), never to the proxy.
+    to.tls.pinned_public_keys = {net::public_key_pin_of_pem_file(other.cert_file).value()};
+    to.log = logs.logger();
+    transfer::manager m(env.pool.get_executor(), to);
+    const auto req = env.download(s.url("/f"), "f.bin");
+    const auto d = test::download(m, req, "via-https-proxy");
+    INFO(d.message);
+    if (r.ok) {
+      CHECK(d.outcome == transfer::outcome::success);
+      CHECK(test::read_file(req.file) == s.content("/f"));
+    } else {
+      CHECK(d.outcome == transfer::outcome::failed);
+      CHECK(is_tls_verification_failure(d.error));
+      CHECK(d.attempts == 1);
+      CHECK(d.message.find("TLS with proxy https://127.0.0.1:") != std::string::npos);
+    }
+    CHECK(!logs.mentions(secret));
+    CHECK(d.message.find(secret) == std::string::npos);
+  }
+  std::error_code ig;
+  std::filesystem::remove_all(other_dir, ig);
 }
 
 TEST_CASE("proxies: an unreachable origin is the proxy's own error (502 from CONNECT, SOCKS reply 5)", "[interop][proxy]") {
@@ -287,7 +362,7 @@ test::ran program(std::vector<std::string> args, const std::string& input = {}) 
 }  // namespace
 
 TEST_CASE("proxies: tether-ws with --proxy and --pin, wrong credentials named without the password", "[interop][proxy][cli]") {
-  proxy_peer proxy(GENERATE(kind::tinyproxy_auth, kind::microsocks_auth));
+  proxy_peer proxy(GENERATE(kind::tinyproxy_auth, kind::tinyproxy_tls, kind::microsocks_auth));
   INFO(proxy.name());
   test::ws_server tls({true, certs().files.cert_file, certs().files.key_file});
   const auto pin = net::public_key_pin_of_pem_file(certs().files.ca_file).value();
@@ -331,13 +406,13 @@ TEST_CASE("proxies: tether-ws names a pin mismatch with the chain's pins, a malf
 }
 
 TEST_CASE("proxies: tether-transfer downloads through --proxy, a refusal exits 3 without the password", "[interop][proxy][cli]") {
-  proxy_peer proxy(GENERATE(kind::tinyproxy_auth, kind::microsocks_auth));
+  proxy_peer proxy(GENERATE(kind::tinyproxy_auth, kind::tinyproxy_tls, kind::microsocks_auth));
   INFO(proxy.name());
   test::http_server s;
   s.add_content("/f", 300'000);
   const auto dir = std::filesystem::path(test::make_temp_dir("tether-proxy-dl-"));
   auto r = program({TETHER_TRANSFER_BIN, "--state", (dir / "state").string(), "download", s.url("/f"),
-                    (dir / "f.bin").string(), "--proxy", proxy.url()});
+                    (dir / "f.bin").string(), "--proxy", proxy.url(), "--ca", certs().files.ca_file});
   CHECK(r.code == 0);
   CHECK(test::read_file(dir / "f.bin") == s.content("/f"));
   CHECK(r.err.find(secret) == std::string::npos);
@@ -347,7 +422,7 @@ TEST_CASE("proxies: tether-transfer downloads through --proxy, a refusal exits 3
 
   const std::string wrong = "not-" + secret;
   r = program({TETHER_TRANSFER_BIN, "--state", (dir / "state").string(), "download", s.url("/f"),
-               (dir / "g.bin").string(), "--proxy", proxy.url(wrong)});
+               (dir / "g.bin").string(), "--proxy", proxy.url(wrong), "--ca", certs().files.ca_file});
   CHECK(r.code == 3);
   CHECK(r.err.find("give user:password in --proxy") != std::string::npos);
   CHECK(r.out.find("the proxy requires authentication") != std::string::npos);

@@ -22,7 +22,9 @@ namespace tether::net {
 /// proxy's.
 struct proxy_options {
   /// The proxy: `http://[user:password@]host[:port]` (CONNECT, port 1080 by default, as curl),
-  /// `socks5://...` (the host name is resolved here and the proxy gets an address) or
+  /// `https://...` (CONNECT over TLS to the proxy, port 443 by default, as curl; the proxy's
+  /// certificate is verified for its host with the connection's tls_options trust settings,
+  /// never its pins), `socks5://...` (the host name is resolved here and the proxy gets an address) or
   /// `socks5h://...` (the proxy resolves the name); both SOCKS forms take user:password
   /// (RFC 1929) and default to port 1080. Percent-encoded user and password are decoded.
   /// Unset (the default): taken from the environment the way curl reads it (see
@@ -33,7 +35,7 @@ struct proxy_options {
   std::optional<std::string> no_proxy;
 };
 
-enum class proxy_kind : std::uint8_t { http, socks5, socks5h };
+enum class proxy_kind : std::uint8_t { http, https, socks5, socks5h };
 
 /// A parsed proxy URL. Its credentials never appear in `redacted()` or in any error.
 struct proxy_config {
@@ -43,13 +45,15 @@ struct proxy_config {
   std::string username;
   std::string password;
   bool has_credentials() const noexcept { return !username.empty() || !password.empty(); }
+  /// An HTTP proxy (CONNECT), over TLS or not.
+  bool is_http() const noexcept { return kind == proxy_kind::http || kind == proxy_kind::https; }
   /// "http://host:port" (never the credentials): safe for logs and errors.
   std::string redacted() const;
 };
 
 /// Parses a proxy URL as proxy_options::url describes. A URL without a scheme is an HTTP proxy
 /// (as curl). Errors: `invalid_url` (no host, a bad port, a path other than "/"),
-/// `unsupported_scheme` (https:// proxies and anything else).
+/// `unsupported_scheme` (anything but http, https, socks5 and socks5h).
 TETHER_DECL boost::system::result<proxy_config> parse_proxy_url(std::string_view text);
 
 /// curl's no_proxy rule. `list` holds entries separated by commas and/or white space; `host` is

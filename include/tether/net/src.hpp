@@ -8,6 +8,7 @@
 #include <tether/net/impl/proxy.ipp>
 #include <tether/net/impl/retry.ipp>
 #include <tether/net/impl/tls.ipp>
+#include <tether/net/impl/tls_relay.ipp>
 #include <tether/net/impl/url.ipp>
 
 // Boost.URL is compiled here too, so that neither users nor tether need libboost_url.

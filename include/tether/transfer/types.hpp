@@ -135,6 +135,8 @@ struct options {
   std::chrono::seconds resource_deadline{std::chrono::hours{24 * 7}};
   /// Abandon a connection that delivers no bytes for this long (and resume).
   std::chrono::milliseconds read_inactivity_timeout{30'000};
+  /// DNS + TCP connect (and the proxy's tunnel, TLS to an https:// proxy); the TLS handshake
+  /// with the server has its own bound of the same length.
   std::chrono::milliseconds connect_timeout{15'000};
   /// The socket receive buffer (SO_RCVBUF) in bytes; 0 leaves the kernel's autotuning. Bytes in
   /// kernel buffers when a process dies are fetched again, so a cap bounds that loss, at the

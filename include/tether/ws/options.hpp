@@ -68,7 +68,7 @@ struct options {
   /// The proxy (default: from the environment, as curl; see net::proxy_options).
   net::proxy_options proxy;
 
-  std::chrono::milliseconds connect_timeout{10'000};    ///< DNS + TCP connect (and the proxy's tunnel)
+  std::chrono::milliseconds connect_timeout{10'000};    ///< DNS + TCP connect (and the proxy's tunnel, TLS to an https:// proxy)
   std::chrono::milliseconds handshake_timeout{10'000};  ///< TLS + WebSocket handshake
   std::chrono::milliseconds close_timeout{5'000};       ///< our close until the peer's answer
 

@@ -177,7 +177,8 @@ TEST_CASE("proxy: proxy URLs parse with curl's defaults and refuse what is not a
       {"HTTP://proxy.test", true, net::proxy_kind::http, "proxy.test", 1080},
       {"socks5://127.0.0.1", true, net::proxy_kind::socks5, "127.0.0.1", 1080},
       {"socks5h://[::1]:9050", true, net::proxy_kind::socks5h, "::1", 9050},
-      {"https://proxy.test", false, {}, "", 0},
+      {"https://proxy.test", true, net::proxy_kind::https, "proxy.test", 443},  // curl's default
+      {"HTTPS://proxy.test:8443", true, net::proxy_kind::https, "proxy.test", 8443},
       {"socks4://proxy.test", false, {}, "", 0},
       {"http://proxy.test:0", false, {}, "", 0},
       {"http://proxy.test:99999", false, {}, "", 0},
@@ -193,7 +194,8 @@ TEST_CASE("proxy: proxy URLs parse with curl's defaults and refuse what is not a
     CHECK(p->host == r.host);
     CHECK(p->port == r.port);
   }
-  CHECK(net::parse_proxy_url("https://p").error() == error::unsupported_scheme);
+  CHECK(net::parse_proxy_url("ftp://p").error() == error::unsupported_scheme);
+  CHECK(net::parse_proxy_url("https://alice:pw@p")->redacted() == "https://p:443");
   CHECK(net::parse_proxy_url("socks5h://[::1]:9050")->redacted() == "socks5h://[::1]:9050");
 }
 

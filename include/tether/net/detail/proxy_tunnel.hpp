@@ -67,7 +67,7 @@ boost::asio::awaitable<tunnel_result> open_tunnel(Stream& s, const proxy_config&
       host = results.begin()->endpoint().address().to_string();
     }
   }
-  if (p.kind == proxy_kind::http) {
+  if (p.is_http()) {
     const std::string req = connect_request(p, host, port);
     auto [wec, wn] = co_await boost::asio::async_write(s, boost::asio::buffer(req), nothrow);
     if (wec) {

@@ -86,7 +86,13 @@ inline void put_u16(std::string& out, std::uint16_t v) {
 }  // namespace detail
 
 std::string proxy_config::redacted() const {
-  const char* s = kind == proxy_kind::http ? "http" : kind == proxy_kind::socks5 ? "socks5" : "socks5h";
+  const char* s = "socks5h";
+  switch (kind) {
+    case proxy_kind::http: s = "http"; break;
+    case proxy_kind::https: s = "https"; break;
+    case proxy_kind::socks5: s = "socks5"; break;
+    case proxy_kind::socks5h: break;
+  }
   const bool v6 = host.find(':') != std::string::npos;
   return std::string(s) + "://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
@@ -101,7 +107,10 @@ boost::system::result<proxy_config> parse_proxy_url(std::string_view text) {
   const auto scheme = std::string(u.scheme());
   if (detail::iequal(scheme, "http"))
     p.kind = proxy_kind::http;
-  else if (detail::iequal(scheme, "socks5"))
+  else if (detail::iequal(scheme, "https")) {
+    p.kind = proxy_kind::https;
+    p.port = 443;
+  } else if (detail::iequal(scheme, "socks5"))
     p.kind = proxy_kind::socks5;
   else if (detail::iequal(scheme, "socks5h"))
     p.kind = proxy_kind::socks5h;

@@ -5,6 +5,7 @@
 
 #include <tether/net/detail/proxy_tunnel.hpp>
 #include <tether/net/detail/tls_context.hpp>
+#include <tether/net/detail/tls_relay.hpp>
 #include <tether/net/url.hpp>
 #include <tether/transfer/detail/run_context.hpp>
 
@@ -82,6 +83,22 @@ asio::awaitable<attempt_end> with_connection(run_context& cx, const net::endpoin
   if (!rec) {
     auto [cec, ep] = co_await tcp.async_connect(endpoints, nothrow);
     rec = cec;
+  }
+  if (!rec && proxy && proxy->kind == net::proxy_kind::https) {
+    // TLS with the proxy through a relay (net/detail/tls_relay.hpp): closing the socket ends it.
+    auto& sock = tcp.socket();
+    cx.j.interrupt = [&sock] {
+      error_code ig;
+      sock.close(ig);
+    };
+    const steady::duration limit = std::min(std::chrono::duration_cast<steady::duration>(cx.opts.connect_timeout),
+                                            cx.deadline() - steady::now());
+    if (auto tec = co_await net::detail::start_tls_relay(sock, cx.tls, *proxy, cx.opts.tls, limit)) {
+      end.ec = tec;
+      end.message = "TLS with proxy " + proxy->redacted() + ": " + tec.message();
+      cx.j.interrupt = nullptr;
+      co_return end;
+    }
   }
   if (!rec && proxy) {
     const std::string origin_host = url.host;

@@ -3,6 +3,7 @@
 #include <tether/net/retry.hpp>
 #include <tether/net/detail/proxy_tunnel.hpp>
 #include <tether/net/detail/tls_context.hpp>
+#include <tether/net/detail/tls_relay.hpp>
 #include <tether/net/url.hpp>
 #include <tether/ws/client.hpp>
 #include <tether/ws/detail/reconnect_fsm.hpp>
@@ -558,6 +559,20 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     std::optional<std::chrono::seconds> retry_after;
   };
 
+  // TLS to an https:// proxy (see net/detail/tls_relay.hpp), with the server's TLS context
+  // when there is one, else one made for the proxy on first use.
+  std::shared_ptr<asio::ssl::context> proxy_tls_ctx;
+  asio::awaitable<error_code> tls_to_proxy(tcp::socket& s, const net::proxy_config& proxy) {
+    if (!tls_ctx && !proxy_tls_ctx) {
+      auto made = net::detail::make_client_context(opts.tls);
+      if (!made) co_return made.error();
+      proxy_tls_ctx = *made;
+    }
+    asio::ssl::context& ctx = tls_ctx ? *tls_ctx : *proxy_tls_ctx;
+    const std::chrono::steady_clock::duration limit = opts.connect_timeout;
+    co_return co_await net::detail::start_tls_relay(s, ctx, proxy, opts.tls, limit);
+  }
+
   asio::awaitable<connect_result> connect(connection& c, const net::endpoint_url& url,
                                           const handshake_request& req) {
     connect_result r;
@@ -589,6 +604,11 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         auto [cec, ep] = co_await asio::async_connect(tr.socket(), endpoints, nothrow);
         rec = cec;
       }
+    }
+    if (!rec && !c.fail_reason && proxy && proxy->kind == net::proxy_kind::https) {
+      rec = co_await tls_to_proxy(tr.socket(), *proxy);
+      if (rec && !c.fail_reason)
+        log(net::log_level::warn, "tether.ws: TLS with proxy " + proxy->redacted() + ": " + rec.message());
     }
     if (!rec && !c.fail_reason && proxy) {
       const std::string origin_host = url.host;
