@@ -28,9 +28,8 @@ namespace asio = boost::asio;
 
 // Everything the relay owns; every operation and handler runs on `strand`.
 struct tls_relay {
-  tls_relay(asio::ip::tcp::socket to_proxy, asio::ssl::context& ctx,
-            const asio::strand<asio::any_io_executor>& s)
-      : strand(s), real(std::move(to_proxy)), tls(real, ctx), local(s), timer(s) {}
+  tls_relay(asio::ssl::context& ctx, const asio::strand<asio::any_io_executor>& s)
+      : strand(s), real(s), tls(real, ctx), local(s), timer(s) {}
 
   asio::strand<asio::any_io_executor> strand;
   asio::ip::tcp::socket real;                  // to the proxy
@@ -133,16 +132,27 @@ asio::awaitable<error_code> start_tls_relay(asio::ip::tcp::socket& s, asio::ssl:
     co_return ec;
   }
   auto strand = asio::make_strand(s.get_executor());
-  auto r = std::make_shared<tls_relay>(std::move(s), ctx, strand);
+  auto r = std::make_shared<tls_relay>(ctx, strand);
+  // The connected socket's descriptor goes to the relay; `s` gets the pair's end.
+  error_code eec;
+  const auto protocol = s.local_endpoint(eec).protocol();
+  error_code rec;
+  const auto to_proxy = s.release(rec);
+  if (!rec) {
+    r->real.assign(eec ? asio::ip::tcp::v4() : protocol, to_proxy, rec);
+    if (rec) ::close(to_proxy);
+  }
   error_code aec;
   r->local.assign(asio::local::stream_protocol(), fds[1], aec);
   if (aec) ::close(fds[1]);
   error_code sec;
   s.assign(asio::ip::tcp::v4(), fds[0], sec);  // options of TCP's level fail on it, harmlessly
   if (sec) ::close(fds[0]);
-  if (aec || sec) {
+  if (rec || aec || sec) {
     r->end();
-    co_return aec ? aec : sec;
+    error_code ig;
+    s.close(ig);
+    co_return rec ? rec : aec ? aec : sec;
   }
   // The proxy's name, never the server's: SNI and verification, no pins.
   tls_options for_proxy = tls;
