@@ -1,0 +1,365 @@
+// tether/ws/detail/client_impl.hpp: the state of one ws::client and the declarations of its
+// parts, each defined in its own file under ws/impl/: client_connect.ipp (one attempt),
+// client_session.ipp (an open connection: reader, pinger), client_write.ipp (the outbox and
+// its writer), client_events.ipp (the application's event queue), client_close.ipp and
+// client_run.ipp (attempts and reconnections). Private to the compiled part (it includes
+// Beast). The parts define the members `inline`, as they were inside the class: the lambdas
+// of a coroutine then have linkage, which its frame needs (GCC's -Wsubobject-linkage).
+#pragma once
+
+#include <tether/net/retry.hpp>
+#include <tether/net/detail/proxy_tunnel.hpp>
+#include <tether/net/detail/tls_context.hpp>
+#include <tether/net/detail/tls_relay.hpp>
+#include <tether/net/url.hpp>
+#include <tether/ws/client.hpp>
+#include <tether/ws/detail/reconnect_fsm.hpp>
+#include <tether/ws/detail/transport.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/beast/websocket/stream.hpp>
+
+#include <functional>
+
+
+#if defined(__linux__)
+#include <boost/asio/generic/raw_protocol.hpp>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+#endif
+
+#include <algorithm>
+#include <exception>
+#include <array>
+#include <cstring>
+#include <atomic>
+#include <deque>
+#include <mutex>
+
+namespace tether::ws::detail {
+
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using clock = std::chrono::steady_clock;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+/// A condition variable for coroutines on one strand: wait() suspends until notify(), which
+/// wakes every waiter. The timer never expires; waiting must not re-arm it (expires_at would
+/// cancel the other waiters).
+class async_cv {
+ public:
+  explicit async_cv(const asio::any_io_executor& ex) : timer_(ex, clock::time_point::max()) {}
+  asio::awaitable<void> wait() { co_await timer_.async_wait(nothrow); }
+  void notify() { timer_.cancel(); }
+
+ private:
+  asio::steady_timer timer_;
+};
+
+/// Map a read error to the close code the client sent for it (RFC 6455 §7.4.1).
+inline std::uint16_t close_code_for(const error_code& ec) {
+  if (ec == websocket::error::message_too_big) return 1009;
+  if (ec == websocket::error::bad_frame_payload) return 1007;
+  if (ec == websocket::condition::protocol_violation) return 1002;
+  return 1006;
+}
+
+struct connection {
+  connection(asio::any_io_executor ex, asio::ssl::context* tls, const options& o)
+      : ws(ex, tls, o.read_buffer_size, o.write_coalesce_bytes), watchdog(ex), ping_timer(ex), control_cv(ex), done_cv(ex) {}
+
+  websocket::stream<transport> ws;
+  asio::steady_timer watchdog;
+  asio::steady_timer ping_timer;
+  async_cv control_cv;  // ping and close may not overlap (Beast's rule)
+  async_cv done_cv;     // every helper has ended
+  bool control_busy = false;
+  bool open = false;
+  bool ended = false;
+  bool reader_paused = false;
+  bool async_writing = false;   // the writer is in Beast's asynchronous write (a large message)
+  bool deflate = false;         // permessage-deflate was negotiated
+  bool close_pending = false;   // close_connection() is running
+  bool traffic = false;         // a message or a pong came back
+  // Coroutines that use this connection and must end before it does: the writer, the
+  // pinger, a close handshake, the application's pings (see hold/release).
+  int helpers = 0;
+  void hold() noexcept { ++helpers; }
+  void release() {
+    if (--helpers == 0) done_cv.notify();
+  }
+  /// Ends the connection's life: wakes every helper so it sees `ended`, then waits for them.
+  asio::awaitable<void> retire() {
+    ended = true;
+    control_cv.notify();
+    ping_timer.cancel();
+    while (helpers > 0) co_await done_cv.wait();
+  }
+  error_code fail_reason;  // set when we fail the connection on purpose (pong timeout...)
+  clock::time_point ping_sent{};
+
+  // Watchdog: close the socket if a phase does not finish by `d`, and remember why.
+  void arm(std::chrono::milliseconds d, error e) {
+    watchdog.expires_after(d);
+    watchdog.async_wait([this, e](error_code ec) {
+      if (ec) return;
+      if (!fail_reason) fail_reason = make_error_code(e);
+      ws.next_layer().close();
+    });
+  }
+  void disarm() { watchdog.cancel(); }
+};
+
+struct outgoing {
+  message msg;
+  clock::time_point expires;  // time_point{} = never
+  void_handler handler;
+};
+
+/// A strand over the application's executor. When that is a plain io_context executor the
+/// strand wraps the concrete type, so that every operation on the strand goes through one type
+/// erasure (any_io_executor), not two.
+inline asio::any_io_executor strand_over(const asio::any_io_executor& ex) {
+  if (const auto* io = ex.target<asio::io_context::executor_type>()) return asio::make_strand(*io);
+  return asio::make_strand(ex);
+}
+
+template <class Handler, class... Args>
+void complete_later(const asio::any_io_executor& fallback, Handler h, Args... args) {
+  // Never inline: the initiating call must return first. Posting through `fallback` and then
+  // dispatching to the handler's own executor keeps the caller's executor. (Not asio::append:
+  // in Boost 1.81 it hands any_completion_handler on as an lvalue, which that type's
+  // unconstrained converting constructor wraps in itself without end.)
+  if (!h) return;
+  auto ex = asio::get_associated_executor(h, fallback);
+  asio::post(fallback, [h = std::move(h), ex, t = std::make_tuple(std::move(args)...)]() mutable {
+    asio::dispatch(ex, [h = std::move(h), t = std::move(t)]() mutable {
+      std::apply([&h](auto&&... a) { std::move(h)(std::move(a)...); }, std::move(t));
+    });
+  });
+}
+
+/// The hot paths' completion: posted to the application's executor `inner` (no strand queue), then
+/// dispatched to the handler's executor (`fallback`, the strand, when it has none): inline
+/// when that executor is the one running. Never inline: the initiating call must return first.
+template <class Handler, class... Args>
+void complete_soon(const asio::any_io_executor& inner, const asio::any_io_executor& fallback, Handler h,
+                   Args... args) {
+  auto ex = asio::get_associated_executor(h, fallback);
+  asio::post(inner, [h = std::move(h), ex, t = std::make_tuple(std::move(args)...)]() mutable {
+    asio::dispatch(ex, [h = std::move(h), t = std::move(t)]() mutable {
+      std::apply([&h](auto&&... a) { std::move(h)(std::move(a)...); }, std::move(t));
+    });
+  });
+}
+
+/// Completes a batch of send handlers with one post; each then runs on its own executor
+/// (inline when that is the one running).
+inline void complete_all(const asio::any_io_executor& inner, const asio::any_io_executor& fallback,
+                         std::vector<void_handler> hs, error_code ec) {
+  if (hs.empty()) return;
+  asio::post(inner, [fallback, hs = std::move(hs), ec]() mutable {
+    for (auto& h : hs) {
+      if (!h) continue;
+      auto ex = asio::get_associated_executor(h, fallback);
+      asio::dispatch(ex, [h = std::move(h), ec]() mutable { std::move(h)(ec); });
+    }
+  });
+}
+
+struct client_impl : std::enable_shared_from_this<client_impl> {
+  client_impl(const asio::any_io_executor& ex, options o)
+      : inner(ex),
+        strand(strand_over(ex)),
+        opts(std::move(o)),
+        space_cv(strand),
+        expiry_timer(strand),
+        backoff_timer(strand) {}
+
+  asio::any_io_executor inner;   // the application's executor
+  asio::any_io_executor strand;  // the connection's state lives here
+  options opts;
+  std::atomic<connection_state> state{connection_state::idle};
+  std::atomic<std::int64_t> rtt_us{-1};
+  /// Test seam (see client_access): when set, replaces DNS and TCP connect by handing the
+  /// transport an already connected socket (e.g. one end of an in-memory socketpair).
+  std::function<error_code(tcp::socket&)> connector;
+
+  // The application's side (events taken, messages queued) is served under `mu` from any
+  // thread, without a trip through the strand: events, event_waiter, outbox, outbox_bytes,
+  // app_progress, the waiting flags, and the writes of finished and close_requested. The
+  // strand's code reads those two flags freely (only it writes them) and takes `mu` for the rest.
+  mutable std::mutex mu;
+  std::unique_lock<std::mutex> locked() const { return std::unique_lock<std::mutex>(mu); }
+
+  // Events for the application.
+  std::deque<event> events;
+  // Boost 1.81's any_completion_handler move-assignment recurses without end (it converts
+  // from an lvalue); handlers are therefore only ever move-constructed: optional + emplace.
+  std::optional<event_handler> event_waiter;
+  async_cv space_cv;
+  bool finished = false;
+
+  // Outbox.
+  std::uint64_t app_progress = 0;  // events taken + messages queued: the application is busy
+  std::deque<outgoing> outbox;
+  std::size_t outbox_bytes = 0;
+  // The writer's doorbell: its parked continuation (under mu). Ringing dispatches it to the
+  // strand: when the strand is idle and this thread runs its executor, the writer starts
+  // writing at once, inside the send call (a timer's cancel would take three turns of the
+  // event loop). Never called with mu held.
+  std::optional<asio::any_completion_handler<void()>> writer_parked;
+  void ring_writer(std::unique_lock<std::mutex>& lk) {
+    if (!writer_parked) return;
+    asio::any_completion_handler<void()> h(std::move(*writer_parked));
+    writer_parked.reset();
+    lk.unlock();
+    asio::dispatch(strand, [h = std::move(h)]() mutable { std::move(h)(); });
+  }
+  void ring_writer() {
+    auto lk = locked();
+    ring_writer(lk);
+  }
+  asio::steady_timer expiry_timer;
+
+  // Life.
+  bool run_started = false;
+  bool close_requested = false;
+  close_reason closing;
+  std::vector<void_handler> close_waiters;
+  asio::steady_timer backoff_timer;
+  connection* conn = nullptr;
+  std::shared_ptr<asio::ssl::context> tls_ctx;
+
+  void log(net::log_level l, const std::string& line) const { opts.log(l, line); }
+
+  // ---- network changes (Linux netlink) ----------------------------------------------------
+#if defined(__linux__)
+  std::unique_ptr<asio::generic::raw_protocol::socket> netlink;
+  std::array<nlmsghdr, 8192 / sizeof(nlmsghdr)> netlink_buf{};  // aligned for the headers
+
+  void watch_network() {
+    const asio::generic::raw_protocol proto(AF_NETLINK, NETLINK_ROUTE);
+    sockaddr_nl sa{};
+    sa.nl_family = AF_NETLINK;
+    sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
+    error_code ec;
+    auto sock = std::make_unique<asio::generic::raw_protocol::socket>(strand);
+    sock->open(proto, ec);
+    if (!ec) sock->bind(asio::generic::raw_protocol::endpoint(&sa, sizeof sa), ec);
+    if (ec) {
+      log(net::log_level::warn, "tether.ws: cannot watch the network (netlink): " + ec.message());
+      return;
+    }
+    netlink = std::move(sock);
+    read_netlink();
+  }
+
+  void read_netlink() {
+    netlink->async_receive(asio::buffer(netlink_buf), [self = shared_from_this()](error_code ec, std::size_t n) {
+      if (ec || self->finished) return;
+      bool up = false;
+      // Walk the messages by their aligned lengths (NLMSG_NEXT's casts trip -Wcast-align).
+      std::size_t off = 0;
+      const auto* base = reinterpret_cast<const unsigned char*>(self->netlink_buf.data());
+      while (off + sizeof(nlmsghdr) <= n) {
+        nlmsghdr h;
+        std::memcpy(&h, base + off, sizeof h);
+        if (h.nlmsg_len < sizeof(nlmsghdr) || off + h.nlmsg_len > n) break;
+        up = up || h.nlmsg_type == RTM_NEWLINK || h.nlmsg_type == RTM_NEWADDR || h.nlmsg_type == RTM_NEWROUTE;
+        off += NLMSG_ALIGN(h.nlmsg_len);
+      }
+      if (up && self->state == connection_state::reconnecting) {
+        self->log(net::log_level::info, "tether.ws: network changed; reconnecting now");
+        self->network_changed = true;
+        self->backoff_timer.cancel();
+      }
+      self->read_netlink();
+    });
+  }
+  void stop_watching() {
+    if (netlink) {
+      error_code ignored;
+      netlink->close(ignored);
+    }
+  }
+#else
+  void watch_network() {}
+  void stop_watching() {}
+#endif
+  bool network_changed = false;
+
+  // ---- the application's events (client_events.ipp) ----------------------------------------
+  void deliver(event e);
+  void deliver_locked(event e);
+  // Status events (connected, disconnected, reconnecting, pong) never wait: an application
+  // that only sends must not stall reconnection. They may exceed the limit by a fixed
+  // reserve; beyond it the oldest status event gives way (state() always tells the current
+  // state). Messages are never discarded: the reader waits instead (backpressure).
+  static constexpr std::size_t status_reserve = 32;
+  void deliver_status(event e);
+  bool queue_full() const;
+  // Waits while the event queue is full (the reader stops reading the socket meanwhile), and
+  // then until the application has taken half of it, so that the reader is not woken for
+  // every event taken. Events are delivered synchronously with deliver(): they are never
+  // passed into a coroutine call, since GCC 12 can copy a class prvalue argument of a
+  // coroutine bitwise.
+  bool space_waiting = false;
+  std::size_t resume_below() const noexcept { return std::max<std::size_t>(opts.event_queue_limit, 1) / 2 + 1; }
+  asio::awaitable<void> wait_for_space(connection* c = nullptr);
+  event_handler take_waiter();
+  void next_event(event_handler h);  // from any thread
+
+  // ---- the outbox and its writer (client_write.ipp) ----------------------------------------
+  void count_written(std::size_t messages, std::size_t bytes);
+  void send(message m, clock::duration ttl, void_handler h);  // from any thread
+  outgoing pop_outgoing() {  // under mu
+    auto o = std::move(outbox.front());
+    outbox.pop_front();
+    outbox_bytes -= o.msg.data.size();
+    return o;
+  }
+  void arm_expiry(clock::time_point when);
+  void sweep_expired();
+  void fail_outbox(error_code ec);
+  static asio::awaitable<error_code> flush(transport& tr);
+  asio::awaitable<void> writer(connection& c);
+
+  // ---- close (client_close.ipp) ------------------------------------------------------------
+  void close(close_reason r, void_handler h);
+  asio::awaitable<void> close_connection(connection* c);
+  void finish();
+
+  // ---- one attempt (client_connect.ipp) ----------------------------------------------------
+  struct connect_result {
+    error_code ec;
+    unsigned status = 0;
+    std::optional<std::chrono::seconds> retry_after;
+  };
+  // TLS to an https:// proxy (see net/detail/tls_relay.hpp), with the server's TLS context
+  // when there is one, else one made for the proxy on first use.
+  std::shared_ptr<asio::ssl::context> proxy_tls_ctx;
+  asio::awaitable<error_code> tls_to_proxy(tcp::socket& s, const net::proxy_config& proxy);
+  asio::awaitable<connect_result> connect(connection& c, const net::endpoint_url& url, const handshake_request& req);
+
+  // ---- an open connection (client_session.ipp) and the attempts (client_run.ipp) -----------
+  asio::awaitable<void> pinger(connection& c);
+  asio::awaitable<void> wind_down(connection& c);
+  asio::awaitable<attempt_outcome> serve(connection& c);
+  asio::awaitable<error_code> run();
+};
+
+}  // namespace tether::ws::detail

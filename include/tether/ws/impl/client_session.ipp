@@ -1,0 +1,124 @@
+// tether/ws/impl/client_session.ipp: one open connection: the reader, the keepalive pinger, the
+// wind-down.
+#pragma once
+
+#include <tether/ws/detail/client_impl.hpp>
+
+namespace tether::ws::detail {
+
+inline asio::awaitable<void> client_impl::pinger(connection& c) {
+  const auto interval = opts.ping_interval;
+  while (!c.ended) {
+    if (interval.count() <= 0) {
+      c.ping_timer.expires_at(clock::time_point::max());
+      co_await c.ping_timer.async_wait(nothrow);
+      continue;
+    }
+    c.ping_timer.expires_after(interval);
+    auto [tec] = co_await c.ping_timer.async_wait(nothrow);
+    if (tec || c.ended || close_requested) continue;
+    if (c.control_busy) continue;
+    c.control_busy = true;
+    const auto sent = clock::now();
+    c.ping_sent = sent;
+    const websocket::ping_data empty;
+    auto [pec] = co_await c.ws.async_ping(empty, nothrow);
+    c.control_busy = false;
+    c.control_cv.notify();
+    if (pec || c.ended || opts.pong_timeout.count() <= 0) continue;
+    c.ping_timer.expires_after(opts.pong_timeout);
+    auto [wec] = co_await c.ping_timer.async_wait(nothrow);
+    if (wec || c.ended) continue;
+    auto& tr = c.ws.next_layer();
+    // Silence since the ping means a dead peer, unless we stopped reading ourselves
+    // because the application is not pulling events.
+    if (tr.last_rx() < sent && !c.reader_paused && tr.buffered() == 0) {
+      log(net::log_level::warn, "tether.ws: no answer within pong_timeout; failing the connection");
+      if (!c.fail_reason) c.fail_reason = make_error_code(error::pong_timeout);
+      tr.close();
+    }
+  }
+  c.release();
+}
+
+// Ends an open connection: its socket closed, the writer (which must see `ended` when it
+// is rung) and the pinger and every other helper ended before `c` may go.
+inline asio::awaitable<void> client_impl::wind_down(connection& c) {
+  c.ended = true;
+  c.ws.next_layer().close();
+  c.watchdog.cancel();
+  ring_writer();
+  co_await c.retire();
+}
+
+// Runs one open connection until it ends; returns how it ended.
+inline asio::awaitable<attempt_outcome> client_impl::serve(connection& c) {
+  auto self = shared_from_this();
+  c.hold();
+  c.hold();
+  asio::co_spawn(strand, writer(c), asio::detached);
+  asio::co_spawn(strand, pinger(c), asio::detached);
+  attempt_outcome out;
+  out.opened = true;
+  const auto opened = clock::now();
+  beast::flat_buffer buf;
+  auto& tr = c.ws.next_layer();
+  for (;;) {
+    buf.clear();
+    // A message that has wholly arrived is read synchronously: no operation, no post.
+    // Not while Beast's asynchronous write is between two pieces of a frame (an answer to
+    // a ping must not land inside it) or a close handshake reads.
+    const bool sync = tr.messages().ready() > 0 && !c.async_writing && !c.close_pending && !close_requested;
+    error_code ec;
+    if (sync) {
+      c.ws.read(buf, ec);
+    } else {
+      auto [aec, n] = co_await c.ws.async_read(buf, nothrow);
+      ec = aec;
+    }
+    if (ec) {
+      if (sync) {
+        // Beast gathered a close frame for the failure: send it before the socket closes.
+        c.arm(opts.close_timeout, error::close_timeout);
+        co_await flush(tr);
+        c.disarm();
+      }
+      // Beast may complete the pending read before our close handshake finishes; its
+      // outcome decides how the connection ended.
+      while (c.close_pending) co_await c.control_cv.wait();
+      if (ec == websocket::error::closed) {
+        out.close_code = c.ws.reason().code;
+        if (out.close_code == 1005) out.close_code = 1000;  // no status code given
+      } else {
+        out.error = c.fail_reason ? c.fail_reason : ec;
+        out.close_code = close_code_for(ec);
+      }
+      if (close_requested && !c.fail_reason && ec == websocket::error::closed) {
+        out.error = {};
+        out.close_code = c.ws.reason().code != 0 && c.ws.reason().code != 1005 ? c.ws.reason().code : closing.code;
+      }
+      break;
+    }
+    tr.messages().take();
+    c.traffic = true;
+    if (queue_full()) co_await wait_for_space(&c);
+    const auto data = buf.cdata();
+    if (opts.metrics) {
+      opts.metrics->count(net::metric::ws_messages_in, {}, 1);
+      opts.metrics->count(net::metric::ws_bytes_in, {}, data.size());
+    }
+    deliver(message{c.ws.got_text() ? message_kind::text : message_kind::binary,
+                    std::string(static_cast<const char*>(data.data()), data.size())});
+    // The last read drained the socket and no whole message is buffered: reading now would
+    // most likely be a system call that finds nothing. Whatever the application did with
+    // the message (its answer, already posted) goes first: one turn of the event loop, on
+    // the application's executor so that the strand stays free for the writer.
+    if (tr.drained() && tr.messages().ready() == 0) co_await asio::post(inner, asio::use_awaitable);
+  }
+  co_await wind_down(c);
+  out.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - opened);
+  out.traffic = c.traffic;
+  co_return out;
+}
+
+}  // namespace tether::ws::detail

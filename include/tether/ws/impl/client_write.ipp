@@ -1,0 +1,195 @@
+// tether/ws/impl/client_write.ipp: the outbox (its bounds and expiry) and its one writer.
+#pragma once
+
+#include <tether/ws/detail/client_impl.hpp>
+
+namespace tether::ws::detail {
+
+inline void client_impl::count_written(std::size_t messages, std::size_t bytes) {
+  opts.metrics->count(net::metric::ws_messages_out, {}, messages);
+  opts.metrics->count(net::metric::ws_bytes_out, {}, bytes);
+  std::size_t depth = 0;
+  {
+    const auto lk = locked();
+    depth = outbox.size();
+  }
+  opts.metrics->gauge(net::metric::ws_outbox_depth, {}, static_cast<double>(depth));
+}
+
+// From any thread. Sends are queued in the order of these calls.
+inline void client_impl::send(message m, clock::duration ttl, void_handler h) {
+  auto lk = locked();
+  if (finished || close_requested)
+    return complete_later(strand, std::move(h), error_code{asio::error::operation_aborted});
+  const auto size = m.data.size();
+  if (outbox.size() >= opts.outbox_max_messages || outbox_bytes + size > opts.outbox_max_bytes)
+    return complete_later(strand, std::move(h), make_error_code(error::outbox_full));
+  outgoing o{std::move(m), ttl > clock::duration::zero() ? clock::now() + ttl : clock::time_point{},
+             std::move(h)};
+  outbox_bytes += size;
+  const auto expires = o.expires;
+  outbox.push_back(std::move(o));
+  const auto depth = outbox.size();
+  ++app_progress;
+  ring_writer(lk);
+  if (lk) lk.unlock();
+  // Outside the lock: the sink is the application's code.
+  if (opts.metrics) opts.metrics->gauge(net::metric::ws_outbox_depth, {}, static_cast<double>(depth));
+  if (expires != clock::time_point{}) {
+    asio::post(strand, [self = shared_from_this(), expires] {
+      if (self->expiry_timer.expiry() <= clock::now() || expires < self->expiry_timer.expiry())
+        self->arm_expiry(expires);
+    });
+  }
+}
+
+inline void client_impl::arm_expiry(clock::time_point when) {
+  expiry_timer.expires_at(when);
+  expiry_timer.async_wait([self = shared_from_this()](error_code ec) {
+    if (!ec) self->sweep_expired();
+  });
+}
+
+// Completes every queued message whose time to live has passed, so senders hear of it
+// promptly even during a long outage.
+inline void client_impl::sweep_expired() {
+  const auto lk = locked();
+  const auto now = clock::now();
+  auto next = clock::time_point::max();
+  std::deque<outgoing> keep;  // rebuilt, not erased from: see event_waiter
+  while (!outbox.empty()) {
+    auto o = pop_outgoing();
+    if (o.expires != clock::time_point{} && o.expires <= now) {
+      complete_later(strand, std::move(o.handler), make_error_code(error::expired));
+    } else {
+      if (o.expires != clock::time_point{}) next = std::min(next, o.expires);
+      outbox_bytes += o.msg.data.size();
+      keep.push_back(std::move(o));
+    }
+  }
+  outbox.swap(keep);
+  if (next != clock::time_point::max()) arm_expiry(next);
+}
+
+inline void client_impl::fail_outbox(error_code ec) {
+  const auto lk = locked();
+  while (!outbox.empty()) complete_later(strand, pop_outgoing().handler, ec);
+}
+
+// Waits until every byte written so far is on the socket (or the socket failed).
+inline asio::awaitable<error_code> client_impl::flush(transport& tr) {
+  auto [ec] = co_await asio::async_initiate<decltype(nothrow), void(error_code)>(
+      [&tr](auto h) { tr.flush(std::move(h)); }, nothrow);
+  co_return ec;
+}
+
+// The one writer. Small messages queued together are framed synchronously into the
+// transport's buffer and go out in one socket write; a message larger than
+// write_coalesce_bytes goes through Beast's asynchronous write, whose memory the transport
+// bounds. Sends complete once their bytes are on the socket.
+inline asio::awaitable<void> client_impl::writer(connection& c) {
+  auto& ws = c.ws;
+  auto& tr = ws.next_layer();
+  const auto coalesce = opts.write_coalesce_bytes;
+  while (!c.ended) {
+    {
+      auto lk = locked();
+      if (outbox.empty() || close_requested) {
+        lk.unlock();
+        co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+            [this, &c](auto h) {
+              const auto lk2 = locked();
+              if (c.ended || (!outbox.empty() && !close_requested))
+                asio::post(strand, std::move(h));
+              else
+                writer_parked.emplace(std::move(h));
+            },
+            asio::use_awaitable);
+        continue;
+      }
+    }
+    // While the application is still taking events and queueing answers, let it: its next
+    // messages join this write. Until it waits for an event with none queued, has not
+    // moved for a turn of the event loop, fills a write, or 64 turns passed.
+    for (int turn = 0; turn < 64; ++turn) {
+      std::uint64_t seen = 0;
+      {
+        const auto lk = locked();
+        if (outbox_bytes >= coalesce || (event_waiter && events.empty())) break;
+        seen = app_progress;
+      }
+      co_await asio::post(strand, asio::use_awaitable);
+      if (c.ended || close_requested) break;
+      const auto lk = locked();
+      if (app_progress == seen) break;
+    }
+    if (c.ended || close_requested) continue;
+    std::vector<void_handler> written;
+    error_code ec;
+    // The next message to write, if any (expired ones are completed on the way).
+    auto take = [&](bool first) -> std::optional<outgoing> {
+      const auto lk = locked();
+      while (!outbox.empty()) {
+        const auto size = outbox.front().msg.data.size();
+        if (!first && size > coalesce) return std::nullopt;
+        auto o = pop_outgoing();
+        if (o.expires != clock::time_point{} && o.expires <= clock::now()) {
+          complete_later(strand, std::move(o.handler), make_error_code(error::expired));
+          continue;
+        }
+        ws.binary(o.msg.kind == message_kind::binary);
+        return o;
+      }
+      return std::nullopt;
+    };
+    auto o = take(true);
+    if (!o) continue;
+    std::size_t sent_bytes = 0;
+    if (o->msg.data.size() > coalesce) {
+      // A large message: Beast's asynchronous write, whose memory the transport bounds.
+      c.async_writing = true;
+      auto [wec, n] = co_await ws.async_write(asio::buffer(o->msg.data), nothrow);
+      c.async_writing = false;
+      sent_bytes = o->msg.data.size();
+      c.control_cv.notify();  // a close waits for the frame to end
+      ec = wec;
+      written.push_back(std::move(o->handler));
+    } else {
+      // Small messages: framed synchronously into one socket write.
+      tr.cork();
+      std::size_t bytes = 0;
+      // (Each message in its own optional: outgoing is never assigned to, see event_waiter.)
+      for (auto next = std::move(o); next;) {
+        // Uncompressed: the transport frames it in one pass; else Beast compresses it.
+        if (!c.deflate && tr.can_append_frame())
+          tr.append_frame(next->msg.kind == message_kind::binary, next->msg.data.data(), next->msg.data.size());
+        else
+          ws.write(asio::buffer(next->msg.data), ec);
+        bytes += next->msg.data.size();
+        written.push_back(std::move(next->handler));
+        sent_bytes = bytes;
+        if (ec) break;
+        {
+          const auto lk = locked();
+          if (outbox.empty() || bytes + outbox.front().msg.data.size() > coalesce) break;
+        }
+        next.reset();
+        if (auto more = take(false)) next.emplace(std::move(*more));
+      }
+    }
+    // Even when the write went out whole at once, the flush completes through a post: that
+    // turn of the event loop is when the application's next sends gather for the next write
+    // (without it, a sending coroutine's messages go out one frame per write).
+    const auto fec = co_await flush(tr);
+    if (!ec) ec = fec;
+    if (opts.metrics && !ec) count_written(written.size(), sent_bytes);
+    complete_all(inner, strand, std::move(written), ec);
+    if (ec) {
+      tr.close();
+      break;
+    }
+  }
+  c.release();
+}
+
+}  // namespace tether::ws::detail
