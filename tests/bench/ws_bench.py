@@ -9,7 +9,11 @@ The echo server runs as its own process (`ws_echo_bench --serve 0`). With --layo
 default) the server is pinned to CPU 1 and each client to CPU 0 (taskset); with --layout same
 both share CPU 0, as a client and server on one busy core would.
 
-    ws_bench.py BUILD/tests/bench/ws_echo_bench [--runs K] [--cases 16:1,16:64,...] [--layout split|same]
+    ws_bench.py BUILD/tests/bench/ws_echo_bench [--runs K] [--cases 16:1,16:64,...] [--layout split|same] [--tls]
+
+With --tls everything runs over TLS (wss://, and the ceiling over raw TLS): a throwaway P-256
+certificate for 127.0.0.1 is made with `openssl req`, the server uses it and every client
+trusts it (--ca) and verifies the server's name.
 
 A case is SIZE:INFLIGHT; the message count is chosen so each run takes about a second. Reported
 per client: msgs/s, p50 latency, client CPU per message (user + system of the client process)
@@ -21,6 +25,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 
 DEFAULT_CASES = "16:1,16:64,1024:64,65536:16,1048576:4"
 COUNTS = {16: 200000, 1024: 200000, 65536: 20000, 1048576: 1000}
@@ -33,12 +38,12 @@ def pinned(cpu, cmd):
     return cmd
 
 
-def run(binary, url, client, size, inflight):
+def run(binary, url, client, size, inflight, extra):
     count = COUNTS.get(size, 10000)
     if inflight == 1:
         count = min(count, 50000)
     cmd = pinned(0, [binary, "--url", url, "--client", client, "--size", str(size), "--count", str(count),
-                     "--inflight", str(inflight)])
+                     "--inflight", str(inflight)] + extra)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300, check=False)
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed: {proc.stderr.decode()[-300:]}")
@@ -51,23 +56,33 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--cases", default=DEFAULT_CASES)
     ap.add_argument("--layout", choices=("split", "same"), default="split")
+    ap.add_argument("--tls", action="store_true")
     a = ap.parse_args()
-    server = subprocess.Popen(pinned(1 if a.layout == "split" else 0, [a.binary, "--serve", "0"]),
+    tmp = tempfile.TemporaryDirectory(prefix="ws-bench-")
+    server_extra, client_extra = [], []
+    if a.tls:
+        cert, key = os.path.join(tmp.name, "cert.pem"), os.path.join(tmp.name, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", cert, "-subj", "/CN=127.0.0.1", "-addext",
+                        "subjectAltName=IP:127.0.0.1", "-days", "1"], check=True, capture_output=True)
+        server_extra = ["--tls-cert", cert, "--tls-key", key]
+        client_extra = ["--ca", cert]
+    server = subprocess.Popen(pinned(1 if a.layout == "split" else 0, [a.binary, "--serve", "0"] + server_extra),
                               stdout=subprocess.PIPE, text=True)
     try:
         port = int(server.stdout.readline().strip())
-        url = f"ws://127.0.0.1:{port}/"
+        url = f"{'wss' if a.tls else 'ws'}://127.0.0.1:{port}/"
         for case in a.cases.split(","):
             size, inflight = (int(x) for x in case.split(":"))
             res = {c: [] for c in CLIENTS}
             for _ in range(a.runs):
                 for client in CLIENTS:
-                    res[client].append(run(a.binary, url, client, size, inflight))
+                    res[client].append(run(a.binary, url, client, size, inflight, client_extra))
 
             def med(client, key):
                 return statistics.median(r[key] for r in res[client])
 
-            out = {"size": size, "inflight": inflight, "runs": a.runs, "layout": a.layout}
+            out = {"size": size, "inflight": inflight, "runs": a.runs, "layout": a.layout, "tls": a.tls}
             for c in CLIENTS:
                 out[f"{c}_msgs_per_s"] = round(med(c, "msgs_per_s"))
                 out[f"{c}_p50_us"] = med(c, "p50_us")
@@ -81,6 +96,7 @@ def main():
     finally:
         server.kill()
         server.wait()
+        tmp.cleanup()
 
 
 if __name__ == "__main__":

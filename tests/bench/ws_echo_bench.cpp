@@ -6,6 +6,11 @@
 //   ws_echo_bench --serve PORT        # only the echo server (0: any port, printed on stdout)
 //   ws_echo_bench [--url ws://HOST:PORT/] --connects N [--client tether|beast]
 //
+// wss: --tls-cert FILE --tls-key FILE make the echo server (built-in or --serve) speak TLS
+// (the URL becomes wss://); clients trust --ca FILE (or, with --insecure, anything). Every
+// client then runs over TLS: Beast as websocket::stream<ssl::stream<tcp::socket>> with SNI and
+// host name verification, the ceiling as raw bytes over ssl::stream.
+//
 // --connects: N connections one after another in one process, each a connect (TCP and
 // upgrade), one 16-byte echo and a close; prints the first connect's time (one-time costs of
 // the process included) and the median of the others.
@@ -32,8 +37,10 @@
 #include <tether/net/url.hpp>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -69,13 +76,44 @@ struct args {
   std::string client = "tether";
   long serve = -1;  ///< --serve PORT: run only the server
   std::size_t connects = 0;
+  std::string tls_cert, tls_key;  ///< the server's TLS certificate and key (wss)
+  std::string ca;                 ///< the clients' extra trust anchor
+  bool insecure = false;          ///< clients verify nothing
 };
+
+/// The server's TLS context when it has a certificate, else null.
+std::shared_ptr<asio::ssl::context> server_tls_context(const args& a) {
+  if (a.tls_cert.empty()) return nullptr;
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  ctx->use_certificate_chain_file(a.tls_cert);
+  ctx->use_private_key_file(a.tls_key, asio::ssl::context::pem);
+  return ctx;
+}
+
+/// A client context as a careful user sets it up: the system store, --ca, peer verification.
+asio::ssl::context client_tls_context(const args& a) {
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.set_default_verify_paths();
+  if (!a.ca.empty()) ctx.load_verify_file(a.ca);
+  ctx.set_verify_mode(a.insecure ? asio::ssl::verify_none : asio::ssl::verify_peer);
+  return ctx;
+}
+
+/// SNI (unless the host is an address) and host name verification on a client TLS stream.
+template <class Tls>
+void prepare_tls(Tls& t, const std::string& host, const args& a) {
+  error_code ec;
+  (void)asio::ip::make_address(host, ec);
+  if (ec) SSL_set_tlsext_host_name(t.native_handle(), host.c_str());
+  if (!a.insecure) t.set_verify_callback(asio::ssl::host_name_verification(host));
+}
 
 constexpr std::string_view raw_preamble = "RAW-ECHO\r\n\r\n";
 
 // ---------------------------------------------------------------------------------------
 // The built-in echo server.
-asio::awaitable<void> echo_session(tcp::socket s) {
+template <class Stream>
+asio::awaitable<void> echo_session(Stream s) {
   std::string in, out;
   std::vector<char> chunk(65536);
   // Handshake: read the request head, answer 101.
@@ -247,6 +285,8 @@ asio::awaitable<void> run_tether(const args& a, stats& st) {
   o.max_message_size = std::max<std::size_t>(a.size * 2, 1 << 20);
   o.outbox_max_messages = a.inflight + 16;
   o.outbox_max_bytes = (a.inflight + 16) * (a.size + 64);
+  o.tls.ca_file = a.ca;
+  o.tls.insecure_skip_verify = a.insecure;
   const auto c0 = clk::now();
   tether::ws::client c(ex, o);
   c.async_run([](error_code) {});
@@ -300,22 +340,10 @@ asio::awaitable<bool> connect_plain(const tether::net::endpoint_url& url, tcp::s
   co_return !cec;
 }
 
-asio::awaitable<void> run_beast(const args& a, stats& st) {
+/// The baseline's exchange over an open websocket::stream (plain or TLS).
+template <class WS>
+asio::awaitable<void> beast_echo(WS& ws, const args& a, stats& st) {
   auto ex = co_await asio::this_coro::executor;
-  auto url = tether::net::parse_url(a.url);
-  const auto c0 = clk::now();
-  websocket::stream<tcp::socket> ws(ex);
-  if (!co_await connect_plain(*url, ws.next_layer(), st)) co_return;
-  ws.next_layer().set_option(tcp::no_delay(true));
-  ws.write_buffer_bytes(64 * 1024);  // as a demanding Beast user sets it (default 4 KiB)
-  const std::string host = url->host_header();
-  auto [hec] = co_await ws.async_handshake(host, url->target, nothrow);
-  if (hec) {
-    st.ok = false;
-    st.error = hec.message();
-    co_return;
-  }
-  st.connect_us = std::chrono::duration<double, std::micro>(clk::now() - c0).count();
   ws.binary(true);
   ws.read_message_max(std::max<std::size_t>(a.size * 2, 1 << 20));
   flight f(ex, a.count);
@@ -340,16 +368,53 @@ asio::awaitable<void> run_beast(const args& a, stats& st) {
   co_await ws.async_close(websocket::close_code::normal, nothrow);
 }
 
-/// The ceiling: the same messages as raw bytes through the server's raw echo, with the same
-/// window of K in flight, written as the best raw-socket program would (every message the
-/// window allows in one write) and read in 256 KiB pieces; each echo is checked like the others.
-asio::awaitable<void> run_tcp(const args& a, stats& st) {
+/// The upgrade on a connected websocket::stream, timed from `c0`; false on failure.
+template <class WS>
+asio::awaitable<bool> beast_upgrade(WS& ws, const tether::net::endpoint_url& url, clk::time_point c0, stats& st) {
+  ws.write_buffer_bytes(64 * 1024);  // as a demanding Beast user sets it (default 4 KiB)
+  const std::string host = url.host_header();
+  auto [hec] = co_await ws.async_handshake(host, url.target, nothrow);
+  if (hec) {
+    st.ok = false;
+    st.error = hec.message();
+    co_return false;
+  }
+  st.connect_us = std::chrono::duration<double, std::micro>(clk::now() - c0).count();
+  co_return true;
+}
+
+asio::awaitable<void> run_beast(const args& a, stats& st) {
   auto ex = co_await asio::this_coro::executor;
   auto url = tether::net::parse_url(a.url);
   const auto c0 = clk::now();
-  tcp::socket s(ex);
-  if (!co_await connect_plain(*url, s, st)) co_return;
-  s.set_option(tcp::no_delay(true));
+  if (!url->secure()) {
+    websocket::stream<tcp::socket> ws(ex);
+    if (!co_await connect_plain(*url, ws.next_layer(), st)) co_return;
+    ws.next_layer().set_option(tcp::no_delay(true));
+    if (co_await beast_upgrade(ws, *url, c0, st)) co_await beast_echo(ws, a, st);
+    co_return;
+  }
+  auto ctx = client_tls_context(a);
+  websocket::stream<asio::ssl::stream<tcp::socket>> ws(ex, ctx);
+  auto& sock = beast::get_lowest_layer(ws);
+  if (!co_await connect_plain(*url, sock, st)) co_return;
+  sock.set_option(tcp::no_delay(true));
+  prepare_tls(ws.next_layer(), url->host, a);
+  auto [tec] = co_await ws.next_layer().async_handshake(asio::ssl::stream_base::client, nothrow);
+  if (tec) {
+    st.ok = false;
+    st.error = "TLS: " + tec.message();
+    co_return;
+  }
+  if (co_await beast_upgrade(ws, *url, c0, st)) co_await beast_echo(ws, a, st);
+}
+
+/// The ceiling: the same messages as raw bytes through the server's raw echo, with the same
+/// window of K in flight, written as the best raw-socket program would (every message the
+/// window allows in one write) and read in 256 KiB pieces; each echo is checked like the others.
+template <class Stream>
+asio::awaitable<void> raw_echo(Stream& s, const args& a, stats& st, clk::time_point c0) {
+  auto ex = co_await asio::this_coro::executor;
   auto [pec, pn] = co_await asio::async_write(s, asio::buffer(raw_preamble), nothrow);
   if (pec) {
     st.ok = false;
@@ -386,6 +451,29 @@ asio::awaitable<void> run_tcp(const args& a, stats& st) {
   }
   st.seconds = std::chrono::duration<double>(clk::now() - start).count();
   if (f.got < a.count && st.ok) st.ok = false, st.error = "connection ended early";
+}
+
+asio::awaitable<void> run_tcp(const args& a, stats& st) {
+  auto ex = co_await asio::this_coro::executor;
+  auto url = tether::net::parse_url(a.url);
+  const auto c0 = clk::now();
+  tcp::socket s(ex);
+  if (!co_await connect_plain(*url, s, st)) co_return;
+  s.set_option(tcp::no_delay(true));
+  if (!url->secure()) {
+    co_await raw_echo(s, a, st, c0);
+  } else {
+    auto ctx = client_tls_context(a);
+    asio::ssl::stream<tcp::socket&> t(s, ctx);
+    prepare_tls(t, url->host, a);
+    auto [tec] = co_await t.async_handshake(asio::ssl::stream_base::client, nothrow);
+    if (tec) {
+      st.ok = false;
+      st.error = "TLS: " + tec.message();
+      co_return;
+    }
+    co_await raw_echo(t, a, st, c0);
+  }
   error_code ig;
   s.shutdown(tcp::socket::shutdown_both, ig);
 }
@@ -505,14 +593,25 @@ int run_idle(const args& a) {
   return 0;
 }
 
-/// Runs the built-in echo server on `acc` until the process ends.
-void serve(asio::io_context& ioc, tcp::acceptor& acc) {
-  asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
+/// One accepted connection: the TLS handshake first when the server has a context.
+asio::awaitable<void> accepted(tcp::socket s, std::shared_ptr<asio::ssl::context> tls) {
+  if (!tls) {
+    co_await echo_session(std::move(s));
+    co_return;
+  }
+  asio::ssl::stream<tcp::socket> t(std::move(s), *tls);
+  auto [ec] = co_await t.async_handshake(asio::ssl::stream_base::server, nothrow);
+  if (!ec) co_await echo_session(std::move(t));
+}
+
+/// Runs the built-in echo server on `acc` (TLS with `tls`) until the process ends.
+void serve(asio::io_context& ioc, tcp::acceptor& acc, const std::shared_ptr<asio::ssl::context>& tls) {
+  asio::co_spawn(ioc, [&ioc, &acc, tls]() -> asio::awaitable<void> {
     for (;;) {
       auto [ec, s] = co_await acc.async_accept(nothrow);
       if (ec) co_return;
       s.set_option(tcp::no_delay(true));
-      asio::co_spawn(ioc, echo_session(std::move(s)), asio::detached);
+      asio::co_spawn(ioc, accepted(std::move(s), tls), asio::detached);
     }
   }, asio::detached);
 }
@@ -529,6 +628,10 @@ int main(int argc, char** argv) {
   args a;
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
+    if (k == "--insecure") {
+      a.insecure = true;
+      continue;
+    }
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
     if (!v) {
       std::cerr << "missing value for " << k << '\n';
@@ -544,13 +647,32 @@ int main(int argc, char** argv) {
       else if (k == "--idle") a.idle = std::stoul(v);
       else if (k == "--serve") a.serve = std::stol(v);
       else if (k == "--connects") a.connects = std::stoul(v);
+      else if (k == "--tls-cert") a.tls_cert = v;
+      else if (k == "--tls-key") a.tls_key = v;
+      else if (k == "--ca") a.ca = v;
       else throw std::invalid_argument(k);
     } catch (const std::exception&) {
       std::cerr << "usage: ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast|tcp]\n"
                    "       ws_echo_bench [--url ws://HOST:PORT/] --idle N [--client tether|beast]\n"
-                   "       ws_echo_bench --serve PORT\n";
+                   "       ws_echo_bench --serve PORT\n"
+                   "  TLS: [--tls-cert FILE --tls-key FILE] (the server) [--ca FILE] [--insecure] (the clients)\n";
       return 1;
     }
+  }
+  if (a.tls_cert.empty() != a.tls_key.empty()) {
+    std::cerr << "--tls-cert and --tls-key go together\n";
+    return 1;
+  }
+  if (a.idle && (!a.tls_cert.empty() || a.url.rfind("wss:", 0) == 0)) {
+    std::cerr << "--idle measures ws:// connections only\n";
+    return 1;
+  }
+  std::shared_ptr<asio::ssl::context> server_tls;
+  try {
+    server_tls = server_tls_context(a);
+  } catch (const std::exception& e) {
+    std::cerr << "--tls-cert/--tls-key: " << e.what() << '\n';
+    return 1;
   }
   if (a.client != "tether" && a.client != "beast" && a.client != "tcp") {
     std::cerr << "--client is tether, beast or tcp\n";
@@ -560,7 +682,7 @@ int main(int argc, char** argv) {
     asio::io_context server_ioc(1);
     tcp::acceptor acc(server_ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<std::uint16_t>(a.serve)));
     std::cout << acc.local_endpoint().port() << std::endl;
-    serve(server_ioc, acc);
+    serve(server_ioc, acc, server_tls);
     server_ioc.run();
     return 0;
   }
@@ -575,7 +697,7 @@ int main(int argc, char** argv) {
       tcp::acceptor acc(server_ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
       const std::uint16_t port = acc.local_endpoint().port();
       if (::write(fds[1], &port, sizeof port) != sizeof port) ::_exit(1);
-      serve(server_ioc, acc);
+      serve(server_ioc, acc, nullptr);
       server_ioc.run();
       ::_exit(0);
     }
@@ -593,8 +715,8 @@ int main(int argc, char** argv) {
   std::optional<tcp::acceptor> acc;
   if (a.url.empty()) {
     acc.emplace(server_ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    a.url = "ws://127.0.0.1:" + std::to_string(acc->local_endpoint().port()) + "/";
-    serve(server_ioc, *acc);
+    a.url = std::string(server_tls ? "wss" : "ws") + "://127.0.0.1:" + std::to_string(acc->local_endpoint().port()) + "/";
+    serve(server_ioc, *acc, server_tls);
     server_thread = std::thread([&] { server_ioc.run(); });
   }
   if (a.connects) {
