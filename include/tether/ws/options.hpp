@@ -102,8 +102,8 @@ struct options {
 
   /// Socket reads are done in chunks of this size; queued messages of up to
   /// `write_coalesce_bytes` are framed together into writes of up to that size. A larger
-  /// message is written in pieces, with at most about `write_coalesce_bytes` waiting in memory
-  /// ahead of the socket.
+  /// message is framed and masked in one pass, a piece of `write_coalesce_bytes` at a time,
+  /// with at most about two pieces waiting in memory ahead of the socket.
   std::size_t read_buffer_size = 64u << 10;
   std::size_t write_coalesce_bytes = 64u << 10;
 

@@ -6,6 +6,8 @@
 
 #include <boost/asio/detached.hpp>
 
+#include <set>
+
 using namespace std::chrono_literals;
 using namespace tether;
 namespace asio = boost::asio;
@@ -139,4 +141,56 @@ TEST_CASE("protocol: many messages and pings in one write: all delivered in orde
     return pongs.size() >= 4;
   }, 5s);
   CHECK(pongs == std::vector<std::string>{"p0", "p50", "p100", "p150"});
+}
+
+// A large message is framed by tether in pieces (write_coalesce_bytes each) while the reader
+// answers the server's pings: every pong must follow the frame whole, never land inside it.
+TEST_CASE("protocol: pongs answered while a large message goes out in pieces follow its frame whole", "[ws][protocol]") {
+  const auto frame64 = [](unsigned char b0, const std::string& payload) {
+    std::string f(1, static_cast<char>(b0));
+    f += static_cast<char>(127);
+    for (int i = 7; i >= 0; --i) f += static_cast<char>((std::uint64_t{payload.size()} >> (8 * i)) & 0xff);
+    return f + payload;
+  };
+  std::string raw;
+  for (int i = 0; i < 20; ++i) raw += frame(0x89, "p" + std::to_string(i)) + frame64(0x82, std::string(100'000, static_cast<char>('A' + i)));
+  test::ws_server server;
+  server.set_raw(raw);
+  std::string big(4u << 20, '\0');
+  for (std::size_t k = 0; k < big.size(); ++k) big[k] = static_cast<char>((k * 31 + k / 4096) & 0xff);
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url());
+    o.write_coalesce_bytes = 8192;  // 512 pieces
+    o.event_queue_limit = 1;         // the pings are read as the messages are taken
+    o.max_message_size = 8u << 20;
+    ws::client c(ioc.get_executor(), o);
+    c.async_run(asio::detached);
+    co_await test::next_of<ws::connected>(c);
+    c.async_send_binary(big, asio::detached);
+    for (int i = 0; i < 20; ++i) {
+      auto m = co_await test::next_of<ws::message>(c);
+      CHECK(m.data == std::string(100'000, static_cast<char>('A' + i)));
+    }
+    co_await c.async_close(test::nothrow);
+  }());
+  server.wait_for([&] { return !server.close_codes().empty(); }, 10s);
+  const auto frames = server.raw_frames();
+  std::size_t binaries = 0;
+  std::set<std::string> pongs;
+  for (const auto& f : frames) {
+    CHECK(f.fin);
+    CHECK(f.masked);
+    if (f.opcode == 0x2) {
+      ++binaries;
+      CHECK(f.payload == big);
+    } else if (f.opcode == 0xA) {
+      pongs.insert(f.payload);
+    } else {
+      CHECK(f.opcode == 0x8);
+    }
+  }
+  CHECK(binaries == 1);
+  CHECK(pongs.size() == 20);
+  CHECK(server.close_codes() == std::vector<std::uint16_t>{1000});
 }

@@ -336,6 +336,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   void sweep_expired();
   void fail_outbox(error_code ec);
   static asio::awaitable<error_code> flush(transport& tr);
+  static asio::awaitable<error_code> sent_upto(transport& tr, std::uint64_t upto);
   asio::awaitable<void> writer(connection& c);
 
   // ---- close (client_close.ipp) ------------------------------------------------------------

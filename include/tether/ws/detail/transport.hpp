@@ -93,8 +93,21 @@ class transport {
   /// header, a fresh key from the CSPRNG pool, payload copied and masked eight bytes at a
   /// time. For uncompressed messages, at a frame boundary (not inside a frame Beast is
   /// writing): it skips Beast's own copy, masking and our re-masking of its key.
-  bool can_append_frame() const noexcept { return rw_.at_frame_boundary() && !write_error_ && !close_sent_; }
+  bool can_append_frame() const noexcept {
+    return rw_.at_frame_boundary() && !write_error_ && !close_sent_ && own_left_ == 0;
+  }
   void append_frame(bool binary, const char* data, std::size_t n) { append_masked(binary ? 0x2u : 0x1u, data, n); }
+
+  /// The same frame appended in pieces, for a message too large to hold twice in memory: the
+  /// header (at a frame boundary), then `n` payload bytes over calls of append_payload, each
+  /// piece masked as it is copied. Until the last byte, whatever Beast writes (a pong it
+  /// answers with) waits in memory and follows the frame, so no frame lands inside another.
+  void begin_frame(bool binary, std::size_t n);
+  void append_payload(const char* data, std::size_t k);
+  /// Bytes appended so far (the stream position when_sent waits for).
+  std::uint64_t appended() const noexcept { return appended_; }
+  /// Completes once the first `upto` bytes appended are on the socket (or the socket failed).
+  void when_sent(std::uint64_t upto, asio::any_completion_handler<void(error_code)> h);
 
   /// Appends our Close frame (RFC 6455 §5.5.1) at a frame boundary. From then on nothing more
   /// goes out: what Beast writes later (its answer to the peer's Close, a ping) is taken and
@@ -239,6 +252,14 @@ class transport {
   std::size_t append(const B& b) {
     const auto n = asio::buffer_size(b);
     if (close_sent_) return n;  // after our Close nothing more may be sent
+    if (own_left_ > 0) {
+      // Inside our own frame (begin_frame): after it.
+      const auto old = deferred_.size();
+      deferred_.resize(old + n);
+      asio::buffer_copy(asio::buffer(deferred_.data() + old, n), b);
+      rw_.outgoing(deferred_.data() + old, n);
+      return n;
+    }
     const auto old = pending_.size();
     pending_.resize(old + n);
     asio::buffer_copy(asio::buffer(pending_.data() + old, n), b);
@@ -266,6 +287,7 @@ class transport {
   }
 
   void append_masked(unsigned opcode, const char* data, std::size_t n);
+  void append_header(unsigned opcode, std::size_t n);
   void kick() {
     if (!writing_ && !corked_ && !pending_.empty() && !write_error_) write_pending();
   }
@@ -287,6 +309,10 @@ class transport {
   boost::beast::flat_buffer rbuf_;
   frame_counter counter_;
   std::vector<char> pending_, inflight_;
+  std::vector<char> deferred_;     // Beast's bytes written inside our frame
+  std::uint64_t own_left_ = 0;     // payload bytes of our frame still to append
+  std::uint64_t own_phase_ = 0;    // payload bytes of it appended (the mask's phase)
+  unsigned char own_key_[4] = {};  // its masking key
   std::uint64_t appended_ = 0, sent_ = 0;
   std::deque<flush_waiter> waiters_;
   std::optional<asio::any_completion_handler<void(error_code, std::size_t)>> parked_;

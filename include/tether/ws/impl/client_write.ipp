@@ -77,6 +77,13 @@ inline void client_impl::fail_outbox(error_code ec) {
 }
 
 // Waits until every byte written so far is on the socket (or the socket failed).
+// Waits until the first `upto` bytes appended are on the socket (or the socket failed).
+inline asio::awaitable<error_code> client_impl::sent_upto(transport& tr, std::uint64_t upto) {
+  const auto start = [&tr, upto](auto h) { tr.when_sent(upto, std::move(h)); };
+  auto [ec] = co_await asio::async_initiate<decltype(nothrow), void(error_code)>(start, nothrow);
+  co_return ec;
+}
+
 inline asio::awaitable<error_code> client_impl::flush(transport& tr) {
   auto [ec] = co_await asio::async_initiate<decltype(nothrow), void(error_code)>(
       [&tr](auto h) { tr.flush(std::move(h)); }, nothrow);
@@ -85,8 +92,12 @@ inline asio::awaitable<error_code> client_impl::flush(transport& tr) {
 
 // The one writer. Small messages queued together are framed synchronously into the
 // transport's buffer and go out in one socket write; a message larger than
-// write_coalesce_bytes goes through Beast's asynchronous write, whose memory the transport
-// bounds. Sends complete once their bytes are on the socket.
+// write_coalesce_bytes is framed in pieces (compressed: Beast's asynchronous write, whose
+// memory the transport bounds). Sends complete once their bytes are on the socket.
+//
+// The invariant of the two framing paths: a frame is appended only at a frame boundary of
+// the outgoing stream (transport::can_append_frame), and while one of ours is open, Beast's
+// bytes wait behind it; so frames from tether's framer and from Beast never interleave.
 inline asio::awaitable<void> client_impl::writer(connection& c) {
   auto& ws = c.ws;
   auto& tr = ws.next_layer();
@@ -145,8 +156,27 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
     auto o = take(true);
     if (!o) continue;
     std::size_t sent_bytes = 0;
-    if (o->msg.data.size() > coalesce) {
-      // A large message: Beast's asynchronous write, whose memory the transport bounds.
+    if (o->msg.data.size() > coalesce && !c.deflate && tr.can_append_frame()) {
+      // A large uncompressed message: framed and masked here in one pass, a piece of
+      // write_coalesce_bytes at a time, the next piece prepared while the socket takes the
+      // one before (at most about two pieces in memory).
+      c.async_writing = true;
+      const auto& data = o->msg.data;
+      tr.begin_frame(o->msg.kind == message_kind::binary, data.size());
+      for (std::size_t off = 0; off < data.size() && !ec;) {
+        const std::uint64_t before = tr.appended();
+        const auto k = std::min(coalesce, data.size() - off);
+        tr.append_payload(data.data() + off, k);
+        off += k;
+        ec = co_await sent_upto(tr, before);
+      }
+      c.async_writing = false;
+      sent_bytes = data.size();
+      c.control_cv.notify();  // a close waits for the frame to end
+      written.push_back(std::move(o->handler));
+    } else if (o->msg.data.size() > coalesce) {
+      // A large compressed message: Beast's asynchronous write, whose memory the transport
+      // bounds.
       c.async_writing = true;
       auto [wec, n] = co_await ws.async_write(asio::buffer(o->msg.data), nothrow);
       c.async_writing = false;

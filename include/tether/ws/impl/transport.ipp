@@ -6,11 +6,15 @@ namespace tether::ws::detail {
 
 void transport::flush(asio::any_completion_handler<void(error_code)> h) {
   corked_ = false;
-  if (write_error_ || sent_ == appended_) {
+  when_sent(appended_, std::move(h));
+}
+
+void transport::when_sent(std::uint64_t upto, asio::any_completion_handler<void(error_code)> h) {
+  if (write_error_ || sent_ >= upto) {
     asio::post(ex_, [h = std::move(h), ec = write_error_]() mutable { std::move(h)(ec); });
     return;
   }
-  waiters_.push_back(flush_waiter{appended_, std::move(h)});
+  waiters_.push_back(flush_waiter{upto, std::move(h)});  // positions only grow: in order
   kick();
 }
 
@@ -26,6 +30,32 @@ void transport::append_close(std::uint16_t code, std::string_view reason) {
 }
 
 void transport::append_masked(unsigned opcode, const char* data, std::size_t n) {
+  append_header(opcode, n);
+  append_payload(data, n);
+}
+
+void transport::begin_frame(bool binary, std::size_t n) { append_header(binary ? 0x2u : 0x1u, n); }
+
+void transport::append_payload(const char* data, std::size_t k) {
+  k = static_cast<std::size_t>(std::min<std::uint64_t>(k, own_left_));
+  const auto old = pending_.size();
+  pending_.resize(old + k);
+  mask_copy(reinterpret_cast<unsigned char*>(pending_.data() + old), reinterpret_cast<const unsigned char*>(data), k,
+            own_key_, static_cast<std::size_t>(own_phase_ % 4));
+  appended_ += k;
+  own_phase_ += k;
+  own_left_ -= k;
+  if (own_left_ == 0 && !deferred_.empty()) {
+    // The frame is whole: what Beast wrote meanwhile follows it.
+    pending_.insert(pending_.end(), deferred_.begin(), deferred_.end());
+    appended_ += deferred_.size();
+    deferred_.clear();
+  }
+  kick();
+}
+
+// Appends a masked frame's header with a fresh key and opens the frame for its payload.
+void transport::append_header(unsigned opcode, std::size_t n) {
   unsigned char hdr[14];
   std::size_t h = 0;
   hdr[h++] = static_cast<unsigned char>(0x80u | opcode);
@@ -41,14 +71,12 @@ void transport::append_masked(unsigned opcode, const char* data, std::size_t n) 
   }
   const std::uint32_t key = rw_.fresh_mask();
   std::memcpy(hdr + h, &key, 4);
+  std::memcpy(own_key_, &key, 4);
   h += 4;
-  const auto old = pending_.size();
-  pending_.resize(old + h + n);
-  auto* out = reinterpret_cast<unsigned char*>(pending_.data() + old);
-  std::memcpy(out, hdr, h);
-  out += h;
-  mask_copy(out, reinterpret_cast<const unsigned char*>(data), n, hdr + h - 4, 0);
-  appended_ += h + n;
+  pending_.insert(pending_.end(), reinterpret_cast<const char*>(hdr), reinterpret_cast<const char*>(hdr) + h);
+  appended_ += h;
+  own_left_ = n;
+  own_phase_ = 0;
 }
 
 void transport::write_pending() {
