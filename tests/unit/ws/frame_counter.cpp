@@ -1,9 +1,11 @@
 // frame_counter: whole messages counted from the incoming byte stream, however it is cut.
 #include <tether/ws/detail/frame_counter.hpp>
 #include <tether/ws/detail/key_rewriter.hpp>
+#include <tether/ws/detail/reconnect_fsm.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <set>
 #include <string>
 
 using tether::ws::detail::frame_counter;
@@ -97,4 +99,18 @@ TEST_CASE("key_rewriter: Sec-WebSocket-Accept as RFC 6455 computes it, keys are 
   const auto a = key_rewriter::make_key(), b = key_rewriter::make_key();
   CHECK(a.size() == 24);  // base64 of 16 bytes
   CHECK(a != b);
+}
+
+TEST_CASE("key_rewriter: masking keys drawn as used stay fresh across the pool's refills", "[ws][unit]") {
+  tether::ws::detail::key_rewriter rw;
+  // 16, then 64, then 256 keys per draw: 1,000 keys span every refill size.
+  std::set<std::uint32_t> seen;
+  for (int i = 0; i < 1000; ++i) seen.insert(rw.fresh_mask());
+  CHECK(seen.size() >= 990);  // 32-bit random keys: a handful of repeats at most
+}
+
+TEST_CASE("reconnect: the jitter's seeds differ per client without a system call each", "[ws][fsm]") {
+  std::set<std::uint32_t> seeds;
+  for (int i = 0; i < 1000; ++i) seeds.insert(tether::ws::detail::reconnect_fsm::fresh_seed());
+  CHECK(seeds.size() >= 995);  // a counter through splitmix64, cut to 32 bits: a repeat or two at most
 }

@@ -61,7 +61,7 @@ class key_rewriter {
   std::array<unsigned char, 4> xor_{};
   std::size_t xor_pos_ = 0;
   std::array<std::uint32_t, 256> pool_{};
-  std::size_t pool_pos_ = pool_.size();
+  std::size_t pool_pos_ = 0, pool_len_ = 0, next_fill_ = 16;
 };
 
 }  // namespace tether::ws::detail

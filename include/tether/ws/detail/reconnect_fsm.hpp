@@ -39,7 +39,11 @@ class reconnect_fsm {
 
   explicit reconnect_fsm(reconnect_policy p)
       : policy_(p),
-        backoff_(policy_.backoff, policy_.seed ? policy_.seed : std::random_device{}()) {}
+        backoff_(policy_.backoff, policy_.seed ? policy_.seed : fresh_seed()) {}
+
+  /// A seed for the jitter that differs per call and per process: one draw from the system
+  /// per process, then a counter mixed by splitmix64 (no system call per client).
+  TETHER_DECL static std::uint32_t fresh_seed() noexcept;
 
   /// Feeds the outcome of the latest attempt at time `now`; returns the next action.
   TETHER_DECL decision next(const attempt_outcome& o, clock::time_point now);

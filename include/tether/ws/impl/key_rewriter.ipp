@@ -68,8 +68,12 @@ std::string key_rewriter::accept_for(const std::string& key) {
 }
 
 std::uint32_t key_rewriter::next_mask() {
-  if (pool_pos_ == pool_.size()) {
-    random_bytes(pool_.data(), sizeof(pool_));
+  if (pool_pos_ == pool_len_) {
+    // Drawn as it is used: 64 bytes for a connection's first few frames, then four times as
+    // many at each refill up to the whole pool, so a short connection pays for 16 keys only.
+    pool_len_ = next_fill_;
+    random_bytes(pool_.data(), pool_len_ * sizeof(std::uint32_t));
+    next_fill_ = std::min(pool_.size(), next_fill_ * 4);
     pool_pos_ = 0;
   }
   return pool_[pool_pos_++];

@@ -8,8 +8,26 @@
 #include <boost/beast/websocket/error.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <random>
 
 namespace tether::ws::detail {
+
+std::uint32_t reconnect_fsm::fresh_seed() noexcept {
+  static const std::uint64_t base = [] {
+    try {
+      std::random_device rd;
+      return (std::uint64_t{rd()} << 32) ^ rd();
+    } catch (...) {  // no system source: the clock still tells processes apart
+      return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    }
+  }();
+  static std::atomic<std::uint64_t> calls{0};
+  std::uint64_t z = base + 0x9E3779B97F4A7C15ull * (calls.fetch_add(1, std::memory_order_relaxed) + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return static_cast<std::uint32_t>(z ^ (z >> 31));
+}
 
 bool reconnect_fsm::is_fatal(const attempt_outcome& o) noexcept {
   if (o.close_code == 1008) return true;
