@@ -2,6 +2,7 @@
 // baseline), same echo server, same run.
 //
 //   ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast|tcp]
+//                 [--connections C]   # C clients at once on one thread, N messages shared out
 //   ws_echo_bench [--url ws://HOST:PORT/] --idle N [--client tether|beast]
 //   ws_echo_bench --serve PORT        # only the echo server (0: any port, printed on stdout)
 //   ws_echo_bench [--url ws://HOST:PORT/] --connects N [--client tether|beast]
@@ -76,6 +77,7 @@ struct args {
   std::string client = "tether";
   long serve = -1;  ///< --serve PORT: run only the server
   std::size_t connects = 0;
+  std::size_t connections = 1;  ///< --connections N: clients at once (each with K in flight)
   std::string tls_cert, tls_key;  ///< the server's TLS certificate and key (wss)
   std::string ca;                 ///< the clients' extra trust anchor
   bool insecure = false;          ///< clients verify nothing
@@ -647,12 +649,13 @@ int main(int argc, char** argv) {
       else if (k == "--idle") a.idle = std::stoul(v);
       else if (k == "--serve") a.serve = std::stol(v);
       else if (k == "--connects") a.connects = std::stoul(v);
+      else if (k == "--connections") a.connections = std::max<std::size_t>(1, std::stoul(v));
       else if (k == "--tls-cert") a.tls_cert = v;
       else if (k == "--tls-key") a.tls_key = v;
       else if (k == "--ca") a.ca = v;
       else throw std::invalid_argument(k);
     } catch (const std::exception&) {
-      std::cerr << "usage: ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast|tcp]\n"
+      std::cerr << "usage: ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast|tcp] [--connections C]\n"
                    "       ws_echo_bench [--url ws://HOST:PORT/] --idle N [--client tether|beast]\n"
                    "       ws_echo_bench --serve PORT\n"
                    "  TLS: [--tls-cert FILE --tls-key FILE] (the server) [--ca FILE] [--insecure] (the clients)\n";
@@ -748,14 +751,29 @@ int main(int argc, char** argv) {
     return 0;
   }
   asio::io_context ioc(1);
-  stats st;
+  // --connections N: N clients at once on this thread, the messages shared out among them.
+  std::vector<stats> each(a.connections);
+  args per = a;
+  per.count = std::max<std::size_t>(1, a.count / a.connections);
   const double cpu0 = cpu_us();
-  auto client = a.client == "tether" ? run_tether(a, st) : a.client == "beast" ? run_beast(a, st) : run_tcp(a, st);
-  asio::co_spawn(ioc, std::move(client), [&](std::exception_ptr e) {
-    if (e) st.ok = false, st.error = "exception";
-  });
+  for (auto& one : each) {
+    auto client = a.client == "tether" ? run_tether(per, one) : a.client == "beast" ? run_beast(per, one) : run_tcp(per, one);
+    asio::co_spawn(ioc, std::move(client), [&one](std::exception_ptr e) {
+      if (e) one.ok = false, one.error = "exception";
+    });
+  }
   ioc.run();
   const double cpu = cpu_us() - cpu0;
+  stats st;
+  std::vector<double> connects;
+  for (auto& one : each) {
+    if (!one.ok && st.ok) st.ok = false, st.error = one.error;
+    st.seconds = std::max(st.seconds, one.seconds);
+    st.lat_us.insert(st.lat_us.end(), one.lat_us.begin(), one.lat_us.end());
+    connects.push_back(one.connect_us);
+  }
+  st.connect_us = percentile(connects, 0.5);
+  a.count = per.count * a.connections;
   if (server_thread.joinable()) {
     server_ioc.stop();
     server_thread.join();
@@ -766,10 +784,11 @@ int main(int argc, char** argv) {
   }
   const double mps = st.seconds > 0 ? static_cast<double>(a.count) / st.seconds : 0;
   std::printf(
-      "{\"client\":\"%s\",\"size\":%zu,\"count\":%zu,\"inflight\":%zu,\"seconds\":%.6f,\"msgs_per_s\":%.1f,"
-      "\"mb_per_s\":%.3f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"connect_us\":%.1f,\"cpu_us_per_msg\":%.3f,"
-      "\"peak_rss_kib\":%ld}\n",
-      a.client.c_str(), a.size, a.count, a.inflight, st.seconds, mps, mps * static_cast<double>(a.size) / 1e6,
+      "{\"client\":\"%s\",\"connections\":%zu,\"size\":%zu,\"count\":%zu,\"inflight\":%zu,\"seconds\":%.6f,"
+      "\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"connect_us\":%.1f,"
+      "\"cpu_us_per_msg\":%.3f,\"peak_rss_kib\":%ld}\n",
+      a.client.c_str(), a.connections, a.size, a.count, a.inflight, st.seconds, mps,
+      mps * static_cast<double>(a.size) / 1e6,
       percentile(st.lat_us, 0.5), percentile(st.lat_us, 0.99), st.connect_us, cpu / static_cast<double>(a.count),
       peak_rss_kib());
   return 0;
