@@ -5,7 +5,6 @@
 #include <tether/net/detail/tls_relay.hpp>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -26,17 +25,16 @@ namespace tether::net::detail {
 
 namespace asio = boost::asio;
 
-// Everything the relay owns; every operation and handler runs on `strand`.
+// Everything the relay owns; every operation and handler runs on the strand it is made with.
 struct tls_relay {
   tls_relay(asio::ssl::context& ctx, const asio::strand<asio::any_io_executor>& s)
-      : strand(s), real(s), tls(real, ctx), local(s), timer(s) {}
+      : real(s), tls(real, ctx), local(s), timer(s) {}
 
-  asio::strand<asio::any_io_executor> strand;
   asio::ip::tcp::socket real;                  // to the proxy
   asio::ssl::stream<asio::ip::tcp::socket&> tls;
   asio::local::stream_protocol::socket local;  // the relay's end of the pair
   asio::steady_timer timer;                    // bounds the handshake
-  bool ready = false;                                // the handshake succeeded
+  bool ready = false;                          // the handshake succeeded
   bool timed_out = false;
   bool ended = false;
 
@@ -53,7 +51,7 @@ struct tls_relay {
 };
 
 inline asio::awaitable<error_code> relay_handshake(std::shared_ptr<tls_relay> r,
-                                                         std::chrono::steady_clock::duration timeout) {
+                                                   std::chrono::steady_clock::duration timeout) {
   constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
   r->timer.expires_after(timeout);
   r->timer.async_wait([r](error_code ec) {
@@ -81,19 +79,28 @@ inline asio::awaitable<error_code> relay_handshake(std::shared_ptr<tls_relay> r,
   co_return error_code{};
 }
 
-// The connection's bytes to the proxy. When the connection closes its end (or the proxy
-// fails), both sides end.
-inline asio::awaitable<void> relay_to_proxy(std::shared_ptr<tls_relay> r) {
+// Copies `from` to `to` until either fails: true when reading `from` ended (everything read
+// was written), false when writing `to` failed.
+template <class From, class To>
+asio::awaitable<bool> relay_copy(From& from, To& to) {
   constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
   std::vector<char> buf(tls_relay_chunk);
   for (;;) {
     auto space = asio::buffer(buf);
-    auto [ec, n] = co_await r->local.async_read_some(space, nothrow);
-    if (ec) break;
-    auto data = asio::buffer(buf.data(), n);
-    auto [wec, wn] = co_await asio::async_write(r->tls, data, nothrow);
-    if (wec) break;
+    auto [ec, n] = co_await from.async_read_some(space, nothrow);
+    if (n > 0) {
+      auto data = asio::buffer(buf.data(), n);
+      auto [wec, wn] = co_await asio::async_write(to, data, nothrow);
+      if (wec) co_return false;
+    }
+    if (ec) co_return true;
   }
+}
+
+// The connection's bytes to the proxy. When the connection closes its end (or the proxy
+// fails), both sides end.
+inline asio::awaitable<void> relay_to_proxy(std::shared_ptr<tls_relay> r) {
+  co_await relay_copy(r->local, r->tls);
   r->end();
 }
 
@@ -101,28 +108,17 @@ inline asio::awaitable<void> relay_to_proxy(std::shared_ptr<tls_relay> r) {
 // the end of the stream after the last byte (its end of the pair stays open until it closes
 // it, which then ends relay_to_proxy); if the connection has gone, both sides end.
 inline asio::awaitable<void> relay_from_proxy(std::shared_ptr<tls_relay> r) {
-  constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-  std::vector<char> buf(tls_relay_chunk);
-  for (;;) {
-    auto space = asio::buffer(buf);
-    auto [ec, n] = co_await r->tls.async_read_some(space, nothrow);
-    if (n > 0) {
-      auto data = asio::buffer(buf.data(), n);
-      auto [wec, wn] = co_await asio::async_write(r->local, data, nothrow);
-      if (wec) {
-        r->end();
-        co_return;
-      }
-    }
-    if (ec) break;
+  if (!co_await relay_copy(r->tls, r->local)) {
+    r->end();
+    co_return;
   }
   error_code ig;
   r->local.shutdown(asio::socket_base::shutdown_send, ig);
 }
 
 asio::awaitable<error_code> start_tls_relay(asio::ip::tcp::socket& s, asio::ssl::context& ctx,
-                                                  const proxy_config& proxy, const tls_options& tls,
-                                                  std::chrono::steady_clock::duration timeout) {
+                                            const proxy_config& proxy, const tls_options& tls,
+                                            std::chrono::steady_clock::duration timeout) {
   constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
   int fds[2] = {-1, -1};
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {

@@ -252,19 +252,14 @@ class transport {
   std::size_t append(const B& b) {
     const auto n = asio::buffer_size(b);
     if (close_sent_) return n;  // after our Close nothing more may be sent
-    if (own_left_ > 0) {
-      // Inside our own frame (begin_frame): after it.
-      const auto old = deferred_.size();
-      deferred_.resize(old + n);
-      asio::buffer_copy(asio::buffer(deferred_.data() + old, n), b);
-      rw_.outgoing(deferred_.data() + old, n);
-      return n;
-    }
-    const auto old = pending_.size();
-    pending_.resize(old + n);
-    asio::buffer_copy(asio::buffer(pending_.data() + old, n), b);
-    rw_.outgoing(pending_.data() + old, n);
-    appended_ += n;
+    // Inside our own frame (begin_frame) the bytes wait to follow it.
+    const bool later = own_left_ > 0;
+    auto& into = later ? deferred_ : pending_;
+    const auto old = into.size();
+    into.resize(old + n);
+    asio::buffer_copy(asio::buffer(into.data() + old, n), b);
+    rw_.outgoing(into.data() + old, n);
+    if (!later) appended_ += n;
     return n;
   }
 
