@@ -35,6 +35,10 @@ constexpr const char* help_text = R"(usage: tether-transfer --state DIR download
        tether-transfer --state DIR resume
        tether-transfer --state DIR list
        tether-transfer --state DIR cancel ID
+       tether-transfer --agent [PATH] download URL DEST [--id ID] [--sha256 HEX] [--detach]
+       tether-transfer --agent [PATH] upload URL SRC [--id ID] [--protocol tus|put] [--detach]
+       tether-transfer --agent [PATH] wait ID
+       tether-transfer --agent [PATH] list | cancel ID | remove ID
 
 Crash-safe, resumable HTTP(S) downloads and uploads. Progress is checkpointed in DIR; if
 the program is killed or the network fails, the same command again (or `resume`)
@@ -55,6 +59,20 @@ WHERE STATE LIVES
                      processes may share it: each transfer is locked by its runner.
   --id ID            names the transfer (default: derived from URL and file, so running
                      the same command again reattaches to it)
+
+IN THE AGENT
+  --agent [PATH]     hand the transfer to tether-agent listening on PATH (default
+                     $XDG_RUNTIME_DIR/tether/agent.sock): it goes on if this program is
+                     killed, and its result waits for the session until someone takes
+                     it (wait, or download/upload run to their end). When no agent
+                     answers, one is started (tether-agent beside this program) with
+                     --state DIR, default $XDG_STATE_HOME/tether/agent.
+  --detach           print the id and exit 0 at once
+  --session NAME     whose transfers these are (default tether-transfer)
+  --no-start         do not start an agent when none answers
+  wait ID            until the transfer ends: its JSON result line, exit code as download
+  remove ID          forget a transfer (cancelled if running); its result too
+  Network and retry options belong to the agent and are refused here with --agent.
 
 OPTIONS
   --sha256 HEX          the content's expected SHA-256: a mismatch fails (exit 3)
@@ -289,6 +307,128 @@ std::string hint_for(const tt::result& r, const std::string& protocol) {
   return {};
 }
 
+
+bool is_command(const std::string& w) {
+  return w == "download" || w == "upload" || w == "resume" || w == "list" || w == "cancel" || w == "wait" ||
+         w == "remove";
+}
+
+/// Without --id: derived from the URL and the absolute file, so the same command reattaches.
+std::string default_id(const std::string& cmd, const tt::request& req) {
+  std::error_code fec;
+  const auto abs = std::filesystem::absolute(req.file, fec).lexically_normal().string();
+  return std::string(cmd == "download" ? "dl-" : "up-") +
+         tether::transfer::detail::sha256_hex(req.url + "\n" + abs).substr(0, 16);
+}
+
+struct agent_args {
+  bool on = false, detach = false, no_start = false;
+  std::string socket, session, state;
+};
+
+/// tether-agent beside this program, if there is one.
+std::filesystem::path sibling_agent() {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  auto p = self.parent_path() / "tether-agent";
+  return std::filesystem::exists(p, ec) ? p : std::filesystem::path{};
+}
+
+/// The commands with --agent: the transfer runs in the agent; this process hands it over,
+/// shows its progress and prints its result (or only its id, with --detach).
+int agent_main(const agent_args& ag, const std::vector<std::string>& positional, const tt::request& req,
+               const std::string& id, const std::string& protocol) {
+  if (positional.empty()) return usage_error("no command (download, upload, wait, list, cancel or remove)");
+  const auto& cmd = positional[0];
+  if (cmd != "download" && cmd != "upload" && cmd != "wait" && cmd != "list" && cmd != "cancel" && cmd != "remove")
+    return usage_error("with --agent, the commands are download, upload, wait, list, cancel and remove");
+  const std::size_t want = cmd == "download" || cmd == "upload" ? 3 : cmd == "list" ? 1 : 2;
+  if (positional.size() != want) return usage_error("wrong number of arguments for " + cmd);
+  if (ag.detach && cmd != "download" && cmd != "upload") return usage_error("--detach goes with download and upload");
+
+  reporter out;
+  tt::agent_client_options o;
+  if (!ag.socket.empty()) o.socket_path = ag.socket;
+  o.session = ag.session.empty() ? "tether-transfer" : ag.session;
+  if (!ag.no_start) o.start_program = sibling_agent();
+  if (!ag.state.empty()) o.start_state = std::filesystem::absolute(ag.state);
+  o.on_progress = [&out](const tt::progress& p) { out.progress(p); };
+  o.on_retry = [&out](const tt::retry_notice& n) { out.retry(n); };
+  o.log.min_level = tether::net::log_level::warn;
+  o.log.sink = [&out](tether::net::log_level, std::string_view line) { out.line(std::string(line)); };
+  asio::io_context io;
+  std::optional<tt::agent_client> client;
+  client.emplace(io.get_executor(), o);
+  int code = 0;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  // Closing the client sends the acknowledgements it owes; then nothing is left to run.
+  auto stop = [&] {
+    client.reset();
+    signals.cancel();
+  };
+  auto emit = [&](const tt::result& r) {
+    if (r.outcome == tt::outcome::success) out.finished(r);
+    std::cout << result_json(r).dump() << std::endl;
+    if (r.outcome != tt::outcome::success) {
+      out.line(r.id + ": " + r.message);
+      if (const auto hint = hint_for(r, protocol); !hint.empty()) out.line("hint: " + hint);
+    }
+    code = r.error == tether::error::not_found ? 1 : exit_code(r);
+    stop();
+  };
+  auto done = [&](const std::string& what, const std::string& key) {
+    return [&, what, key](tether::error_code ec) {
+      if (ec) {
+        out.line(what + " " + positional.back() + ": " + ec.message());
+        code = ec == tether::error::not_found || ec == tether::error::invalid_argument ? 1 : 3;
+      } else {
+        std::cout << json{{"id", positional.back()}, {key, true}}.dump() << std::endl;
+      }
+      stop();
+    };
+  };
+  signals.async_wait([&](const tether::error_code& ec, int) {
+    if (ec) return;
+    out.line("interrupted; the transfer goes on in the agent (tether-transfer --agent wait " + id + " gets its result)");
+    code = 130;
+    stop();
+  });
+  const auto k = cmd == "upload" ? tt::kind::upload : tt::kind::download;
+  if ((cmd == "download" || cmd == "upload") && ag.detach) {
+    client->submit(k, req, id, [&](tether::error_code ec) {
+      if (ec) {
+        out.line("the agent did not take " + id + ": " + ec.message());
+        code = 3;
+      } else {
+        std::cout << id << std::endl;
+      }
+      stop();
+    });
+  } else if (cmd == "download") {
+    client->download(req, id, emit);
+  } else if (cmd == "upload") {
+    client->upload(req, id, emit);
+  } else if (cmd == "wait") {
+    client->wait(positional[1], emit);
+  } else if (cmd == "list") {
+    client->list([&](tether::error_code ec, const std::vector<tt::info>& all) {
+      if (ec) {
+        out.line("list: " + ec.message());
+        code = 3;
+      }
+      for (const auto& i : all) std::cout << info_json(i).dump() << "\n";
+      stop();
+    });
+  } else if (cmd == "cancel") {
+    client->cancel(positional[1], done("cancel", "cancelled"));
+  } else {
+    client->remove(positional[1], done("remove", "removed"));
+  }
+  io.run();
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -297,13 +437,30 @@ int main(int argc, char** argv) {
   tt::options opts;
   tt::request req;
   std::uint64_t chunk = 0;
+  agent_args ag;
+  std::string manager_only;  // the last option that configures a manager of our own
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::optional<std::string> {
       if (i + 1 >= argc) return std::nullopt;
       return std::string(argv[++i]);
     };
-    if (a == "--state" || a == "--id" || a == "--sha256" || a == "--protocol" || a == "--header" || a == "--ca" ||
+    if (a == "--ca" || a == "--insecure" || a == "--proxy" || a == "--pin" || a == "--max-attempts" ||
+        a == "--checkpoint-bytes" || a == "--max-unsynced" || a == "--recv-buffer" || a == "--report-sha256")
+      manager_only = a;
+    if (a == "--agent") {
+      ag.on = true;
+      // PATH is optional: a following word that is not a command or an option is it.
+      if (i + 1 < argc && argv[i + 1][0] != '-' && !is_command(argv[i + 1])) ag.socket = argv[++i];
+    } else if (a == "--detach") {
+      ag.detach = true;
+    } else if (a == "--no-start") {
+      ag.no_start = true;
+    } else if (a == "--session") {
+      auto v = value();
+      if (!v) return usage_error(a + " needs a value");
+      ag.session = *v;
+    } else if (a == "--state" || a == "--id" || a == "--sha256" || a == "--protocol" || a == "--header" || a == "--ca" ||
         a == "--chunk-size" || a == "--max-attempts" || a == "--bandwidth" || a == "--recv-buffer" ||
         a == "--checkpoint-bytes" || a == "--max-unsynced" || a == "--proxy" || a == "--pin") {
       auto v = value();
@@ -351,6 +508,25 @@ int main(int argc, char** argv) {
       positional.push_back(a);
     }
   }
+  if (protocol != "tus" && protocol != "put" && protocol != "post")
+    return usage_error("--protocol '" + protocol + "': expected tus, put or post");
+  if (!positional.empty() && (positional[0] == "download" || positional[0] == "upload") && positional.size() == 3) {
+    req.url = positional[1];
+    req.file = positional[2];
+    req.sha256 = sha256;
+    req.chunk_size = chunk;
+    req.protocol = protocol == "put" ? tt::upload_protocol::put
+                   : protocol == "post" ? tt::upload_protocol::post
+                                        : tt::upload_protocol::tus;
+    if (id.empty()) id = default_id(positional[0], req);
+  }
+  if (ag.on) {
+    if (!manager_only.empty()) return usage_error(manager_only + " configures the agent's transfers, not one handed to it");
+    req.bandwidth_limit = opts.bandwidth_limit;
+    ag.state = state;
+    return agent_main(ag, positional, req, id, protocol);
+  }
+  if (ag.detach || ag.no_start || !ag.session.empty()) return usage_error("--detach, --session and --no-start go with --agent");
   if (state.empty()) return usage_error("--state DIR is required");
   if (positional.empty()) return usage_error("no command (download, upload, resume, list or cancel)");
   const std::string cmd = positional[0];
@@ -358,8 +534,6 @@ int main(int argc, char** argv) {
     return usage_error("unknown command '" + cmd + "'");
   const std::size_t want = cmd == "download" || cmd == "upload" ? 3 : cmd == "cancel" ? 2 : 1;
   if (positional.size() != want) return usage_error("wrong number of arguments for " + cmd);
-  if (protocol != "tus" && protocol != "put" && protocol != "post")
-    return usage_error("--protocol '" + protocol + "': expected tus, put or post");
   if (opts.checkpoint_bytes < (64u << 10) || opts.checkpoint_bytes % (64u << 10) != 0)
     return usage_error("--checkpoint-bytes " + std::to_string(opts.checkpoint_bytes) + ": expected a multiple of 65536");
 
@@ -418,19 +592,6 @@ int main(int argc, char** argv) {
       signals.cancel();
     });
   } else {
-    req.url = positional[1];
-    req.file = positional[2];
-    req.sha256 = sha256;
-    req.chunk_size = chunk;
-    req.protocol = protocol == "put" ? tt::upload_protocol::put
-                   : protocol == "post" ? tt::upload_protocol::post
-                                        : tt::upload_protocol::tus;
-    if (id.empty()) {
-      std::error_code fec;
-      const auto abs = std::filesystem::absolute(req.file, fec).lexically_normal().string();
-      id = std::string(cmd == "download" ? "dl-" : "up-") +
-           tether::transfer::detail::sha256_hex(req.url + "\n" + abs).substr(0, 16);
-    }
     auto done = [&](const tt::result& r) {
       emit(r);
       signals.cancel();

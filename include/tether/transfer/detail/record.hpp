@@ -6,6 +6,7 @@
 #include <tether/transfer/types.hpp>
 
 #include <boost/system/result.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -70,6 +71,11 @@ TETHER_DECL std::string encode_record(const record& r);
 /// with `why` naming the first problem (bad JSON, a missing or mistyped field, offsets or
 /// digests that do not add up).
 TETHER_DECL boost::system::result<record> decode_record(std::string_view text, std::string& why);
+
+/// A result as JSON without its id, kind and file (the record holds those), and back, strictly:
+/// nothing on `why`'s first problem. The error survives for the categories a transfer produces.
+TETHER_DECL nlohmann::json encode_result(const result& r);
+TETHER_DECL std::optional<result> decode_result(const nlohmann::json& j, const record& r, std::string& why);
 
 /// The file name stem for an id: letters, digits, '.', '_' and '-' kept, other bytes as
 /// %XX; long ids shortened with a digest so names stay under 200 bytes. Never "." or "..".

@@ -3,6 +3,7 @@
 
 #include <tether/net/url.hpp>
 #include <tether/transfer/detail/file.hpp>
+#include <tether/transfer/detail/json_reader.hpp>
 #include <tether/transfer/detail/record.hpp>
 
 #include <boost/asio/error.hpp>
@@ -40,12 +41,6 @@ using json = nlohmann::json;
 
 namespace {
 
-template <class Enum, std::size_t N>
-std::optional<Enum> enum_from(std::string_view s, const Enum (&values)[N]) {
-  for (auto v : values)
-    if (s == to_string(v)) return v;
-  return std::nullopt;
-}
 constexpr status all_status[] = {status::queued, status::running, status::waiting, status::paused,
                                  status::succeeded, status::failed, status::cancelled};
 constexpr kind all_kinds[] = {kind::download, kind::upload};
@@ -70,6 +65,8 @@ const boost::system::error_category* category_named(std::string_view name) {
   return nullptr;
 }
 
+}  // namespace
+
 json encode_result(const result& r) {
   json j = {{"outcome", net::to_string(r.outcome)},
             {"message", r.message},
@@ -86,65 +83,6 @@ json encode_result(const result& r) {
   if (r.bytes_expected) j["bytes_expected"] = *r.bytes_expected;
   return j;
 }
-
-// A strict reader: each accessor records the first problem and yields a default.
-struct reader {
-  const json& j;
-  std::string& why;
-  std::string where;
-
-  bool fail(const std::string& what) {
-    if (why.empty()) why = where + what;
-    return false;
-  }
-  const json* field(const char* name, bool required) {
-    auto it = j.find(name);
-    if (it == j.end() || it->is_null()) {
-      if (required) fail(std::string("missing \"") + name + "\"");
-      return nullptr;
-    }
-    return &*it;
-  }
-  std::string str(const char* name, bool required = true) {
-    auto f = field(name, required);
-    if (!f) return {};
-    if (!f->is_string()) return fail(std::string("\"") + name + "\" is not a string"), std::string{};
-    return f->get<std::string>();
-  }
-  std::uint64_t u64(const char* name, bool required = true) {
-    auto f = field(name, required);
-    if (!f) return 0;
-    if (!f->is_number_unsigned()) return fail(std::string("\"") + name + "\" is not a non-negative integer"), 0;
-    return f->get<std::uint64_t>();
-  }
-  std::int64_t i64(const char* name, bool required = true) {
-    auto f = field(name, required);
-    if (!f) return 0;
-    if (!f->is_number_integer()) return fail(std::string("\"") + name + "\" is not an integer"), 0;
-    if (f->is_number_unsigned() && f->get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
-      return fail(std::string("\"") + name + "\" is out of range"), 0;
-    return f->get<std::int64_t>();
-  }
-  std::uint32_t u32(const char* name) {
-    const auto v = u64(name, false);
-    if (v > UINT32_MAX) return fail(std::string("\"") + name + "\" is out of range"), 0;
-    return static_cast<std::uint32_t>(v);
-  }
-  bool boolean(const char* name) {
-    auto f = field(name, false);
-    if (!f) return false;
-    if (!f->is_boolean()) return fail(std::string("\"") + name + "\" is not a boolean");
-    return f->get<bool>();
-  }
-  template <class Enum, std::size_t N>
-  Enum enumeration(const char* name, const Enum (&values)[N]) {
-    const auto s = str(name);
-    if (!why.empty()) return values[0];
-    auto v = enum_from(s, values);
-    if (!v) fail(std::string("\"") + name + "\" has an unknown value");
-    return v.value_or(values[0]);
-  }
-};
 
 std::optional<result> decode_result(const json& j, const record& r, std::string& why) {
   if (!j.is_object()) {
@@ -186,8 +124,6 @@ std::optional<result> decode_result(const json& j, const record& r, std::string&
   if (!why.empty()) return std::nullopt;
   return res;
 }
-
-}  // namespace
 
 std::string encode_record(const record& r) {
   json headers = json::array();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <tether/net/detail/json_depth.hpp>
 #include <tether/ws/envelope.hpp>
 
 #include <openssl/rand.h>
@@ -9,33 +10,6 @@
 namespace tether::ws {
 
 namespace detail {
-
-// Nesting depth of a JSON text, outside strings, in one pass and with no recursion.
-inline bool json_depth_within(std::string_view s, std::size_t max_depth) {
-  std::size_t depth = 0;
-  bool in_string = false, escaped = false;
-  for (char ch : s) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (ch == '\\') escaped = true;
-      else if (ch == '"') in_string = false;
-      continue;
-    }
-    switch (ch) {
-      case '"': in_string = true; break;
-      case '[':
-      case '{':
-        if (++depth > max_depth) return false;
-        break;
-      case ']':
-      case '}':
-        if (depth > 0) --depth;
-        break;
-      default: break;
-    }
-  }
-  return true;
-}
 
 // A SAX consumer that only tracks nesting and stops past a bound.
 struct depth_guard {
@@ -98,7 +72,7 @@ boost::system::result<envelope> decode_envelope(std::string_view data, wire_form
   if (data.size() > limits.max_bytes) return make_error_code(error::json_too_large);
   nlohmann::json j;
   if (f == wire_format::json_text) {
-    if (!detail::json_depth_within(data, limits.max_depth)) return make_error_code(error::json_too_deep);
+    if (!net::detail::json_depth_within(data, limits.max_depth)) return make_error_code(error::json_too_deep);
     j = nlohmann::json::parse(data.begin(), data.end(), nullptr, /*allow_exceptions=*/false);
   } else {
     // nlohmann's CBOR reader recurses once per nesting level: a SAX pass that gives up past

@@ -1,0 +1,565 @@
+// tether/transfer/impl/agent_server.ipp: the agent's I/O shell: the Unix socket and its peers,
+// the book on disk, and the hosted manager. Decisions live in agent_protocol (what a line
+// says) and agent_book (who owns what, which events a session gets).
+#pragma once
+
+#include <tether/transfer/agent.hpp>
+#include <tether/transfer/detail/agent_book.hpp>
+#include <tether/transfer/detail/agent_protocol.hpp>
+#include <tether/transfer/detail/file.hpp>
+#include <tether/transfer/manager.hpp>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <deque>
+#include <list>
+#include <set>
+
+namespace tether::transfer {
+
+std::filesystem::path default_agent_socket() {
+  if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x && *x == '/') return std::filesystem::path(x) / "tether" / "agent.sock";
+  return std::filesystem::path("/tmp") / ("tether-" + std::to_string(::geteuid())) / "agent.sock";
+}
+
+std::filesystem::path default_agent_state() {
+  if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x == '/') return std::filesystem::path(x) / "tether" / "agent";
+  const char* home = std::getenv("HOME");
+  return std::filesystem::path(home && *home ? home : "/tmp") / ".local" / "state" / "tether" / "agent";
+}
+
+namespace detail {
+
+namespace ag = agent;
+using local = asio::local::stream_protocol;
+
+namespace {
+
+/// One client connection: lines in, answers out in order through a bounded outbox.
+struct agent_conn : std::enable_shared_from_this<agent_conn> {
+  static constexpr std::size_t max_outbox_bytes = 16u << 20;
+
+  explicit agent_conn(local::socket s) : sock(std::move(s)) {}
+  local::socket sock;
+  std::string in;
+  std::string session;
+  std::deque<std::string> outbox;
+  std::size_t outbox_bytes = 0;
+  std::size_t parked = 0;  ///< events calls waiting here
+  bool writing = false;
+
+  void send(std::string line) {
+    if (!sock.is_open()) return;
+    outbox_bytes += line.size();
+    outbox.push_back(std::move(line));
+    if (outbox_bytes > max_outbox_bytes) {  // a client that does not read its answers
+      error_code ignored;
+      sock.close(ignored);
+      return;
+    }
+    if (!writing) write_next();
+  }
+  void write_next() {
+    writing = true;
+    asio::async_write(sock, asio::buffer(outbox.front()), [self = shared_from_this()](error_code ec, std::size_t) {
+      self->outbox_bytes -= self->outbox.front().size();
+      self->outbox.pop_front();
+      self->writing = false;
+      if (ec) {
+        self->sock.close(ec);
+        return;
+      }
+      if (!self->outbox.empty()) self->write_next();
+    });
+  }
+};
+
+/// An events call waiting for its session's next event or its deadline.
+struct parked_poll {
+  std::weak_ptr<agent_conn> conn;
+  ag::json id;
+  std::string session;
+  std::uint64_t after = 0;
+  std::uint64_t serial = 0;  ///< how its deadline finds it (an iterator may be gone by then)
+  std::unique_ptr<asio::steady_timer> timer;
+};
+
+}  // namespace
+
+struct agent_impl : std::enable_shared_from_this<agent_impl> {
+  asio::any_io_executor ex;
+  agent_options opts;
+  file lock;
+  std::filesystem::path book_path;
+  ag::book bk{ag::book::limits{}};
+  std::optional<manager> mgr;
+  std::optional<local::acceptor> acceptor;
+  bool own_socket_file = false;
+  std::set<std::shared_ptr<agent_conn>> conns;
+  std::list<parked_poll> polls;
+  std::uint64_t poll_serial = 0;
+  bool stopped = false;
+
+  void log(net::log_level l, const std::string& line) const { opts.log(l, "tether.agent: " + line); }
+
+  // --- the book on disk ---
+  void persist() {
+    if (!bk.dirty()) return;
+    error_code ec;
+    replace_file(book_path, bk.encode().dump(2), ec);
+    if (ec) {
+      // The change stays in memory and is written with the next one; a crash before that
+      // loses it, which restart handles (an unknown record is left alone, a known one resumed).
+      log(net::log_level::error, "cannot write " + book_path.string() + ": " + describe_failure(ec));
+      return;
+    }
+    bk.clean();
+  }
+
+  // --- events ---
+  void publish(const std::string& id, ag::json body) {
+    const auto* o = bk.find(id);
+    if (!o) return;
+    const auto session = o->session;
+    body["id"] = id;
+    bk.publish(id, std::move(body));
+    persist();  // a new block of event numbers reaches the disk before anyone sees one
+    for (auto it = polls.begin(); it != polls.end();) {
+      if (it->session == session) {
+        answer_poll(*it);
+        it = polls.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  void answer_poll(parked_poll& p) {
+    if (p.timer) p.timer->cancel();
+    auto c = p.conn.lock();
+    if (!c) return;
+    --c->parked;
+    c->send(ag::result_line(p.id, events_json(p.session, p.after)));
+  }
+  ag::json events_json(const std::string& session, std::uint64_t after) const {
+    const auto a = bk.events_after(session, after, 256);
+    ag::json ev = ag::json::array();
+    for (const auto& e : a.events) {
+      auto b = e.body;
+      b["seq"] = e.seq;
+      ev.push_back(std::move(b));
+    }
+    return {{"events", std::move(ev)}, {"cursor", a.cursor}, {"gap", a.gap}};
+  }
+
+  // --- transfers ---
+  void run(const std::string& id) {
+    auto* o = bk.find(id);
+    if (!o || !mgr) return;
+    auto done = [w = weak_from_this()](result r) {
+      if (auto self = w.lock()) self->finished(std::move(r));
+    };
+    if (o->kind == kind::download)
+      mgr->download(o->req, id, asio::bind_executor(ex, std::move(done)));
+    else
+      mgr->upload(o->req, id, asio::bind_executor(ex, std::move(done)));
+  }
+  void finished(result r) {
+    auto* o = bk.find(r.id);
+    if (!o || o->finished || stopped) return;  // removed meanwhile, or the agent stops
+    if (r.error == error::paused) {
+      o->paused = true;
+      bk.touch();
+      publish(r.id, {{"type", "paused"}});
+      return;
+    }
+    o->finished = true;
+    bk.touch();
+    publish(r.id, {{"type", "result"}, {"result", ag::encode_result_full(r)}});
+  }
+  std::optional<info> info_of(const std::string& id) const {
+    for (auto& i : mgr->list())
+      if (i.id == id) return i;
+    return std::nullopt;
+  }
+  ag::json info_json(const std::string& id, const ag::owned& o) const {
+    if (auto i = info_of(id)) {
+      if (!o.finished && i->result) i->result.reset();  // a run still going, or its end not yet seen here
+      return ag::encode_info(*i);
+    }
+    info i;  // handed over, its record not written yet
+    i.id = id;
+    i.kind = o.kind;
+    i.status = o.paused ? status::paused : status::queued;
+    i.file = o.req.file;
+    return ag::encode_info(i);
+  }
+
+  // --- requests ---
+  void handle(const std::shared_ptr<agent_conn>& c, std::string_view line) {
+    auto parsed = ag::parse_call(line, opts.max_request_bytes);
+    if (auto* e = std::get_if<ag::rpc_error>(&parsed)) return c->send(ag::error_line(*e));
+    auto& call = std::get<ag::rpc_call>(parsed);
+    auto fail = [&](ag::rpc_code code, std::string msg) { c->send(ag::error_line({code, std::move(msg), call.id})); };
+    auto ok = [&](const ag::json& r) { c->send(ag::result_line(call.id, r)); };
+    std::string why;
+    const auto& m = call.method;
+    if (m == "attach") {
+      auto s = ag::decode_session(call.params, why);
+      if (!s) return fail(ag::rpc_code::invalid_params, why);
+      if (!c->session.empty() && c->session != *s)
+        return fail(ag::rpc_code::invalid_request, "this connection is attached to session " + c->session);
+      if (!bk.open_session(*s)) return fail(ag::rpc_code::limit_reached, "too many sessions");
+      c->session = *s;
+      return ok({{"session", *s}, {"cursor", bk.last_seq()}});
+    }
+    static const char* const known[] = {"download", "upload", "get", "list", "cancel", "pause",
+                                        "resume",   "ack",    "remove", "events"};
+    if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return m == k; }) == std::end(known))
+      return fail(ag::rpc_code::method_not_found, "no method \"" + m + "\"");
+    if (c->session.empty()) return fail(ag::rpc_code::not_attached, "call attach {session} first");
+    const auto& session = c->session;
+
+    if (m == "download" || m == "upload") {
+      const auto k = m == "download" ? kind::download : kind::upload;
+      auto a = ag::decode_add(call.params, k, why);
+      if (!a) return fail(ag::rpc_code::invalid_params, why);
+      switch (bk.claim(session, a->id, k, a->req)) {
+        case ag::claim_result::other_session: return fail(ag::rpc_code::id_in_use, "the id " + a->id + " is another session's");
+        case ag::claim_result::limit_reached: return fail(ag::rpc_code::limit_reached, "the agent holds its limit of transfers");
+        case ag::claim_result::same: {
+          const auto* o = bk.find(a->id);
+          if (o->kind != k || o->req.url != a->req.url || o->req.file != a->req.file)
+            return fail(ag::rpc_code::id_in_use, "the id " + a->id + " already names a transfer of another URL or file");
+          return ok({{"id", a->id}, {"created", false}});
+        }
+        case ag::claim_result::created: break;
+      }
+      persist();  // the session owns it on disk before anything moves
+      publish(a->id, {{"type", "added"}});
+      run(a->id);
+      return ok({{"id", a->id}, {"created", true}});
+    }
+    if (m == "list") {
+      if (!call.params.empty()) return fail(ag::rpc_code::invalid_params, "list takes no parameters");
+      ag::json all = ag::json::array();
+      for (const auto& [id, o] : bk.all())
+        if (o.session == session) all.push_back(info_json(id, o));
+      return ok(all);
+    }
+    if (m == "events") {
+      auto e = ag::decode_events(call.params, opts.max_event_wait, why);
+      if (!e) return fail(ag::rpc_code::invalid_params, why);
+      auto now = events_json(session, e->after);
+      if (!now["events"].empty() || now["gap"] == true || e->wait.count() == 0) return ok(now);
+      if (c->parked >= opts.max_requests_in_flight)
+        return fail(ag::rpc_code::limit_reached, "too many events calls waiting on this connection");
+      ++c->parked;
+      auto& p = polls.emplace_back();
+      p.conn = c;
+      p.id = call.id;
+      p.session = session;
+      p.after = e->after;
+      p.serial = ++poll_serial;
+      p.timer = std::make_unique<asio::steady_timer>(ex, e->wait);
+      p.timer->async_wait([w = weak_from_this(), serial = p.serial](error_code) {
+        auto self = w.lock();
+        if (!self) return;
+        auto at = std::find_if(self->polls.begin(), self->polls.end(),
+                               [serial](const parked_poll& q) { return q.serial == serial; });
+        if (at == self->polls.end()) return;  // answered already
+        self->answer_poll(*at);
+        self->polls.erase(at);
+      });
+      return;
+    }
+    // The rest name one of the session's transfers.
+    auto id = ag::decode_id(call.params, why);
+    if (!id) return fail(ag::rpc_code::invalid_params, why);
+    auto* o = bk.find(session, *id);
+    if (!o) return fail(ag::rpc_code::not_found, "no transfer " + *id + " in session " + session);
+    if (m == "get") return ok(info_json(*id, *o));
+    if (m == "resume") {
+      if (o->finished) return fail(ag::rpc_code::refused, "transfer " + *id + " has ended");
+      if (o->paused) {
+        o->paused = false;
+        bk.touch();
+        persist();
+        run(*id);
+      }
+      return ok({{"id", *id}});
+    }
+    if (m == "ack") {
+      if (!o->finished) return fail(ag::rpc_code::refused, "transfer " + *id + " has not ended");
+      return forget(c, call.id, *id);
+    }
+    if (m == "remove") return forget(c, call.id, *id);
+    const auto ec = m == "cancel" ? mgr->cancel(*id) : mgr->pause(*id);
+    if (ec == error::not_found && m == "cancel") {
+      // Handed over but never recorded (or removed behind our back): nothing runs it.
+      result r;
+      r.id = *id;
+      r.kind = o->kind;
+      r.file = o->req.file;
+      r.error = make_error_code(error::cancelled);
+      r.message = "cancelled";
+      finished(std::move(r));
+    } else if (ec) {
+      return fail(ag::rpc_code::refused, m + " " + *id + ": " + ec.message());
+    }
+    if (m == "cancel" && !o->finished) settle_from_record(*id);
+    return ok({{"id", *id}});
+  }
+  // A transfer that was not running (paused) ends in its record without a completion here.
+  void settle_from_record(const std::string& id) {
+    if (auto i = info_of(id); i && i->result) finished(*i->result);
+  }
+  void forget(const std::shared_ptr<agent_conn>& c, const ag::json& call_id, const std::string& id) {
+    // The record goes first: a crash between the two leaves an owned, finished entry without a
+    // record, which the next start forgets (the other order would leave an unowned record).
+    if (auto ec = mgr->remove(id); ec && ec != error::not_found)
+      return c->send(ag::error_line({ag::rpc_code::refused, "remove " + id + ": " + ec.message(), call_id}));
+    bk.forget(id);
+    persist();
+    c->send(ag::result_line(call_id, {{"id", id}}));
+  }
+
+  // --- connections ---
+  void accept() {
+    acceptor->async_accept([self = shared_from_this()](error_code ec, local::socket s) {
+      if (self->stopped) return;
+      if (ec) {
+        if (ec == asio::error::operation_aborted) return;
+        self->log(net::log_level::warn, "accept: " + ec.message());
+      } else {
+        self->admit(std::move(s));
+      }
+      self->accept();
+    });
+  }
+  void admit(local::socket s) {
+    auto c = std::make_shared<agent_conn>(std::move(s));
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(c->sock.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != ::geteuid()) {
+      log(net::log_level::warn, "refused a connection from uid " + std::to_string(cred.uid) + " (pid " +
+                                    std::to_string(cred.pid) + "): this agent serves its own user only");
+      c->send(ag::error_line({ag::rpc_code::refused, "this agent serves its own user only", nullptr}));
+      return;  // closed once the line is written (the last reference goes with the write)
+    }
+    if (conns.size() >= opts.max_connections) {
+      c->send(ag::error_line({ag::rpc_code::limit_reached, "too many connections", nullptr}));
+      return;
+    }
+    conns.insert(c);
+    read(c);
+  }
+  void read(const std::shared_ptr<agent_conn>& c) {
+    asio::async_read_until(c->sock, asio::dynamic_buffer(c->in, opts.max_request_bytes + 1), '\n',
+                           [self = shared_from_this(), c](error_code ec, std::size_t n) {
+                             if (self->stopped) return;
+                             if (ec) {
+                               if (ec == asio::error::not_found)  // a line past the limit: no way to resync
+                                 c->send(ag::error_line({ag::rpc_code::too_large,
+                                                         "request longer than " +
+                                                             std::to_string(self->opts.max_request_bytes) + " bytes",
+                                                         nullptr}));
+                               self->drop(c);
+                               return;
+                             }
+                             std::string_view line(c->in.data(), n - 1);
+                             if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+                             if (!line.empty()) self->handle(c, line);
+                             c->in.erase(0, n);
+                             self->read(c);
+                           });
+  }
+  void drop(const std::shared_ptr<agent_conn>& c) {
+    for (auto it = polls.begin(); it != polls.end();) {
+      if (it->conn.lock() == c) {
+        it->timer->cancel();
+        it = polls.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    conns.erase(c);
+    if (!c->writing) {
+      error_code ignored;
+      c->sock.close(ignored);
+    }
+  }
+};
+
+namespace {
+
+[[noreturn]] void agent_fail(error_code ec, const std::string& what) { throw boost::system::system_error(ec, what); }
+
+// Binds the socket at `path`: its directory made 0700 when missing; a stale socket file (no
+// one answers) replaced; a live one refused.
+local::acceptor bind_socket(const asio::any_io_executor& ex, const std::filesystem::path& path) {
+  const auto dir = path.parent_path();
+  std::error_code sec;
+  if (!dir.empty() && std::filesystem::create_directories(dir, sec))
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, sec);
+  if (sec) agent_fail(error_code(sec.value(), boost::system::system_category()), "agent socket directory " + dir.string());
+  if (path.native().size() >= sizeof(sockaddr_un::sun_path))
+    agent_fail(make_error_code(error::invalid_argument), "agent socket path too long: " + path.string());
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) agent_fail(make_error_code(error::invalid_argument), path.string() + " exists and is not a socket");
+    local::socket probe(ex);
+    error_code ec;
+    probe.connect(local::endpoint(path.string()), ec);
+    if (!ec) agent_fail(make_error_code(error::state_locked), "another agent listens on " + path.string());
+    ::unlink(path.c_str());
+  }
+  local::acceptor a(ex);
+  error_code ec;
+  a.open(local(), ec);
+  if (!ec) a.bind(local::endpoint(path.string()), ec);
+  if (!ec) ::chmod(path.c_str(), 0600);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) agent_fail(ec, "agent socket " + path.string());
+  return a;
+}
+
+// The book from disk: none is a fresh one; one that cannot be read stops the agent (nothing is
+// touched); one that does not decode is set aside with its reason, and the agent starts a new
+// one (the records it named stay in transfers/, listed by tether-transfer --state).
+ag::book load_book(const std::filesystem::path& p, ag::book::limits l, const net::logger& log) {
+  error_code ec;
+  auto f = open_file(p, O_RDONLY, ec);
+  if (ec == boost::system::errc::no_such_file_or_directory) return ag::book(l);
+  if (ec) agent_fail(ec, "agent book " + p.string() + ": " + describe_failure(ec));
+  std::string text;
+  char buf[65536];
+  for (std::uint64_t at = 0;;) {
+    const auto n = read_some(f, buf, sizeof buf, at, ec);
+    if (ec) agent_fail(ec, "agent book " + p.string() + ": " + describe_failure(ec));
+    if (n == 0) break;
+    text.append(buf, n);
+    at += n;
+  }
+  std::string why;
+  auto j = ag::json::parse(text, nullptr, false);
+  std::optional<ag::book> b;
+  if (j.is_discarded()) why = "not JSON";
+  else b = ag::book::decode(j, l, why);
+  if (b) return std::move(*b);
+  auto aside = p;
+  aside += ".corrupt";
+  rename_file(p, aside, ec);
+  auto reason = aside;
+  reason += ".reason";
+  error_code ignored;
+  replace_file(reason, why + "\n", ignored);
+  log(net::log_level::error, "tether.agent: " + p.string() + " is damaged (" + why + "); set aside as " +
+                                 aside.string() + ", starting a new book");
+  return ag::book(l);
+}
+
+}  // namespace
+
+std::shared_ptr<agent_impl> open_agent(asio::any_io_executor ex, agent_options opts) {
+  if (opts.state_dir.empty()) agent_fail(make_error_code(error::invalid_argument), "agent: state_dir is not set");
+  auto a = std::make_shared<agent_impl>();
+  a->ex = ex;
+  std::error_code sec;
+  if (std::filesystem::create_directories(opts.state_dir, sec))
+    std::filesystem::permissions(opts.state_dir, std::filesystem::perms::owner_all, sec);
+  if (sec) agent_fail(error_code(sec.value(), boost::system::system_category()), "agent state " + opts.state_dir.string());
+  opts.state_dir = std::filesystem::absolute(opts.state_dir);
+  if (opts.socket_path.empty()) opts.socket_path = default_agent_socket();
+  error_code ec;
+  std::string holder;
+  a->lock = lock_file(opts.state_dir / "agent.lock", ec, holder);
+  if (ec) agent_fail(ec, "agent state " + opts.state_dir.string() + (holder.empty() ? "" : ": in use by process " + holder));
+  a->opts = std::move(opts);
+  a->book_path = a->opts.state_dir / "agent.json";
+  a->bk = load_book(a->book_path, {a->opts.max_transfers, a->opts.max_sessions, a->opts.max_events_per_session},
+                    a->opts.log);
+
+  auto mo = a->opts.manager;
+  mo.state_dir = a->opts.state_dir / "transfers";
+  if (!mo.log.sink) mo.log = a->opts.log;
+  auto user_progress = std::move(mo.on_progress);
+  auto user_retry = std::move(mo.on_retry);
+  std::weak_ptr<agent_impl> w = a;
+  mo.on_progress = [w, ex, user_progress](const progress& p) {
+    if (user_progress) user_progress(p);
+    ag::json body = {{"type", "progress"}, {"bytes_done", p.bytes_done}, {"bytes_durable", p.bytes_durable},
+                     {"bytes_per_second", p.bytes_per_second}};
+    if (p.bytes_total) body["bytes_total"] = *p.bytes_total;
+    asio::post(ex, [w, id = p.id, body = std::move(body)]() mutable {
+      if (auto self = w.lock(); self && !self->stopped) self->publish(id, std::move(body));
+    });
+  };
+  mo.on_retry = [w, ex, user_retry](const retry_notice& n) {
+    if (user_retry) user_retry(n);
+    ag::json body = {{"type", "retry"}, {"attempt", n.attempt}, {"delay_ms", n.delay.count()},
+                     {"message", n.message}, {"http_status", n.http_status}};
+    asio::post(ex, [w, id = n.id, body = std::move(body)]() mutable {
+      if (auto self = w.lock(); self && !self->stopped) self->publish(id, std::move(body));
+    });
+  };
+  a->mgr.emplace(ex, std::move(mo));
+
+  if (a->opts.listen_fd >= 0) {
+    a->acceptor.emplace(ex, local(), a->opts.listen_fd);
+  } else {
+    a->acceptor.emplace(bind_socket(ex, a->opts.socket_path));
+    a->own_socket_file = true;
+  }
+
+  // Reconcile the book with the records: finished entries whose record is gone were
+  // acknowledged just before a crash; unfinished, unpaused ones run again (the manager resumes
+  // them from their checkpoints, or creates them when the crash came before their record).
+  std::set<std::string> recorded;
+  for (const auto& i : a->mgr->list()) recorded.insert(i.id);
+  std::vector<std::string> gone, again;
+  for (const auto& [id, o] : a->bk.all()) {
+    if (o.finished && !recorded.count(id)) gone.push_back(id);
+    else if (!o.finished && !o.paused) again.push_back(id);
+  }
+  for (const auto& id : gone) a->bk.forget(id);
+  a->persist();
+  for (const auto& id : again) a->run(id);
+  for (const auto& id : recorded)
+    if (!a->bk.find(id))
+      a->log(net::log_level::warn, "transfer " + id + " in " + (a->opts.state_dir / "transfers").string() +
+                                       " belongs to no session; left as it is");
+  a->log(net::log_level::info, "listening on " + a->opts.socket_path.string() + " (" + std::to_string(again.size()) +
+                                   " transfers resumed)");
+  a->accept();
+  return a;
+}
+
+void stop_agent(agent_impl& a) {
+  if (a.stopped) return;
+  a.stopped = true;
+  error_code ignored;
+  if (a.acceptor) a.acceptor->close(ignored);
+  for (auto& p : a.polls) p.timer->cancel();
+  a.polls.clear();
+  for (const auto& c : a.conns) c->sock.close(ignored);
+  a.conns.clear();
+  a.mgr.reset();  // stops the transfers, their records resumable
+  if (a.own_socket_file) ::unlink(a.opts.socket_path.c_str());
+  a.persist();
+  a.lock.close();
+}
+
+std::filesystem::path agent_socket(const agent_impl& a) { return a.opts.socket_path; }
+
+}  // namespace detail
+}  // namespace tether::transfer
