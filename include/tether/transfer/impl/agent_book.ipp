@@ -23,7 +23,7 @@ nlohmann::json book::encode() const {
   // Numbers below `reserved` may have been handed out: a restarted agent starts there. publish()
   // moves it a block ahead (and marks the book dirty) before it passes it, and the agent writes
   // the book before anyone can read the event.
-  return {{"schema", book_schema}, {"reserved", std::max(reserved_, next_)}, {"transfers", std::move(transfers)}};
+  return {{"schema", static_cast<std::uint64_t>(book_schema)}, {"reserved", std::max(reserved_, next_)}, {"transfers", std::move(transfers)}};
 }
 
 std::optional<book> book::decode(const nlohmann::json& j, limits l, std::string& why) {
