@@ -3,6 +3,7 @@
 // file ends byte-identical, with the bytes served staying within 1.15x the file size.
 #include "fixtures/certs.hpp"
 #include "fixtures/http_server.hpp"
+#include "support/digests.hpp"
 #include "support/process.hpp"
 
 #include <tether/transfer/detail/file.hpp>
@@ -39,17 +40,8 @@ TEST_CASE("tether-transfer survives SIGKILL at 5 random moments of a 256 MiB dow
   const auto state = dir / "state", dest = dir / "big.bin";
   std::filesystem::create_directories(state);
 
-  // The expected digest, computed from the fixture's deterministic content in pieces.
-  tether::transfer::detail::sha256 h;
-  {
-    std::vector<char> buf(1 << 20);
-    for (std::uint64_t off = 0; off < size; off += buf.size()) {
-      for (std::size_t i = 0; i < buf.size(); ++i)
-        buf[i] = static_cast<char>(tether::test::content_byte(1, off + i));
-      h.update(buf.data(), buf.size());
-    }
-  }
-  const auto expected = h.hex_digest();
+  // The expected digest, computed from the fixture's deterministic content.
+  const auto expected = tether::test::content_sha256(1, size);
 
   const char* seed_env = std::getenv("TETHER_CRASH_SEED");
   const auto seed = seed_env ? std::strtoull(seed_env, nullptr, 10) : std::random_device{}();
@@ -89,17 +81,9 @@ TEST_CASE("tether-transfer survives SIGKILL at 5 random moments of a 256 MiB dow
   CHECK(line["sha256"] == expected);
 
   // The file, hashed independently of the binary's claim.
-  tether::transfer::detail::sha256 got;
-  {
-    std::ifstream f(dest, std::ios::binary);
-    std::vector<char> buf(1 << 20);
-    while (f) {
-      f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-      got.update(buf.data(), static_cast<std::size_t>(f.gcount()));
-    }
-  }
+  const auto got = tether::test::file_sha256(dest);
   CHECK(std::filesystem::file_size(dest) == size);
-  CHECK(got.hex_digest() == expected);
+  CHECK(got == expected);
   const auto served = s.body_bytes_sent("/big");
   WARN("bytes served: " << served << " = " << double(served) / double(size) << "x the file; requests: "
                         << s.requests().size());

@@ -231,7 +231,10 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
     auto it = calls.find(n);
     if (it == calls.end()) return true;
     auto done = std::move(it->second.done);
+    const auto method = std::move(it->second.method);
     calls.erase(it);
+    if (auto e = j.find("error"); e != j.end() && method != "get" && method != "ack" && method != "events")
+      log(net::log_level::warn, method + ": the agent answered: " + (e->is_object() ? e->value("message", std::string{}) : e->dump()));
     if (auto e = j.find("error"); e != j.end()) std::move(done)(agc::code_of(*e), *e);
     else std::move(done)(error_code{}, j.value("result", json()));
     if (closing && acks_owed == 0) shut();

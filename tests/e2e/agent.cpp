@@ -1,0 +1,377 @@
+// tether-agent as applications meet it, with the real binaries: transfers that go on while
+// the application is dead, an agent killed and started again by its client, other users and
+// other sessions kept out, bad requests answered, and many clients at once.
+#include "fixtures/certs.hpp"
+#include "fixtures/http_server.hpp"
+#include "support/digests.hpp"
+#include "support/process.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+using tether::test::child;
+using tether::test::run_program;
+using tether::test::slurp;
+
+/// An agent process with its state directory and socket in a scratch directory.
+struct agent_env {
+  std::filesystem::path dir = tether::test::make_temp_dir("tether-agent-");
+  std::filesystem::path state = dir / "state";
+  std::filesystem::path sock = dir / "run" / "agent.sock";
+  child agent;
+  int runs = 0;
+
+  ~agent_env() {
+    stop_detached();
+    if (agent.pid > 0) agent.kill_now();
+    std::error_code ig;
+    std::filesystem::remove_all(dir, ig);
+  }
+  std::filesystem::path agent_log() const { return dir / ("agent" + std::to_string(runs) + ".err"); }
+  void start() {
+    ++runs;
+    agent = child::spawn({TETHER_AGENT_BIN, "--state", state.string(), "--socket", sock.string(), "-v"},
+                         dir / "agent.out", agent_log());
+  }
+  /// SIGTERM: a clean stop, exit 0.
+  void stop() {
+    ::kill(agent.pid, SIGTERM);
+    const int rc = agent.wait(30s);
+    INFO("agent stderr: " << slurp(agent_log()));
+    CHECK(rc == 0);
+    agent.pid = -1;
+  }
+  /// Stops an agent a client started (not our child): its pid is in the state lock; waits for
+  /// its end through a pidfd.
+  void stop_detached() {
+    const auto holder = slurp(state / "agent.lock");
+    const auto pid = static_cast<pid_t>(std::atoi(holder.c_str()));
+    if (pid <= 0 || (agent.pid > 0 && pid == agent.pid)) return;
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (::kill(pid, SIGTERM) != 0 || fd < 0) return;
+    pollfd p{fd, POLLIN, 0};
+    ::poll(&p, 1, 30'000);
+    ::close(fd);
+  }
+  /// tether-transfer --agent SOCK --session SESSION ARGS... (with --no-start unless `may_start`).
+  tether::test::ran cli(const std::string& session, std::vector<std::string> args, bool may_start = false,
+                        const std::string& as_user = {}) const {
+    std::vector<std::string> cmd;
+    if (!as_user.empty()) cmd = {"/usr/bin/setpriv", "--reuid", as_user, "--regid", as_user, "--clear-groups"};
+    for (std::string a : {std::string(TETHER_TRANSFER_BIN), std::string("--agent"), sock.string(), std::string("--session"), session})
+      cmd.push_back(a);
+    if (may_start) {
+      cmd.push_back("--state");
+      cmd.push_back(state.string());
+    } else {
+      cmd.push_back("--no-start");
+    }
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    const auto run_dir = dir / ("run-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
+    std::filesystem::create_directories(run_dir);
+    auto r = run_program(cmd, run_dir, {}, 120s);
+    return r;
+  }
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+};
+
+json last_json_line(const std::string& out) {
+  INFO("stdout: " << out);
+  REQUIRE(!out.empty());
+  auto end = out.find_last_not_of('\n');
+  auto start = out.rfind('\n', end);
+  return json::parse(out.substr(start == std::string::npos ? 0 : start + 1, end + 1 - (start == std::string::npos ? 0 : start + 1)));
+}
+
+/// A raw client of the agent's socket: lines out, lines in, every read bounded.
+struct raw_client {
+  int fd = -1;
+  std::string buf;
+  explicit raw_client(const std::filesystem::path& sock) {
+    fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", sock.c_str());
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~raw_client() { ::close(fd); }
+  void send(const std::string& line) {
+    std::size_t at = 0;
+    while (at < line.size()) {
+      const auto n = ::write(fd, line.data() + at, line.size() - at);
+      if (n <= 0) return;  // the agent may close on us (an oversized line)
+      at += static_cast<std::size_t>(n);
+    }
+  }
+  /// The next line, or "" at the end of the stream.
+  std::string line() {
+    for (;;) {
+      if (auto nl = buf.find('\n'); nl != std::string::npos) {
+        auto l = buf.substr(0, nl);
+        buf.erase(0, nl + 1);
+        return l;
+      }
+      char tmp[4096];
+      const auto n = ::read(fd, tmp, sizeof tmp);
+      if (n <= 0) return {};
+      buf.append(tmp, static_cast<std::size_t>(n));
+    }
+  }
+  json call(const std::string& line_text) {
+    send(line_text + "\n");
+    const auto l = line();
+    INFO("request: " << line_text);
+    REQUIRE(!l.empty());
+    return json::parse(l);
+  }
+};
+
+int error_code_of(const json& j) { return j.contains("error") ? j["error"]["code"].get<int>() : 0; }
+
+}  // namespace
+
+TEST_CASE("tether-agent: the application dies, the agent finishes, the relaunched one gets the result once",
+          "[agent][e2e]") {
+  constexpr std::uint64_t size = 256ull << 20;
+  tether::test::http_server s;
+  s.add_content("/big", size);
+  const auto expected = tether::test::content_sha256(1, size);
+  agent_env env;
+  env.start();
+  const auto dest = env.dir / "big.bin";
+  const std::vector<std::string> cmd = {TETHER_TRANSFER_BIN, "--agent", env.sock.string(), "--session", "app",
+                                        "--no-start", "download", s.url("/big"), dest.string(), "--id", "big",
+                                        "--sha256", expected};
+  auto app = child::spawn(cmd, env.dir / "app.out", env.dir / "app.err");
+  const bool moving = s.wait_for_body_bytes("/big", 32ull << 20, 60s);
+  app.kill_now();  // the application dies while the agent downloads
+  INFO("app stderr: " << slurp(env.dir / "app.err"));
+  REQUIRE(moving);
+  CHECK(slurp(env.dir / "app.out").empty());  // it never saw a result
+
+  // Another session of the same user does not see it.
+  auto other = env.cli("intruder", {"wait", "big"});
+  CHECK(other.code == 1);
+
+  // Relaunched with the same session: the result, once.
+  auto r = env.cli("app", {"wait", "big"});
+  INFO("stderr: " << r.err);
+  REQUIRE(r.code == 0);
+  const auto j = last_json_line(r.out);
+  CHECK(j["outcome"] == "success");
+  CHECK(j["sha256"] == expected);
+  CHECK(tether::test::file_sha256(dest) == expected);
+  CHECK(s.body_bytes_sent("/big") == size);  // one fetch: nothing started over
+
+  auto again = env.cli("app", {"wait", "big"});
+  CHECK(again.code == 1);  // acknowledged: gone
+  CHECK(again.out.find("\"success\"") == std::string::npos);
+  auto listed = env.cli("app", {"list"});
+  CHECK(listed.code == 0);
+  CHECK(listed.out.empty());
+  env.stop();
+}
+
+TEST_CASE("tether-agent: killed mid-download, started again by its client, resumes to the exact bytes",
+          "[agent][e2e]") {
+  constexpr std::uint64_t size = 256ull << 20;
+  tether::test::http_server s;
+  s.add_content("/big", size);
+  const auto expected = tether::test::content_sha256(1, size);
+  agent_env env;
+  env.start();
+  const auto dest = env.dir / "big.bin";
+  auto handed = env.cli("app", {"download", s.url("/big"), dest.string(), "--id", "big", "--sha256", expected, "--detach"});
+  INFO("stderr: " << handed.err);
+  REQUIRE(handed.code == 0);
+  CHECK(handed.out == "big\n");
+  REQUIRE(s.wait_for_body_bytes("/big", 96ull << 20, 60s));
+  env.agent.kill_now();
+  env.agent.pid = -1;
+  CHECK(!std::filesystem::exists(dest));
+
+  // No agent answers: the client starts one (the tether-agent beside it) on the same state.
+  auto r = env.cli("app", {"wait", "big"}, /*may_start=*/true);
+  INFO("wait stderr: " << r.err << "\nagent log: " << slurp(env.state / "agent.log"));
+  REQUIRE(r.code == 0);
+  const auto j = last_json_line(r.out);
+  CHECK(j["outcome"] == "success");
+  CHECK(tether::test::file_sha256(dest) == expected);
+  const auto served = s.body_bytes_sent("/big");
+  WARN("bytes served: " << served << " = " << double(served) / double(size) << "x the file");
+  CHECK(double(served) <= 1.15 * double(size));
+  bool resumed = false;
+  for (const auto& q : s.requests())
+    if (q.headers.count("range") && q.status == 206) resumed = true;
+  CHECK(resumed);
+}
+
+TEST_CASE("tether-agent: another user is refused, sessions see only their own, secrets stay in", "[agent][e2e]") {
+  tether::test::http_server s;
+  s.add_content("/a", 100'000);
+  agent_env env;
+  env.start();
+  const auto dest = env.dir / "a.bin";
+  auto mine = env.cli("alice", {"download", s.url("/a"), dest.string(), "--id", "a", "--detach", "--header",
+                                "Authorization: Bearer s3cr3t-t0ken"});
+  REQUIRE(mine.code == 0);
+
+  SECTION("another session of the same user: not listed, not waited for, its id not taken") {
+    auto list_b = env.cli("bob", {"list"});
+    CHECK(list_b.code == 0);
+    CHECK(list_b.out.empty());
+    CHECK(env.cli("bob", {"wait", "a"}).code == 1);
+    auto steal = env.cli("bob", {"download", s.url("/a"), (env.dir / "b.bin").string(), "--id", "a"});
+    CHECK(steal.code != 0);
+    CHECK_THAT(steal.err, Catch::Contains("another session"));
+    // The owner still gets its result; the secret never came back in any answer or log line.
+    auto r = env.cli("alice", {"wait", "a"});
+    CHECK(r.code == 0);
+    for (const auto& text : {list_b.out, r.out, r.err, steal.err, slurp(env.agent_log())})
+      CHECK(text.find("s3cr3t") == std::string::npos);
+  }
+  SECTION("the state files are the user's only") {
+    struct stat st {};
+    REQUIRE(::stat(env.state.c_str(), &st) == 0);
+    CHECK((st.st_mode & 077) == 0);
+    REQUIRE(::stat((env.state / "agent.json").c_str(), &st) == 0);
+    CHECK((st.st_mode & 077) == 0);
+    REQUIRE(::stat(env.sock.parent_path().c_str(), &st) == 0);
+    CHECK((st.st_mode & 077) == 0);
+    CHECK(env.cli("alice", {"wait", "a"}).code == 0);
+  }
+  SECTION("another user, even with the socket opened to all, is refused by its uid") {
+    if (::geteuid() != 0 || !std::filesystem::exists("/usr/bin/setpriv")) {
+      WARN("needs root and setpriv to run a client as another user: not checked here");
+      return;
+    }
+    // Open the way to the socket so that only the agent's own check stands.
+    for (auto p = env.sock.parent_path(); p.string().size() > 1; p = p.parent_path()) {
+      ::chmod(p.c_str(), 0755);
+      if (p == std::filesystem::temp_directory_path()) break;
+    }
+    ::chmod(env.sock.c_str(), 0666);
+    auto r = env.cli("alice", {"list"}, false, "65534");  // nobody
+    CHECK(r.code != 0);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, Catch::Contains("serves its own user only"));
+    CHECK_THAT(slurp(env.agent_log()), Catch::Contains("refused a connection from uid"));
+    CHECK(env.cli("alice", {"wait", "a"}).code == 0);
+  }
+  env.stop();
+}
+
+TEST_CASE("tether-agent: malformed, oversized and out-of-order requests get JSON-RPC errors, and it serves on",
+          "[agent][e2e]") {
+  agent_env env;
+  env.start();
+  REQUIRE(env.cli("x", {"list"}).code == 0);  // up (the client waits for it with its backoff)
+  {
+    raw_client c(env.sock);
+    struct row {
+      std::string line;
+      int code;
+    };
+    const std::vector<row> rows = {
+        {"garbage", -32700},
+        {"[]", -32600},
+        {R"({"jsonrpc":"2.0","method":"list"})", -32600},
+        {R"({"jsonrpc":"2.0","id":1,"method":"list"})", -32001},  // before attach
+        {R"({"jsonrpc":"2.0","id":2,"method":"nope"})", -32601},
+        {R"({"jsonrpc":"2.0","id":3,"method":"attach","params":{"session":"a b"}})", -32602},
+        {R"({"jsonrpc":"2.0","id":4,"method":"attach","params":{"session":"raw"}})", 0},
+        {R"({"jsonrpc":"2.0","id":5,"method":"attach","params":{"session":"other"}})", -32600},
+        {R"({"jsonrpc":"2.0","id":6,"method":"download","params":{"id":"d","url":"http://127.0.0.1:1/","file":"rel"}})", -32602},
+        {R"({"jsonrpc":"2.0","id":7,"method":"download","params":{"id":"d","url":"x","file":"/x","what":1}})", -32602},
+        {R"({"jsonrpc":"2.0","id":8,"method":"events","params":{"after":"x"}})", -32602},
+        {R"({"jsonrpc":"2.0","id":9,"method":"ack","params":{"id":"unknown"}})", -32002},
+        {R"({"jsonrpc":"2.0","id":10,"method":"cancel","params":{"id":"unknown"}})", -32002},
+        {R"({"jsonrpc":"2.0","id":11,"method":"list","params":{"x":1}})", -32602},
+        {std::string(40, '[') + std::string(40, ']'), -32700},
+        {R"({"jsonrpc":"2.0","id":12,"method":"events","params":{"after":0}})", 0},
+    };
+    for (const auto& r : rows) {
+      const auto j = c.call(r.line);
+      INFO(r.line << " -> " << j.dump());
+      CHECK(error_code_of(j) == r.code);
+      CHECK(j["jsonrpc"] == "2.0");
+    }
+    // A line past the limit (64 KiB) is answered, then the connection ends: it cannot resync.
+    c.send(std::string(70'000, 'x') + "\n");
+    const auto l = c.line();
+    REQUIRE(!l.empty());
+    CHECK(error_code_of(json::parse(l)) == -32006);
+    CHECK(c.line().empty());
+  }
+  {
+    // A client that sends half a line and goes: nothing blocks.
+    raw_client c(env.sock);
+    c.send(R"({"jsonrpc":"2.0","id":1,"meth)");
+  }
+  // The agent serves on.
+  raw_client c(env.sock);
+  CHECK(error_code_of(c.call(R"({"jsonrpc":"2.0","id":1,"method":"attach","params":{"session":"raw"}})")) == 0);
+  CHECK(c.call(R"({"jsonrpc":"2.0","id":2,"method":"list"})")["result"].is_array());
+  env.stop();
+}
+
+TEST_CASE("tether-agent: 4 client processes queue 100 transfers at once, and all finish exactly", "[agent][e2e]") {
+  tether::test::http_server s;
+  for (int i = 0; i < 100; ++i) s.add_content("/f" + std::to_string(i), 64'000 + static_cast<std::uint64_t>(i) * 997);
+  agent_env env;
+  env.start();
+  REQUIRE(env.cli("load", {"list"}).code == 0);
+  // Each of 4 shells hands over 25 transfers, one client process each, all at once.
+  std::vector<child> shells;
+  for (int k = 0; k < 4; ++k) {
+    std::string script;
+    for (int i = k * 25; i < (k + 1) * 25; ++i) {
+      script += std::string(TETHER_TRANSFER_BIN) + " --agent '" + env.sock.string() + "' --session load --no-start download " +
+                s.url("/f" + std::to_string(i)) + " '" + (env.dir / ("f" + std::to_string(i))).string() + "' --id f" +
+                std::to_string(i) + " --detach || exit 1\n";
+    }
+    std::ofstream(env.dir / ("queue" + std::to_string(k) + ".sh")) << script;
+    shells.push_back(child::spawn({"/bin/sh", (env.dir / ("queue" + std::to_string(k) + ".sh")).string()},
+                                  env.dir / ("q" + std::to_string(k) + ".out"), env.dir / ("q" + std::to_string(k) + ".err")));
+  }
+  for (int k = 0; k < 4; ++k) {
+    INFO("queue " << k << ": " << slurp(env.dir / ("q" + std::to_string(k) + ".err")));
+    CHECK(shells[static_cast<std::size_t>(k)].wait(120s) == 0);
+  }
+  // Every result, once, and every file exact.
+  int ok = 0;
+  for (int i = 0; i < 100; ++i) {
+    const auto id = "f" + std::to_string(i);
+    auto r = env.cli("load", {"wait", id});
+    INFO(id << ": " << r.err);
+    CHECK(r.code == 0);
+    if (slurp(env.dir / id) == s.content("/" + id)) ++ok;
+  }
+  CHECK(ok == 100);
+  auto listed = env.cli("load", {"list"});
+  CHECK(listed.out.empty());
+  env.stop();
+}
