@@ -9,6 +9,8 @@ tether_install_deps() {
   [ "${1:-}" = "--with-interop" ] && packages+=(clang-tidy)
   # Real proxies for the proxy interop tests.
   [ "${1:-}" = "--with-interop" ] && packages+=(tinyproxy-bin microsocks)
+  # systemd-socket-activate starts the agent the way its user units do.
+  [ "${1:-}" = "--with-interop" ] && packages+=(systemd)
   # Node and npm may come from elsewhere than Debian: a working command is enough.
   if [ "${1:-}" = "--with-interop" ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
     missing+=(nodejs npm)

@@ -375,3 +375,24 @@ TEST_CASE("tether-agent: 4 client processes queue 100 transfers at once, and all
   CHECK(listed.out.empty());
   env.stop();
 }
+
+TEST_CASE("tether-agent: started by systemd socket activation, it serves the socket it is given", "[agent][e2e]") {
+  // systemd-socket-activate listens, and at the first connection starts the agent with the
+  // listening socket as fd 3 (LISTEN_FDS=1), as tether-agent.socket does.
+  REQUIRE(std::filesystem::exists("/usr/bin/systemd-socket-activate"));
+  tether::test::http_server s;
+  s.add_content("/a", 300'000);
+  agent_env env;
+  std::filesystem::create_directories(env.sock.parent_path());
+  ++env.runs;
+  env.agent = child::spawn({"/usr/bin/systemd-socket-activate", "-l", env.sock.string(), TETHER_AGENT_BIN, "--state",
+                            env.state.string(), "-v"},
+                           env.dir / "agent.out", env.agent_log());
+  auto r = env.cli("app", {"download", s.url("/a"), (env.dir / "a.bin").string(), "--id", "a"});
+  INFO("stderr: " << r.err << "\nagent: " << slurp(env.agent_log()));
+  REQUIRE(r.code == 0);
+  CHECK(slurp(env.dir / "a.bin") == s.content("/a"));
+  CHECK_THAT(slurp(env.agent_log()), Catch::Contains("listening on " + env.sock.string()));
+  env.stop();
+  CHECK(std::filesystem::exists(env.sock));  // systemd's socket, left for systemd
+}

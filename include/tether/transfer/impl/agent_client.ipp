@@ -407,7 +407,7 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
     if (start_lock >= 0) ::close(start_lock), start_lock = -1;
     auto pending = std::move(calls);
     calls.clear();
-    for (auto& [id, call] : pending) std::move(call.done)(make_error_code(error::client_closed), nullptr);
+    for (auto& [id, c] : pending) std::move(c.done)(make_error_code(error::client_closed), nullptr);
     auto ws = std::move(waiters);
     waiters.clear();
     for (auto& [id, hs] : ws)

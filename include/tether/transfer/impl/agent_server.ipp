@@ -516,6 +516,9 @@ std::shared_ptr<agent_impl> open_agent(asio::any_io_executor ex, agent_options o
 
   if (a->opts.listen_fd >= 0) {
     a->acceptor.emplace(ex, local(), a->opts.listen_fd);
+    error_code lec;
+    const auto where = a->acceptor->local_endpoint(lec);
+    if (!lec) a->opts.socket_path = where.path();  // what it serves, for the log and socket_path()
   } else {
     a->acceptor.emplace(bind_socket(ex, a->opts.socket_path));
     a->own_socket_file = true;
