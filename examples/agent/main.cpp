@@ -44,12 +44,11 @@ int usage_error(const std::string& why) {
 
 // systemd's socket activation: one listening socket at fd 3, meant for this process.
 int activated_socket() {
-  const char* fds = std::getenv("LISTEN_FDS");
-  const char* pid = std::getenv("LISTEN_PID");
+  // Before any thread exists: the environment is ours to read and change.
+  const char* fds = std::getenv("LISTEN_FDS");  // NOLINT(concurrency-mt-unsafe)
+  const char* pid = std::getenv("LISTEN_PID");  // NOLINT(concurrency-mt-unsafe)
   if (!fds || !pid || std::string(fds) != "1" || std::to_string(::getpid()) != pid) return -1;
-  ::unsetenv("LISTEN_FDS");
-  ::unsetenv("LISTEN_PID");
-  ::unsetenv("LISTEN_FDNAMES");
+  for (const char* name : {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}) ::unsetenv(name);  // NOLINT(concurrency-mt-unsafe)
   return 3;
 }
 

@@ -63,7 +63,7 @@ struct agent_env {
   /// its end through a pidfd.
   void stop_detached() {
     const auto holder = slurp(state / "agent.lock");
-    const auto pid = static_cast<pid_t>(std::atoi(holder.c_str()));
+    const auto pid = static_cast<pid_t>(std::strtol(holder.c_str(), nullptr, 10));
     if (pid <= 0 || (agent.pid > 0 && pid == agent.pid)) return;
     const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     if (::kill(pid, SIGTERM) != 0 || fd < 0) return;
@@ -76,7 +76,7 @@ struct agent_env {
                         const std::string& as_user = {}) const {
     std::vector<std::string> cmd;
     if (!as_user.empty()) cmd = {"/usr/bin/setpriv", "--reuid", as_user, "--regid", as_user, "--clear-groups"};
-    for (std::string a : {std::string(TETHER_TRANSFER_BIN), std::string("--agent"), sock.string(), std::string("--session"), session})
+    for (const std::string& a : {std::string(TETHER_TRANSFER_BIN), std::string("--agent"), sock.string(), std::string("--session"), session})
       cmd.push_back(a);
     if (may_start) {
       cmd.push_back("--state");

@@ -75,6 +75,7 @@ inline int start_agent(const agent_client_options& o, const net::logger& log) {
   const auto log_path = (state / "agent.log").string();
   std::vector<std::string> args{o.start_program.string(), "--state", state.string(), "--socket", o.socket_path.string()};
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   log(net::log_level::info, "tether.agent_client: starting " + args[0] + " --state " + args[2]);
@@ -130,7 +131,7 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
   bool cursor_known = false;
   std::map<std::string, std::vector<agent_result_handler>> waiters;
 
-  agent_client_impl(asio::any_io_executor ex, agent_client_options opts)
+  agent_client_impl(const asio::any_io_executor& ex, agent_client_options opts)
       : user_ex(ex), strand(asio::make_strand(ex)), o(std::move(opts)), retry_timer(strand), close_timer(strand), backoff(o.reconnect) {}
 
   void log(net::log_level l, const std::string& line) const { o.log(l, "tether.agent_client: " + line); }
@@ -330,7 +331,7 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
     const auto id = e["id"].get<std::string>();
     if (type == "result") {
       std::string why;
-      if (auto r = agent::decode_result_full(e.value("result", json()), why)) deliver(id, std::move(*r));
+      if (auto r = agent::decode_result_full(e.value("result", json()), why)) deliver(id, *r);
       else log(net::log_level::warn, "a result of " + id + " does not decode: " + why);
     } else if (type == "progress" && o.on_progress) {
       progress p;
@@ -362,10 +363,10 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
       if (ec) return;  // the connection's fate decides; a reconnect asks again
       std::string why;
       auto i = agent::decode_info(r, why);
-      if (i && i->result) self->deliver(id, std::move(*i->result));
+      if (i && i->result) self->deliver(id, *i->result);
     });
   }
-  void deliver(const std::string& id, result r, bool ack = true) {
+  void deliver(const std::string& id, const result& r, bool ack = true) {
     auto it = waiters.find(id);
     if (it == waiters.end()) return;  // nobody here waits: it stays with the agent
     auto hs = std::move(it->second);
@@ -415,7 +416,7 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
   }
 };
 
-std::shared_ptr<agent_client_impl> open_agent_client(asio::any_io_executor ex, agent_client_options o) {
+std::shared_ptr<agent_client_impl> open_agent_client(asio::any_io_executor ex, agent_client_options o) {  // NOLINT(performance-unnecessary-value-param): the public signature
   if (o.socket_path.empty()) o.socket_path = default_agent_socket();
   if (o.session.empty()) o.session = "default";
   return std::make_shared<agent_client_impl>(std::move(ex), std::move(o));

@@ -3,6 +3,7 @@
 // says) and agent_book (who owns what, which events a session gets).
 #pragma once
 
+#include <tether/net/proxy.hpp>
 #include <tether/transfer/agent.hpp>
 #include <tether/transfer/detail/agent_book.hpp>
 #include <tether/transfer/detail/agent_protocol.hpp>
@@ -27,15 +28,23 @@
 
 namespace tether::transfer {
 
+namespace {
+// An absolute path from the environment, if set to one.
+std::optional<std::filesystem::path> env_dir(const char* name) {
+  auto v = net::process_environment(name);
+  if (!v || v->empty() || v->front() != '/') return std::nullopt;
+  return std::filesystem::path(*v);
+}
+}  // namespace
+
 std::filesystem::path default_agent_socket() {
-  if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x && *x == '/') return std::filesystem::path(x) / "tether" / "agent.sock";
+  if (auto x = env_dir("XDG_RUNTIME_DIR")) return *x / "tether" / "agent.sock";
   return std::filesystem::path("/tmp") / ("tether-" + std::to_string(::geteuid())) / "agent.sock";
 }
 
 std::filesystem::path default_agent_state() {
-  if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x == '/') return std::filesystem::path(x) / "tether" / "agent";
-  const char* home = std::getenv("HOME");
-  return std::filesystem::path(home && *home ? home : "/tmp") / ".local" / "state" / "tether" / "agent";
+  if (auto x = env_dir("XDG_STATE_HOME")) return *x / "tether" / "agent";
+  return env_dir("HOME").value_or("/tmp") / ".local" / "state" / "tether" / "agent";
 }
 
 namespace detail {
@@ -165,15 +174,15 @@ struct agent_impl : std::enable_shared_from_this<agent_impl> {
   void run(const std::string& id) {
     auto* o = bk.find(id);
     if (!o || !mgr) return;
-    auto done = [w = weak_from_this()](result r) {
-      if (auto self = w.lock()) self->finished(std::move(r));
+    auto done = [w = weak_from_this()](const result& r) {
+      if (auto self = w.lock()) self->finished(r);
     };
     if (o->kind == kind::download)
       mgr->download(o->req, id, asio::bind_executor(ex, std::move(done)));
     else
       mgr->upload(o->req, id, asio::bind_executor(ex, std::move(done)));
   }
-  void finished(result r) {
+  void finished(const result& r) {
     auto* o = bk.find(r.id);
     if (!o || o->finished || stopped) return;  // removed meanwhile, or the agent stops
     if (r.error == error::paused) {
@@ -312,7 +321,7 @@ struct agent_impl : std::enable_shared_from_this<agent_impl> {
       r.file = o->req.file;
       r.error = make_error_code(error::cancelled);
       r.message = "cancelled";
-      finished(std::move(r));
+      finished(r);
     } else if (ec) {
       return fail(ag::rpc_code::refused, m + " " + *id + ": " + ec.message());
     }
@@ -470,7 +479,7 @@ ag::book load_book(const std::filesystem::path& p, ag::book::limits l, const net
 
 }  // namespace
 
-std::shared_ptr<agent_impl> open_agent(asio::any_io_executor ex, agent_options opts) {
+std::shared_ptr<agent_impl> open_agent(asio::any_io_executor ex, agent_options opts) {  // NOLINT(performance-unnecessary-value-param): the public signature
   if (opts.state_dir.empty()) agent_fail(make_error_code(error::invalid_argument), "agent: state_dir is not set");
   auto a = std::make_shared<agent_impl>();
   a->ex = ex;
