@@ -130,3 +130,57 @@ TEST_CASE("agent_client: results once across client restarts, and a client that 
   auto listed = e.list(use_future);
   CHECK(ready(listed).empty());
 }  // e goes, then the agent, then the pools
+
+TEST_CASE("agent_client: pause keeps the progress, resume continues it, cancel ends it with its result", "[agent][transfer]") {
+  tether::test::http_server s;
+  s.add_content("/p", 64ull << 20);
+  s.add_content("/c", 64ull << 20);
+  tether::test::transfer_env env;
+  tt::agent_options ao;
+  ao.state_dir = env.dir / "agent";
+  ao.socket_path = env.dir / "run" / "agent.sock";
+  ao.manager.bandwidth_limit = 32u << 20;
+  ao.manager.checkpoint_bytes = 1u << 20;
+  boost::asio::thread_pool pool(1);
+  agent_host host(ao);
+  tt::agent_client_options o;
+  o.socket_path = ao.socket_path;
+  o.session = "verbs";
+  tt::agent_client c(pool.get_executor(), o);
+  auto call = [&](auto&& start) {
+    std::promise<tether::error_code> p;
+    auto f = p.get_future();
+    start([&p](tether::error_code ec) { p.set_value(ec); });
+    return ready(f);
+  };
+
+  auto handed = c.submit(tt::kind::download, env.download(s.url("/p"), "p.bin"), "p", use_future);
+  CHECK_NOTHROW(ready(handed));
+  REQUIRE(s.wait_for_body_bytes("/p", 8ull << 20, 60s));
+  CHECK(!call([&](auto h) { c.pause("p", h); }));
+  auto listed = c.list(use_future);
+  const auto infos = ready(listed);
+  REQUIRE(infos.size() == 1);
+  CHECK(infos[0].status == tt::status::paused);
+  CHECK(!infos[0].result);
+  CHECK(!call([&](auto h) { c.resume("p", h); }));
+  auto done = c.wait("p", use_future);
+  const auto r = ready(done);
+  INFO(r.message);
+  CHECK(r.outcome == tt::outcome::success);
+  CHECK(tether::test::read_file(env.dir / "p.bin") == s.content("/p"));
+  CHECK(double(s.body_bytes_sent("/p")) < 1.2 * double(64ull << 20));  // continued, not started over
+
+  auto handed_c = c.submit(tt::kind::download, env.download(s.url("/c"), "c.bin"), "c", use_future);
+  CHECK_NOTHROW(ready(handed_c));
+  REQUIRE(s.wait_for_body_bytes("/c", 4ull << 20, 60s));
+  CHECK(!call([&](auto h) { c.cancel("c", h); }));
+  auto cancelled = c.wait("c", use_future);
+  const auto rc = ready(cancelled);
+  CHECK(rc.error == tether::error::cancelled);
+  CHECK(!std::filesystem::exists(env.dir / "c.bin"));
+
+  CHECK(call([&](auto h) { c.cancel("nope", h); }) == tether::error::not_found);
+  auto unknown = c.wait("nope", use_future);
+  CHECK(ready(unknown).error == tether::error::not_found);
+}

@@ -186,9 +186,9 @@ struct agent_impl : std::enable_shared_from_this<agent_impl> {
     auto* o = bk.find(r.id);
     if (!o || o->finished || stopped) return;  // removed meanwhile, or the agent stops
     if (r.error == error::paused) {
-      o->paused = true;
-      bk.touch();
-      publish(r.id, {{"type", "paused"}});
+      // Paused as asked; or resumed while it was stopping: then it goes on now.
+      if (o->paused) publish(r.id, {{"type", "paused"}});
+      else run(r.id);
       return;
     }
     o->finished = true;
@@ -203,6 +203,7 @@ struct agent_impl : std::enable_shared_from_this<agent_impl> {
   ag::json info_json(const std::string& id, const ag::owned& o) const {
     if (auto i = info_of(id)) {
       if (!o.finished && i->result) i->result.reset();  // a run still going, or its end not yet seen here
+      if (!o.finished && o.paused) i->status = status::paused;  // asked: it stops at its next step
       return ag::encode_info(*i);
     }
     info i;  // handed over, its record not written yet
@@ -246,9 +247,10 @@ struct agent_impl : std::enable_shared_from_this<agent_impl> {
         case ag::claim_result::other_session: return fail(ag::rpc_code::id_in_use, "the id " + a->id + " is another session's");
         case ag::claim_result::limit_reached: return fail(ag::rpc_code::limit_reached, "the agent holds its limit of transfers");
         case ag::claim_result::same: {
-          const auto* o = bk.find(a->id);
+          auto* o = bk.find(a->id);
           if (o->kind != k || o->req.url != a->req.url || o->req.file != a->req.file)
             return fail(ag::rpc_code::id_in_use, "the id " + a->id + " already names a transfer of another URL or file");
+          if (o->paused) resume(a->id, *o);  // asked for again: it goes on, as with the manager
           return ok({{"id", a->id}, {"created", false}});
         }
         case ag::claim_result::created: break;
@@ -299,12 +301,7 @@ struct agent_impl : std::enable_shared_from_this<agent_impl> {
     if (m == "get") return ok(info_json(*id, *o));
     if (m == "resume") {
       if (o->finished) return fail(ag::rpc_code::refused, "transfer " + *id + " has ended");
-      if (o->paused) {
-        o->paused = false;
-        bk.touch();
-        persist();
-        run(*id);
-      }
+      if (o->paused) resume(*id, *o);
       return ok({{"id", *id}});
     }
     if (m == "ack") {
@@ -312,6 +309,7 @@ struct agent_impl : std::enable_shared_from_this<agent_impl> {
       return forget(c, call.id, *id);
     }
     if (m == "remove") return forget(c, call.id, *id);
+    if (m == "pause" && (o->paused || o->finished)) return ok({{"id", *id}});
     const auto ec = m == "cancel" ? mgr->cancel(*id) : mgr->pause(*id);
     if (ec == error::not_found && m == "cancel") {
       // Handed over but never recorded (or removed behind our back): nothing runs it.
@@ -325,8 +323,20 @@ struct agent_impl : std::enable_shared_from_this<agent_impl> {
     } else if (ec) {
       return fail(ag::rpc_code::refused, m + " " + *id + ": " + ec.message());
     }
+    if (m == "pause") {
+      o->paused = true;  // the agent's word from now on: a restart does not run it
+      bk.touch();
+      persist();
+    }
     if (m == "cancel" && !o->finished) settle_from_record(*id);
     return ok({{"id", *id}});
+  }
+  void resume(const std::string& id, ag::owned& o) {
+    o.paused = false;
+    bk.touch();
+    persist();
+    publish(id, {{"type", "resumed"}});
+    run(id);
   }
   // A transfer that was not running (paused) ends in its record without a completion here.
   void settle_from_record(const std::string& id) {
