@@ -5,6 +5,8 @@
 #include <tether/version.hpp>
 
 #include "../network_flags.hpp"
+#include "agent_mode.hpp"
+#include "output.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -25,6 +27,7 @@
 
 namespace {
 
+using namespace transfer_cli;
 namespace asio = boost::asio;
 namespace tt = tether::transfer;
 using json = nlohmann::json;
@@ -123,190 +126,10 @@ EXIT STATUS
   130 interrupted (SIGINT/SIGTERM): progress is kept; run the same command again
 )";
 
-int usage_error(const std::string& why) {
-  std::cerr << "tether-transfer: " << why << "\nTry 'tether-transfer --help' for more information.\n";
-  return 1;
-}
-
 std::optional<std::uint64_t> parse_u64(const std::string& s) {
   if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 18) return std::nullopt;
   return std::stoull(s);
 }
-
-json error_json(const tether::error_code& ec) {
-  if (!ec) return nullptr;
-  return {{"category", ec.category().name()}, {"value", ec.value()}, {"text", ec.message()}};
-}
-
-json result_json(const tt::result& r) {
-  json j = {{"id", r.id},
-            {"kind", tt::to_string(r.kind)},
-            {"outcome", tether::net::to_string(r.outcome)},
-            {"error", error_json(r.error)},
-            {"message", r.message},
-            {"http_status", r.http_status},
-            {"file", r.file.string()},
-            {"final_url", r.final_url}};
-  if (!r.sha256.empty()) j["sha256"] = r.sha256;
-  if (r.kind == tt::kind::download) {
-    j["bytes_on_disk"] = r.bytes_on_disk;
-    j["bytes_received"] = r.bytes_received;
-  } else {
-    j["bytes_sent"] = r.bytes_received;         // written to the network, all attempts
-    j["bytes_acknowledged"] = r.bytes_on_disk;  // confirmed by the server
-  }
-  j["bytes_expected"] = r.bytes_expected ? json(*r.bytes_expected) : json(nullptr);
-  j["attempts"] = r.attempts;
-  j["restarts"] = r.restarts;
-  if (r.retry_after) j["retry_after_s"] = r.retry_after->count();
-  if (!r.location.empty()) j["location"] = r.location;
-  return j;
-}
-
-std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
-json info_json(const tt::info& i) {
-  json j = {{"id", i.id},
-            {"kind", tt::to_string(i.kind)},
-            {"status", i.problem.empty() ? tt::to_string(i.status) : "damaged"},
-            {"url", i.url},
-            {"file", i.file.string()},
-            {"bytes_durable", i.bytes_durable},
-            {"bytes_total", i.bytes_total ? json(*i.bytes_total) : json(nullptr)},
-            {"created", unix_seconds(i.created)},
-            {"updated", unix_seconds(i.updated)}};
-  if (i.result) j["result"] = result_json(*i.result);
-  if (!i.problem.empty()) j["problem"] = i.problem;
-  return j;
-}
-
-int exit_code(const tt::result& r) {
-  using tether::error;
-  switch (r.outcome) {
-    case tt::outcome::success: return 0;
-    case tt::outcome::rejected: return 2;
-    default: break;
-  }
-  if (r.error == error::invalid_url || r.error == error::invalid_argument || r.error == error::unsupported_scheme)
-    return 1;
-  return 3;
-}
-
-std::string seconds_text(double s) {
-  char b[32];
-  std::snprintf(b, sizeof b, s < 10 ? "%.1f s" : "%.0f s", s);
-  return b;
-}
-
-/// Everything written to stderr: the progress (a redrawn bar on a terminal, a line every 2 s
-/// otherwise once the rate is known, and a last line at 100%), retries and problems.
-class reporter {
- public:
-  void progress(const tt::progress& p) {
-    std::lock_guard lk(mu_);
-    const auto now = steady::now();
-    auto& s = seen_[p.id];
-    if (!s.first) s = {true, now, p.bytes_done};
-    if (!tty_) {
-      // Nothing worth printing before the rate is known; then at a bounded rate.
-      if (p.bytes_per_second <= 0 || now - last_ < std::chrono::seconds{2}) return;
-      last_ = now;
-    }
-    std::string eta = "?";
-    if (p.eta) eta = seconds_text(static_cast<double>(p.eta->count()));
-    draw(p.id, p.bytes_done, p.bytes_total, mib_per_s(p.bytes_per_second), "ETA " + eta);
-  }
-
-  /// The last line of a transfer that succeeded: 100%, the size and this run's average rate.
-  void finished(const tt::result& r) {
-    std::lock_guard lk(mu_);
-    const auto it = seen_.find(r.id);
-    std::string tail;
-    if (it != seen_.end()) {
-      const double secs = std::chrono::duration<double>(steady::now() - it->second.at).count();
-      const auto moved = r.bytes_on_disk > it->second.bytes ? r.bytes_on_disk - it->second.bytes : 0;
-      tail = "in " + seconds_text(secs);
-      if (secs >= 0.05 && moved > 0) tail += " (" + mib_per_s(double(moved) / secs) + ")";
-    }
-    draw(r.id, r.bytes_on_disk, r.bytes_on_disk, tail.empty() ? "done" : tail, "");
-    end_line();
-  }
-
-  void retry(const tt::retry_notice& n) {
-    std::lock_guard lk(mu_);
-    end_line();
-    std::fprintf(stderr, "tether-transfer: %s: attempt %u failed: %s; retrying in %s\n", n.id.c_str(), n.attempt,
-                 n.message.c_str(), seconds_text(double(n.delay.count()) / 1000.0).c_str());
-  }
-
-  void line(const std::string& text) {
-    std::lock_guard lk(mu_);
-    end_line();
-    std::fprintf(stderr, "tether-transfer: %s\n", text.c_str());
-  }
-
- private:
-  static std::string mib_per_s(double bps) {
-    char b[32];
-    std::snprintf(b, sizeof b, "%.1f MiB/s", bps / (1024.0 * 1024.0));
-    return b;
-  }
-  void draw(const std::string& id, std::uint64_t done, std::optional<std::uint64_t> total, const std::string& rate,
-            const std::string& eta) {
-    const double mib = 1024.0 * 1024.0;
-    char text[320];
-    if (total && *total > 0) {
-      const double frac = std::min(1.0, double(done) / double(*total));
-      const int width = 30;
-      std::string bar(static_cast<std::size_t>(frac * width), '#');
-      bar.resize(width, '.');
-      std::snprintf(text, sizeof text, "%s [%s] %5.1f%% %9.1f MiB  %s  %s", id.c_str(), bar.c_str(), frac * 100,
-                    double(done) / mib, rate.c_str(), eta.c_str());
-    } else {
-      std::snprintf(text, sizeof text, "%s %9.1f MiB  %s", id.c_str(), double(done) / mib, rate.c_str());
-    }
-    if (tty_) {
-      std::fprintf(stderr, "\r%s\033[K", text);
-      drawn_ = true;
-    } else {
-      std::fprintf(stderr, "%s\n", text);
-    }
-  }
-  void end_line() {
-    if (drawn_) std::fputc('\n', stderr);
-    drawn_ = false;
-  }
-
-  struct start {
-    bool first = false;
-    steady::time_point at;
-    std::uint64_t bytes = 0;
-  };
-  std::mutex mu_;
-  bool tty_ = ::isatty(2) != 0;
-  bool drawn_ = false;
-  steady::time_point last_{};
-  std::map<std::string, start> seen_;
-};
-
-/// A hint for results whose cause a new user would not guess.
-std::string hint_for(const tt::result& r, const std::string& protocol) {
-  // The tus creation request (a POST) refused, or taken by a server that gave no upload URL.
-  const bool creation = r.kind == tt::kind::upload && protocol == "tus" && r.message.rfind("POST ", 0) == 0;
-  const auto st = r.http_status;
-  if (creation && (st == 404 || st == 405 || st == 501 || (st >= 200 && st < 300)))
-    return "the server does not seem to speak tus (it answered " + std::to_string(r.http_status) +
-           "); for a plain HTTP upload use --protocol put";
-  if (tether::is_tls_hostname_mismatch(r.error))
-    return "the server's certificate does not name the host of the URL";
-  if (auto h = tether_examples::network_hint(r.error); !h.empty()) return h;
-  if (r.error.category() == tether::tls_verify_category())
-    return "if you trust this server's CA, pass it with --ca FILE";
-  return {};
-}
-
 
 bool is_command(const std::string& w) {
   return w == "download" || w == "upload" || w == "resume" || w == "list" || w == "cancel" || w == "wait" ||
@@ -319,114 +142,6 @@ std::string default_id(const std::string& cmd, const tt::request& req) {
   const auto abs = std::filesystem::absolute(req.file, fec).lexically_normal().string();
   return std::string(cmd == "download" ? "dl-" : "up-") +
          tether::transfer::detail::sha256_hex(req.url + "\n" + abs).substr(0, 16);
-}
-
-struct agent_args {
-  bool on = false, detach = false, no_start = false;
-  std::string socket, session, state;
-};
-
-/// tether-agent beside this program, if there is one.
-std::filesystem::path sibling_agent() {
-  std::error_code ec;
-  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return {};
-  auto p = self.parent_path() / "tether-agent";
-  return std::filesystem::exists(p, ec) ? p : std::filesystem::path{};
-}
-
-/// The commands with --agent: the transfer runs in the agent; this process hands it over,
-/// shows its progress and prints its result (or only its id, with --detach).
-int agent_main(const agent_args& ag, const std::vector<std::string>& positional, const tt::request& req,
-               const std::string& id, const std::string& protocol) {
-  if (positional.empty()) return usage_error("no command (download, upload, wait, list, cancel or remove)");
-  const auto& cmd = positional[0];
-  if (cmd != "download" && cmd != "upload" && cmd != "wait" && cmd != "list" && cmd != "cancel" && cmd != "remove")
-    return usage_error("with --agent, the commands are download, upload, wait, list, cancel and remove");
-  const std::size_t want = cmd == "download" || cmd == "upload" ? 3 : cmd == "list" ? 1 : 2;
-  if (positional.size() != want) return usage_error("wrong number of arguments for " + cmd);
-  if (ag.detach && cmd != "download" && cmd != "upload") return usage_error("--detach goes with download and upload");
-
-  reporter out;
-  tt::agent_client_options o;
-  if (!ag.socket.empty()) o.socket_path = ag.socket;
-  o.session = ag.session.empty() ? "tether-transfer" : ag.session;
-  if (!ag.no_start) o.start_program = sibling_agent();
-  if (!ag.state.empty()) o.start_state = std::filesystem::absolute(ag.state);
-  o.on_progress = [&out](const tt::progress& p) { out.progress(p); };
-  o.on_retry = [&out](const tt::retry_notice& n) { out.retry(n); };
-  o.log.min_level = tether::net::log_level::warn;
-  o.log.sink = [&out](tether::net::log_level, std::string_view line) { out.line(std::string(line)); };
-  asio::io_context io;
-  std::optional<tt::agent_client> client;
-  client.emplace(io.get_executor(), o);
-  int code = 0;
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  // Closing the client sends the acknowledgements it owes; then nothing is left to run.
-  auto stop = [&] {
-    client.reset();
-    signals.cancel();
-  };
-  auto emit = [&](const tt::result& r) {
-    if (r.outcome == tt::outcome::success) out.finished(r);
-    std::cout << result_json(r).dump() << std::endl;
-    if (r.outcome != tt::outcome::success) {
-      out.line(r.id + ": " + r.message);
-      if (const auto hint = hint_for(r, protocol); !hint.empty()) out.line("hint: " + hint);
-    }
-    code = r.error == tether::error::not_found ? 1 : exit_code(r);
-    stop();
-  };
-  auto done = [&](const std::string& what, const std::string& key) {
-    return [&, what, key](tether::error_code ec) {
-      if (ec) {
-        out.line(what + " " + positional.back() + ": " + ec.message());
-        code = ec == tether::error::not_found || ec == tether::error::invalid_argument ? 1 : 3;
-      } else {
-        std::cout << json{{"id", positional.back()}, {key, true}}.dump() << std::endl;
-      }
-      stop();
-    };
-  };
-  signals.async_wait([&](const tether::error_code& ec, int) {
-    if (ec) return;
-    out.line("interrupted; the transfer goes on in the agent (tether-transfer --agent wait " + id + " gets its result)");
-    code = 130;
-    stop();
-  });
-  const auto k = cmd == "upload" ? tt::kind::upload : tt::kind::download;
-  if ((cmd == "download" || cmd == "upload") && ag.detach) {
-    client->submit(k, req, id, [&](tether::error_code ec) {
-      if (ec) {
-        out.line("the agent did not take " + id + ": " + ec.message());
-        code = 3;
-      } else {
-        std::cout << id << std::endl;
-      }
-      stop();
-    });
-  } else if (cmd == "download") {
-    client->download(req, id, emit);
-  } else if (cmd == "upload") {
-    client->upload(req, id, emit);
-  } else if (cmd == "wait") {
-    client->wait(positional[1], emit);
-  } else if (cmd == "list") {
-    client->list([&](tether::error_code ec, const std::vector<tt::info>& all) {
-      if (ec) {
-        out.line("list: " + ec.message());
-        code = 3;
-      }
-      for (const auto& i : all) std::cout << info_json(i).dump() << "\n";
-      stop();
-    });
-  } else if (cmd == "cancel") {
-    client->cancel(positional[1], done("cancel", "cancelled"));
-  } else {
-    client->remove(positional[1], done("remove", "removed"));
-  }
-  io.run();
-  return code;
 }
 
 }  // namespace

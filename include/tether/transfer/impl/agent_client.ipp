@@ -152,6 +152,9 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
   }
 
   // --- calls ---
+  // Continuations kept in `calls` and `waiters` run only from here, so they hold the client by
+  // pointer: a shared pointer kept inside it would keep it alive from within (a cycle that
+  // leaks when its executor stops before the close runs).
   std::uint64_t invoke(std::string method, json params, agc::answer_fn done) {
     const bool shut_out = closed || (closing && method != "ack");
     if (shut_out || calls.size() >= o.max_pending) {
@@ -309,7 +312,7 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
   // --- events ---
   void poll() {
     if (poll_id || !attached) return;
-    poll_id = invoke("events", {{"after", cursor}, {"wait_ms", 25'000}}, [self = shared_from_this()](error_code ec, const json& r) {
+    poll_id = invoke("events", {{"after", cursor}, {"wait_ms", 25'000}}, [self = this](error_code ec, const json& r) {
       self->poll_id = 0;
       if (ec || !r.is_object()) {
         // A lost connection polls again once attached; an answer refused by the agent is a bug
@@ -358,7 +361,7 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
     for (const auto& id : ids) check(id);
   }
   void check(const std::string& id) {
-    invoke("get", {{"id", id}}, [self = shared_from_this(), id](error_code ec, const json& r) {
+    invoke("get", {{"id", id}}, [self = this, id](error_code ec, const json& r) {
       if (ec == error::not_found) return self->deliver(id, agc::failed_result(id, ec, "no transfer " + id + " in session " + self->o.session), false);
       if (ec) return;  // the connection's fate decides; a reconnect asks again
       std::string why;
@@ -379,8 +382,8 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
     if (ack) {
       ++acks_owed;  // a close waits for it (bounded): the result must not come back next time
       then = [self = shared_from_this(), id = r.id] {
-        self->invoke("ack", {{"id", id}}, [self](error_code, const json&) {
-          if (--self->acks_owed == 0 && self->closing) self->shut();
+        self->invoke("ack", {{"id", id}}, [raw = self.get()](error_code, const json&) {
+          if (--raw->acks_owed == 0 && raw->closing) raw->shut();
         });
       };
     }
@@ -432,7 +435,7 @@ void agent_submit(const std::shared_ptr<agent_client_impl>& c, kind k, request r
   if (!r.file.empty()) r.file = std::filesystem::absolute(r.file, sec).lexically_normal();
   asio::dispatch(c->strand, [c, k, r = std::move(r), id = std::move(id), h = std::move(h)]() mutable {
     c->invoke(k == kind::download ? "download" : "upload", agent::encode_add(k, id, r),
-              [c, h = std::move(h)](error_code ec, const agent::json&) mutable {
+              [c = c.get(), h = std::move(h)](error_code ec, const agent::json&) mutable {
                 if (h) c->finish(std::move(h), {}, ec);
               });
   });
@@ -441,7 +444,7 @@ void agent_submit(const std::shared_ptr<agent_client_impl>& c, kind k, request r
 void agent_run(const std::shared_ptr<agent_client_impl>& c, kind k, request r, std::string id, agent_result_handler h) {
   auto wait_id = id;
   agent_done_handler then = asio::bind_executor(
-      c->strand, [c, id = std::move(wait_id), h = std::move(h)](error_code ec) mutable {
+      c->strand, [c = c.get(), id = std::move(wait_id), h = std::move(h)](error_code ec) mutable {
         if (ec) return c->complete(std::move(h), agc::failed_result(id, ec, "the agent did not take " + id + ": " + ec.message()), false);
         c->waiters[id].push_back(std::move(h));
         c->check(id);
@@ -458,7 +461,7 @@ void agent_wait(const std::shared_ptr<agent_client_impl>& c, std::string id, age
 
 void agent_resume_all(const std::shared_ptr<agent_client_impl>& c, agent_results_handler h) {
   asio::dispatch(c->strand, [c, h = std::move(h)]() mutable {
-    c->invoke("list", agent::json::object(), [c, h = std::move(h)](error_code ec, const agent::json& r) mutable {
+    c->invoke("list", agent::json::object(), [c = c.get(), h = std::move(h)](error_code ec, const agent::json& r) mutable {
       struct gather {
         std::vector<result> results;
         std::size_t left = 1;
@@ -491,7 +494,7 @@ void agent_resume_all(const std::shared_ptr<agent_client_impl>& c, agent_results
 
 void agent_list(const std::shared_ptr<agent_client_impl>& c, agent_list_handler h) {
   asio::dispatch(c->strand, [c, h = std::move(h)]() mutable {
-    c->invoke("list", agent::json::object(), [c, h = std::move(h)](error_code ec, const agent::json& r) mutable {
+    c->invoke("list", agent::json::object(), [c = c.get(), h = std::move(h)](error_code ec, const agent::json& r) mutable {
       std::vector<info> out;
       if (!ec && r.is_array())
         for (const auto& j : r) {
@@ -506,7 +509,7 @@ void agent_list(const std::shared_ptr<agent_client_impl>& c, agent_list_handler 
 void agent_verb_call(const std::shared_ptr<agent_client_impl>& c, agent_verb v, std::string id, agent_done_handler h) {
   static const char* const names[] = {"cancel", "pause", "resume", "remove"};
   asio::dispatch(c->strand, [c, v, id = std::move(id), h = std::move(h)]() mutable {
-    c->invoke(names[static_cast<int>(v)], {{"id", id}}, [c, h = std::move(h)](error_code ec, const agent::json&) mutable {
+    c->invoke(names[static_cast<int>(v)], {{"id", id}}, [c = c.get(), h = std::move(h)](error_code ec, const agent::json&) mutable {
       c->finish(std::move(h), {}, ec);
     });
   });
