@@ -396,3 +396,28 @@ TEST_CASE("tether-agent: started by systemd socket activation, it serves the soc
   env.stop();
   CHECK(std::filesystem::exists(env.sock));  // systemd's socket, left for systemd
 }
+
+TEST_CASE("tether-agent: usage, and one agent per state directory and per socket", "[agent][e2e]") {
+  agent_env env;
+  auto none = run_program({TETHER_AGENT_BIN}, env.dir);
+  CHECK(none.code == 1);
+  CHECK_THAT(none.err, Catch::Contains("--state DIR is required"));
+  auto help = run_program({TETHER_AGENT_BIN, "--help"}, env.dir);
+  CHECK(help.code == 0);
+  CHECK_THAT(help.out, Catch::Contains("usage: tether-agent --state DIR [--socket PATH]"));
+  env.start();
+  REQUIRE(env.cli("x", {"list"}).code == 0);
+  // The same state: refused, naming the process that has it.
+  auto second = run_program({TETHER_AGENT_BIN, "--state", env.state.string(), "--socket", (env.dir / "other.sock").string()},
+                            env.dir);
+  CHECK(second.code == 3);
+  CHECK_THAT(second.err, Catch::Contains("in use by process " + std::to_string(env.agent.pid)));
+  // The same socket, another state: refused, the first one untouched.
+  auto third = run_program({TETHER_AGENT_BIN, "--state", (env.dir / "state2").string(), "--socket", env.sock.string()},
+                           env.dir);
+  CHECK(third.code == 3);
+  CHECK_THAT(third.err, Catch::Contains("another agent listens on"));
+  CHECK(env.cli("x", {"list"}).code == 0);
+  env.stop();
+  CHECK(!std::filesystem::exists(env.sock));  // its own socket file goes with it
+}

@@ -7,6 +7,7 @@
 #include <tether/transfer/impl/agent_protocol.ipp>
 #include <tether/transfer/impl/agent_book.ipp>
 #include <tether/transfer/impl/agent_server.ipp>
+#include <tether/transfer/impl/agent_start.ipp>
 #include <tether/transfer/impl/agent_client.ipp>
 
 #include <tether/transfer/impl/src_end.hpp>
