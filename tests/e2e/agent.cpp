@@ -263,7 +263,7 @@ TEST_CASE("tether-agent: another user is refused, sessions see only their own, s
     CHECK((st.st_mode & 077) == 0);
     CHECK(env.cli("alice", {"wait", "a"}).code == 0);
   }
-  SECTION("another user, even with the socket opened to all, is refused by its uid") {
+  SECTION("another user, even with the socket opened to all, is refused by its uid, and refuses") {
     if (::geteuid() != 0 || !std::filesystem::exists("/usr/bin/setpriv")) {
       WARN("needs root and setpriv to run a client as another user: not checked here");
       return;
@@ -277,9 +277,12 @@ TEST_CASE("tether-agent: another user is refused, sessions see only their own, s
     auto r = env.cli("alice", {"list"}, false, "65534");  // nobody
     CHECK(r.code != 0);
     CHECK(r.out.empty());
-    CHECK_THAT(r.err, Catch::Contains("serves its own user only"));
-    CHECK_THAT(slurp(env.agent_log()), Catch::Contains("refused a connection from uid"));
+    // Both ends check: the client will not talk to another user's agent, and the agent has
+    // already turned the connection away by its uid.
+    CHECK_THAT(r.err, Catch::Contains("runs as uid 0, not as this user"));
+    // The agent takes connections in order: once alice's is answered, the other was judged.
     CHECK(env.cli("alice", {"wait", "a"}).code == 0);
+    CHECK_THAT(slurp(env.agent_log()), Catch::Contains("refused a connection from uid 65534"));
   }
   env.stop();
 }

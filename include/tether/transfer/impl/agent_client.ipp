@@ -19,6 +19,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,7 +72,8 @@ inline int start_agent(const agent_client_options& o, const net::logger& log) {
     return -1;  // another client is starting it
   }
   const auto state = o.start_state.empty() ? default_agent_state() : o.start_state;
-  std::filesystem::create_directories(state, sec);
+  // Made here for the agent's log: private, as the agent makes it (records hold URLs and headers).
+  if (std::filesystem::create_directories(state, sec)) std::filesystem::permissions(state, std::filesystem::perms::owner_all, sec);
   const auto log_path = (state / "agent.log").string();
   std::vector<std::string> args{o.start_program.string(), "--state", state.string(), "--socket", o.socket_path.string()};
   std::vector<char*> argv;
@@ -198,6 +200,18 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
                         asio::bind_executor(strand, [self = shared_from_this()](error_code ec) {
                           if (self->closed) return;
                           if (ec) return self->lost(ec);
+                          // The agent must be our own user's: a socket in a directory someone
+                          // else could write is not trusted with our requests (and headers).
+                          ucred cred{};
+                          socklen_t len = sizeof cred;
+                          if (::getsockopt(self->sock->native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+                              cred.uid != ::geteuid()) {
+                            self->log(net::log_level::error, "the agent at " + self->o.socket_path.string() +
+                                                                 " runs as uid " + std::to_string(cred.uid) +
+                                                                 ", not as this user: not used");
+                            self->refused = true;
+                            return self->lost(make_error_code(error::rejected));
+                          }
                           self->read();
                           self->write_line(json{{"jsonrpc", "2.0"},
                                                 {"id", 0},
@@ -280,7 +294,7 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
     if (failing_since == std::chrono::steady_clock::time_point{}) failing_since = now;
     if (refused) {
       refused = false;
-      return give_up(make_error_code(error::state_locked));
+      return give_up(make_error_code(error::rejected));
     }
     if (!o.start_program.empty() && !started) {
       started = true;  // once per outage

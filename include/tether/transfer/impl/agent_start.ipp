@@ -44,6 +44,11 @@ local::acceptor bind_socket(const asio::any_io_executor& ex, const std::filesyst
   if (!dir.empty() && std::filesystem::create_directories(dir, sec))
     std::filesystem::permissions(dir, std::filesystem::perms::owner_all, sec);
   if (sec) agent_fail(error_code(sec.value(), boost::system::system_category()), "agent socket directory " + dir.string());
+  // A directory that another user owns or may write could swap the socket under our clients.
+  struct stat ds {};
+  if (!dir.empty() && ::stat(dir.c_str(), &ds) == 0 && (ds.st_uid != ::geteuid() || (ds.st_mode & 022) != 0))
+    agent_fail(make_error_code(error::invalid_argument),
+               "agent socket directory " + dir.string() + " is not this user's alone (owner or mode): not used");
   if (path.native().size() >= sizeof(sockaddr_un::sun_path))
     agent_fail(make_error_code(error::invalid_argument), "agent socket path too long: " + path.string());
   struct stat st {};
