@@ -424,3 +424,48 @@ TEST_CASE("tether-agent: usage, and one agent per state directory and per socket
   env.stop();
   CHECK(!std::filesystem::exists(env.sock));  // its own socket file goes with it
 }
+
+TEST_CASE("tether-agent: the event stream numbers a transfer's events, and its result keeps its number until acked",
+          "[agent][e2e]") {
+  tether::test::http_server s;
+  s.add_content("/e", 2'000'000);
+  agent_env env;
+  env.start();
+  REQUIRE(env.cli("raw", {"list"}).code == 0);
+  raw_client c(env.sock);
+  const auto att = c.call(R"({"jsonrpc":"2.0","id":1,"method":"attach","params":{"session":"raw"}})");
+  REQUIRE(att["result"]["cursor"].is_number_unsigned());
+  auto cursor = att["result"]["cursor"].get<std::uint64_t>();
+  const json add = {{"jsonrpc", "2.0"}, {"id", 2}, {"method", "download"},
+                    {"params", {{"id", "e"}, {"url", s.url("/e")}, {"file", (env.dir / "e.bin").string()}}}};
+  CHECK(c.call(add.dump())["result"]["created"] == true);
+  CHECK(c.call(add.dump())["result"]["created"] == false);  // the same again: the same transfer
+  std::vector<std::string> types;
+  std::uint64_t result_seq = 0, last = cursor;
+  for (int i = 0; i < 100 && result_seq == 0; ++i) {  // each call waits for the next event (bounded)
+    const json poll = {{"jsonrpc", "2.0"}, {"id", 10 + i}, {"method", "events"}, {"params", {{"after", cursor}, {"wait_ms", 10'000}}}};
+    const auto ans = c.call(poll.dump())["result"];
+    CHECK(ans["gap"] == false);
+    for (const auto& e : ans["events"]) {
+      CHECK(e["id"] == "e");
+      CHECK(e["seq"].get<std::uint64_t>() > last);  // numbers only grow
+      last = e["seq"].get<std::uint64_t>();
+      types.push_back(e["type"].get<std::string>());
+      if (e["type"] == "result") {
+        result_seq = last;
+        CHECK(e["result"]["outcome"] == "success");
+      }
+    }
+    cursor = ans["cursor"].get<std::uint64_t>();
+  }
+  REQUIRE(result_seq > 0);
+  CHECK(types.front() == "added");
+  const auto got = c.call(R"({"jsonrpc":"2.0","id":200,"method":"get","params":{"id":"e"}})")["result"];
+  CHECK(got["result_seq"] == result_seq);
+  CHECK(got["result"]["outcome"] == "success");
+  CHECK(got.dump().find("headers") == std::string::npos);
+  CHECK(error_code_of(c.call(R"({"jsonrpc":"2.0","id":201,"method":"ack","params":{"id":"e"}})")) == 0);
+  CHECK(error_code_of(c.call(R"({"jsonrpc":"2.0","id":202,"method":"get","params":{"id":"e"}})")) == -32002);
+  CHECK(slurp(env.dir / "e.bin") == s.content("/e"));
+  env.stop();
+}

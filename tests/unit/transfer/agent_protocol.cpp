@@ -195,6 +195,7 @@ TEST_CASE("agent book: survives a restart with its owners and numbers that only 
   r.headers = {{"Authorization", "Bearer secret"}};
   b.claim("a", "x", tt::kind::download, r);
   b.find("x")->finished = true;
+  b.find("x")->result_seq = 3;
   b.claim("a", "p", tt::kind::upload, req("http://h/f/", "/tmp/p"));
   b.find("p")->paused = true;
   std::uint64_t last = 0;
@@ -208,6 +209,7 @@ TEST_CASE("agent book: survives a restart with its owners and numbers that only 
   CHECK(why.empty());
   REQUIRE(again->find("a", "x"));
   CHECK(again->find("x")->finished);
+  CHECK(again->find("x")->result_seq == 3);
   CHECK(again->find("x")->req.headers == r.headers);
   CHECK(again->find("p")->paused);
   CHECK(again->find("p")->kind == tt::kind::upload);

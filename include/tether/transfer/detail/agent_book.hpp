@@ -32,6 +32,7 @@ struct owned {
   request req;                  ///< to run it again after a restart or a pause
   bool paused = false;
   bool finished = false;        ///< its result waits for the session's ack
+  std::uint64_t result_seq = 0;  ///< the number of its result event (durable, only grows)
 };
 
 struct event {

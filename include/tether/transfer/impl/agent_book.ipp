@@ -18,7 +18,8 @@ nlohmann::json book::encode() const {
                      {"kind", to_string(o.kind)},
                      {"request", encode_add(o.kind, id, o.req)},
                      {"paused", o.paused},
-                     {"finished", o.finished}};
+                     {"finished", o.finished},
+                     {"result_seq", o.result_seq}};
   }
   // Numbers below `reserved` may have been handed out: a restarted agent starts there. publish()
   // moves it a block ahead (and marks the book dirty) before it passes it, and the agent writes
@@ -61,6 +62,7 @@ std::optional<book> book::decode(const nlohmann::json& j, limits l, std::string&
     w.kind = o.enumeration("kind", book_kinds);
     w.paused = o.boolean("paused");
     w.finished = o.boolean("finished");
+    w.result_seq = o.u64("result_seq", false);
     if (!why.empty()) return std::nullopt;
     auto r = it->find("request");
     if (r == it->end()) {

@@ -118,12 +118,19 @@ struct agent_impl : std::enable_shared_from_this<agent_impl> {
   }
 
   // --- events ---
-  void publish(const std::string& id, ag::json body) {
-    const auto* o = bk.find(id);
+  /// Numbers an event of `id` and wakes its session's waiting events calls. A result event
+  /// (`ending`) marks the transfer finished with its number, on disk with the event's.
+  void publish(const std::string& id, ag::json body, bool ending = false) {
+    auto* o = bk.find(id);
     if (!o) return;
     const auto session = o->session;
     body["id"] = id;
-    bk.publish(id, std::move(body));
+    const auto seq = bk.publish(id, std::move(body));
+    if (ending) {
+      o->finished = true;
+      o->result_seq = seq;
+      bk.touch();
+    }
     persist();  // a new block of event numbers reaches the disk before anyone sees one
     for (auto it = polls.begin(); it != polls.end();) {
       if (it->session == session) {
@@ -173,9 +180,7 @@ struct agent_impl : std::enable_shared_from_this<agent_impl> {
       else run(r.id);
       return;
     }
-    o->finished = true;
-    bk.touch();
-    publish(r.id, {{"type", "result"}, {"result", ag::encode_result_full(r)}});
+    publish(r.id, {{"type", "result"}, {"result", ag::encode_result_full(r)}}, /*ending=*/true);
   }
   std::optional<info> info_of(const std::string& id) const {
     for (auto& i : mgr->list())
@@ -186,7 +191,9 @@ struct agent_impl : std::enable_shared_from_this<agent_impl> {
     if (auto i = info_of(id)) {
       if (!o.finished && i->result) i->result.reset();  // a run still going, or its end not yet seen here
       if (!o.finished && o.paused) i->status = status::paused;  // asked: it stops at its next step
-      return ag::encode_info(*i);
+      auto j = ag::encode_info(*i);
+      if (o.finished) j["result_seq"] = o.result_seq;
+      return j;
     }
     info i;  // handed over, its record not written yet
     i.id = id;
