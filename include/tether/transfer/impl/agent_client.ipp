@@ -122,6 +122,7 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
   std::chrono::steady_clock::time_point failing_since{};
   bool connecting = false, attached = false, writing = false, closed = false, started = false, refused = false;
   bool closing = false;        ///< closed by its owner: acknowledgements still go out
+  std::uint64_t gen = 0;       ///< the connection's generation: handlers of an older one are stale
   std::size_t acks_owed = 0;   ///< results handed to handlers whose ack is not answered yet
   std::uint64_t poll_id = 0;  ///< the events call in flight, if any
   int start_lock = -1;
@@ -183,7 +184,8 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
     if (!sock || outbox.empty()) return;
     writing = true;
     asio::async_write(*sock, asio::buffer(outbox.front()),
-                      asio::bind_executor(strand, [self = shared_from_this()](error_code ec, std::size_t) {
+                      asio::bind_executor(strand, [self = shared_from_this(), g = gen](error_code ec, std::size_t) {
+                        if (g != self->gen) return;  // a connection given up already
                         self->writing = false;
                         if (ec) return self->lost(ec);
                         self->outbox.pop_front();
@@ -195,10 +197,11 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
   void connect() {
     if (connecting || attached || closed) return;
     connecting = true;
+    ++gen;
     sock.emplace(strand);
     sock->async_connect(agc::local::endpoint(o.socket_path.string()),
-                        asio::bind_executor(strand, [self = shared_from_this()](error_code ec) {
-                          if (self->closed) return;
+                        asio::bind_executor(strand, [self = shared_from_this(), g = gen](error_code ec) {
+                          if (self->closed || g != self->gen) return;
                           if (ec) return self->lost(ec);
                           // The agent must be our own user's: a socket in a directory someone
                           // else could write is not trusted with our requests (and headers).
@@ -223,8 +226,8 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
   }
   void read() {
     asio::async_read_until(*sock, asio::dynamic_buffer(in, 64u << 20), '\n',
-                           asio::bind_executor(strand, [self = shared_from_this()](error_code ec, std::size_t n) {
-                             if (self->closed) return;
+                           asio::bind_executor(strand, [self = shared_from_this(), g = gen](error_code ec, std::size_t n) {
+                             if (self->closed || g != self->gen) return;
                              if (ec) return self->lost(ec);
                              auto j = json::parse(self->in.begin(), self->in.begin() + static_cast<std::ptrdiff_t>(n),
                                                   nullptr, false);
@@ -281,6 +284,7 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
     if (closed) return;
     const bool was = attached;
     attached = connecting = writing = false;
+    ++gen;  // what the old connection's handlers still report is not news
     if (poll_id) calls.erase(poll_id), poll_id = 0;  // a new one starts once attached
     outbox.clear();
     in.clear();
