@@ -367,6 +367,8 @@ TEST_CASE("tether-agent: 4 application processes queue 100 transfers at once, an
   CHECK(ok == 100);
   auto listed = env.cli("load", {"list"});
   CHECK(listed.code == 0);
+  INFO("apps' stderr: " << slurp(env.dir / "app0.err") << slurp(env.dir / "app1.err") << slurp(env.dir / "app2.err")
+                        << slurp(env.dir / "app3.err"));
   CHECK(listed.out.empty());
   auto again = env.cli("load", {"wait", "f7"});
   CHECK(again.code == 1);

@@ -107,6 +107,10 @@ struct agent_client_options {
   /// Progress of this session's transfers (on the client's executor); must not block.
   std::function<void(const progress&)> on_progress;
   std::function<void(const retry_notice&)> on_retry;
+  /// How long closing the client may wait for the agent to take the acknowledgements it owes
+  /// (each is a durable write in the agent); past it, the unacknowledged results come again to
+  /// the next client of the session.
+  std::chrono::milliseconds close_timeout{10'000};
   /// Calls waiting for an answer at once (more fail with `busy`).
   std::size_t max_pending = 1024;
   net::logger log;
@@ -136,7 +140,8 @@ TETHER_DECL void agent_verb_call(const std::shared_ptr<agent_client_impl>& c, ag
 
     download()/upload() hand the transfer over and complete with its result; the transfer goes on
     if this process dies, and its result waits for the session. A result handed to a completion
-    is acknowledged once the handler has run, so a relaunched application gets again exactly the
+    is acknowledged once the handler has run (closing the client sends the acknowledgements it owes
+    first, for at most `close_timeout`), so a relaunched application gets again exactly the
     results it never saw (a crash inside the handler gets it again: at least once per process,
     exactly once per acknowledgement). A lost connection is made again with `reconnect`'s
     backoff (and the agent started again when start_program is set); events missed meanwhile

@@ -408,13 +408,13 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
     finish(std::move(h), std::move(then), std::move(r));
   }
 
-  // Closing: no new calls; acknowledgements owed go out first (for at most 2 s).
+  // Closing: no new calls; acknowledgements owed go out first (for at most close_timeout).
   void begin_close() {
     if (closing || closed) return;
     closing = true;
     if (poll_id) calls.erase(poll_id), poll_id = 0;
     if (acks_owed == 0 || !attached) return shut();
-    close_timer.expires_after(std::chrono::seconds{2});
+    close_timer.expires_after(o.close_timeout);
     close_timer.async_wait(asio::bind_executor(strand, [self = shared_from_this()](error_code e) {
       if (!e) self->shut();
     }));
@@ -422,6 +422,9 @@ struct agent_client_impl : std::enable_shared_from_this<agent_client_impl> {
   void shut() {
     if (closed) return;
     closed = true;
+    if (acks_owed > 0)
+      log(net::log_level::warn, "closed with " + std::to_string(acks_owed) +
+                                    " acknowledgements not taken by the agent: those results come again");
     error_code ignored;
     retry_timer.cancel();
     close_timer.cancel();
