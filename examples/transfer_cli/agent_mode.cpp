@@ -58,12 +58,7 @@ int agent_main(const agent_args& ag, const std::vector<std::string>& positional,
     signals.cancel();
   };
   auto emit = [&](const tt::result& r) {
-    if (r.outcome == tt::outcome::success) out.finished(r);
-    std::cout << result_json(r).dump() << std::endl;
-    if (r.outcome != tt::outcome::success) {
-      out.line(r.id + ": " + r.message);
-      if (const auto hint = hint_for(r, protocol); !hint.empty()) out.line("hint: " + hint);
-    }
+    print_result(out, r, protocol);
     code = r.error == tether::error::not_found ? 1 : exit_code(r);
     stop();
   };

@@ -285,12 +285,7 @@ int main(int argc, char** argv) {
 
   int code = 0;
   auto emit = [&](const tt::result& r) {
-    if (r.outcome == tt::outcome::success) out.finished(r);
-    std::cout << result_json(r).dump() << std::endl;
-    if (r.outcome != tt::outcome::success) {
-      out.line(r.id + ": " + r.message);
-      if (const auto hint = hint_for(r, protocol); !hint.empty()) out.line("hint: " + hint);
-    }
+    print_result(out, r, protocol);
     code = std::max(code, exit_code(r));
   };
   asio::signal_set signals(io, SIGINT, SIGTERM);

@@ -206,4 +206,15 @@ inline std::string hint_for(const tt::result& r, const std::string& protocol) {
 
 
 
+/// A transfer's end as both modes print it: its JSON line on stdout; on stderr the 100% line,
+/// or what went wrong with a hint.
+inline void print_result(reporter& out, const tt::result& r, const std::string& protocol) {
+  if (r.outcome == tt::outcome::success) out.finished(r);
+  std::cout << result_json(r).dump() << std::endl;
+  if (r.outcome != tt::outcome::success) {
+    out.line(r.id + ": " + r.message);
+    if (const auto hint = hint_for(r, protocol); !hint.empty()) out.line("hint: " + hint);
+  }
+}
+
 }  // namespace transfer_cli
