@@ -104,6 +104,10 @@ OPTIONS
   --max-unsynced B      how far a download may run ahead of what is synced (default
                         8 MiB): a crash re-fetches at most about this much
   --recv-buffer B       socket receive buffer in bytes (default: the kernel's)
+  --connections N       fetch a download over up to N connections at once, each its
+                        own Range (default 4, at most 16; 1: one connection). Only
+                        when a strong validator or --sha256 proves the bytes
+  --min-segment B       no segment smaller than B bytes (default 4 MiB)
   -h, --help            print this help on stdout and exit 0
   --version             print the version and exit 0
 
@@ -161,7 +165,8 @@ int main(int argc, char** argv) {
       return std::string(argv[++i]);
     };
     if (a == "--ca" || a == "--insecure" || a == "--proxy" || a == "--pin" || a == "--max-attempts" ||
-        a == "--checkpoint-bytes" || a == "--max-unsynced" || a == "--recv-buffer" || a == "--report-sha256")
+        a == "--checkpoint-bytes" || a == "--max-unsynced" || a == "--recv-buffer" || a == "--report-sha256" ||
+        a == "--connections" || a == "--min-segment")
       manager_only = a;
     if (a == "--agent") {
       ag.on = true;
@@ -177,7 +182,8 @@ int main(int argc, char** argv) {
       ag.session = *v;
     } else if (a == "--state" || a == "--id" || a == "--sha256" || a == "--protocol" || a == "--header" || a == "--ca" ||
         a == "--chunk-size" || a == "--max-attempts" || a == "--bandwidth" || a == "--recv-buffer" ||
-        a == "--checkpoint-bytes" || a == "--max-unsynced" || a == "--proxy" || a == "--pin") {
+        a == "--checkpoint-bytes" || a == "--max-unsynced" || a == "--proxy" || a == "--pin" ||
+        a == "--connections" || a == "--min-segment") {
       auto v = value();
       if (!v) return usage_error(a + " needs a value");
       if (a == "--state") state = *v;
@@ -205,6 +211,10 @@ int main(int argc, char** argv) {
         else if (a == "--checkpoint-bytes") opts.checkpoint_bytes = *n;
         else if (a == "--max-unsynced") opts.max_unsynced_bytes = *n;
         else if (a == "--recv-buffer") opts.receive_buffer_bytes = std::min<std::uint64_t>(*n, 1u << 30);
+        else if (a == "--connections") {
+          if (*n < 1 || *n > 16) return usage_error("--connections " + *v + ": expected 1 to 16");
+          opts.connections_per_download = static_cast<std::uint32_t>(*n);
+        } else if (a == "--min-segment") opts.min_segment_bytes = *n;
         else opts.bandwidth_limit = *n;
       }
     } else if (a == "--insecure") {

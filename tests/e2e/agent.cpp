@@ -184,7 +184,10 @@ TEST_CASE("tether-agent: the application dies, the agent finishes, the relaunche
   CHECK(j["outcome"] == "success");
   CHECK(j["sha256"] == expected);
   CHECK(tether::test::file_sha256(dest) == expected);
-  CHECK(s.body_bytes_sent("/big") == size);  // one fetch: nothing started over
+  // One fetch, nothing started over: the agent fetches it in segments, and its first response
+  // (which told the content's length and ETag) is abandoned after its header, so at most what
+  // the sockets held of that body comes on top.
+  CHECK(s.body_bytes_sent("/big") <= size + (2u << 20));
 
   auto again = env.cli("app", {"wait", "big"});
   CHECK(again.code == 1);  // acknowledged: gone

@@ -153,6 +153,19 @@ struct options {
   /// loopback (nginx's send buffer included), against ~30 MiB at 32 MiB, which ran ~20% faster
   /// on a 1 GB/s loopback link (docs/reliability.md, tests/bench/reliability.py).
   std::uint64_t max_unsynced_bytes = 8u << 20;
+  /// Segmented downloads: a download of a known length fetched over up to this many
+  /// connections at once, each asking for its own `Range` (1: one connection; at most 16). Only
+  /// when the bytes are provable (a strong ETag, a Last-Modified older than 60 s by the server's
+  /// Date, or the request's SHA-256) and the server has answered a Range request with a 206;
+  /// every segment request carries `If-Range`, and any answer that shows another version starts
+  /// the whole file over. Helps where one connection is capped (CDNs, object stores, long fat
+  /// links); each connection counts against `max_connections_per_host`.
+  std::uint32_t connections_per_download = 4;
+  /// No segment is smaller than this (and no file smaller than twice this is split).
+  std::uint64_t min_segment_bytes = 4u << 20;
+  /// Connections the manager keeps open to one host:port at once across its segmented
+  /// downloads (each download still gets its first connection). At least 1.
+  std::uint32_t max_connections_per_host = 16;
   /// Global bandwidth limit across transfers in bytes/s (0: none).
   std::uint64_t bandwidth_limit = 0;
   std::uint32_t max_redirects = 10;

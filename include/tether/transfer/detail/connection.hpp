@@ -59,8 +59,11 @@ TETHER_DECL std::string pin_failure(const net::endpoint_url& url, const error_co
 /// Resolves, connects (bounded by connect_timeout and the deadline), opens the proxy's tunnel
 /// when there is one and, for https, runs the TLS handshake (SNI and verification for the
 /// URL's host) and checks the pins; then `co_await use(stream, tcp)` with a plain or TLS stream.
+/// `interrupt` is where it leaves what aborts its current wait (the transfer's own by default;
+/// a segmented download gives each connection its own).
 template <class Use>
-asio::awaitable<attempt_end> with_connection(run_context& cx, const net::endpoint_url& url, Use&& use) {
+asio::awaitable<attempt_end> with_connection(run_context& cx, const net::endpoint_url& url,
+                                             std::function<void()>& interrupt, Use&& use) {
   attempt_end end;
   auto chosen = net::choose_proxy(cx.opts.proxy, url);
   if (!chosen) {
@@ -71,7 +74,7 @@ asio::awaitable<attempt_end> with_connection(run_context& cx, const net::endpoin
   const std::optional<net::proxy_config> proxy = *chosen;
   beast::tcp_stream tcp(cx.ioc);
   asio::ip::tcp::resolver resolver(cx.ioc);
-  cx.j.interrupt = [&] {
+  interrupt = [&] {
     resolver.cancel();
     tcp.cancel();
   };
@@ -87,7 +90,7 @@ asio::awaitable<attempt_end> with_connection(run_context& cx, const net::endpoin
   if (!rec && proxy && proxy->kind == net::proxy_kind::https) {
     // TLS with the proxy through a relay (net/detail/tls_relay.hpp): closing the socket ends it.
     auto& sock = tcp.socket();
-    cx.j.interrupt = [&sock] {
+    interrupt = [&sock] {
       error_code ig;
       sock.close(ig);
     };
@@ -96,7 +99,7 @@ asio::awaitable<attempt_end> with_connection(run_context& cx, const net::endpoin
     if (auto tec = co_await net::detail::start_tls_relay(sock, cx.tls, *proxy, cx.opts.tls, limit)) {
       end.ec = tec;
       end.message = "TLS with proxy " + proxy->redacted() + ": " + tec.message();
-      cx.j.interrupt = nullptr;
+      interrupt = nullptr;
       co_return end;
     }
   }
@@ -107,14 +110,14 @@ asio::awaitable<attempt_end> with_connection(run_context& cx, const net::endpoin
       end.ec = tunnel.ec == beast::error::timeout ? make_error_code(error::connect_timeout) : tunnel.ec;
       end.message = "proxy " + proxy->redacted() + " gave no tunnel to " + url.host_header() + ": " +
                     end.ec.message() + (tunnel.status ? " (HTTP " + std::to_string(tunnel.status) + ")" : "");
-      cx.j.interrupt = nullptr;
+      interrupt = nullptr;
       co_return end;
     }
   }
   if (rec) {
     end.ec = rec == beast::error::timeout ? make_error_code(error::connect_timeout) : rec;
     end.message = connect_failure(proxy, url, end.ec);
-    cx.j.interrupt = nullptr;
+    interrupt = nullptr;
     co_return end;
   }
   error_code ig;
@@ -126,7 +129,7 @@ asio::awaitable<attempt_end> with_connection(run_context& cx, const net::endpoin
   }
   asio::ssl::stream<beast::tcp_stream> tls_stream(std::move(tcp), cx.tls);
   auto& lowest = tls_stream.next_layer();
-  cx.j.interrupt = [&lowest] { lowest.cancel(); };
+  interrupt = [&lowest] { lowest.cancel(); };
   if (auto ec = net::detail::prepare_client_stream(tls_stream.native_handle(), url.host, cx.opts.tls)) {
     end.ec = ec;
     end.message = "TLS setup for " + url.host + ": " + ec.message();
@@ -147,10 +150,16 @@ asio::awaitable<attempt_end> with_connection(run_context& cx, const net::endpoin
     co_return end;
   }
   end = co_await use(tls_stream, lowest);
+  if (end.drop) co_return end;
   // A polite TLS close, bounded; the transfer's data is already safe.
   lowest.expires_after(std::chrono::seconds{1});
   co_await tls_stream.async_shutdown(nothrow);
   co_return end;
+}
+
+template <class Use>
+asio::awaitable<attempt_end> with_connection(run_context& cx, const net::endpoint_url& url, Use&& use) {
+  return with_connection(cx, url, cx.j.interrupt, std::forward<Use>(use));
 }
 
 }  // namespace tether::transfer::detail

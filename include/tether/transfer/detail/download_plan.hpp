@@ -31,7 +31,7 @@ TETHER_DECL resume_plan plan_resume(const record& r, std::uint64_t held);
 struct response_facts {
   unsigned status = 0;
   std::string reason;
-  std::string etag, last_modified, content_encoding, content_range, location, retry_after;
+  std::string etag, last_modified, content_encoding, content_range, location, retry_after, date, accept_ranges;
   std::optional<std::uint64_t> content_length;
 };
 
@@ -54,6 +54,10 @@ struct response_verdict {
   bool restart = false;         ///< held bytes were discarded for it (counts as a restart)
   std::string etag;             ///< the strong ETag to record (weak ones are not kept)
   std::string last_modified;
+  /// The Last-Modified may serve as a strong validator (RFC 9110 §8.8.2.2: at least 60 s before
+  /// the response's Date).
+  bool last_modified_strong = false;
+  bool accepts_ranges = false;  ///< the server said `Accept-Ranges: bytes`
   std::optional<std::uint64_t> length;
   std::uint64_t checkpoint_bytes = 0;  ///< chunk size for this content
 };

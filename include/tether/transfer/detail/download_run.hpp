@@ -40,6 +40,11 @@ class download_run {
  private:
   // impl/checkpoint.ipp: the partial file and its durability.
   error_code restore();
+  /// A segmented download's restore: every chunk with a digest is read back and checked; one
+  /// that differs is fetched again.
+  error_code restore_segments();
+  /// whole_ = the SHA-256 of the partial file's first `upto` bytes (when it is wanted).
+  error_code hash_prefix(std::uint64_t upto);
   void restart_from_zero(bool count);
   error_code append(const char* data, std::size_t n);
   error_code checkpoint();
@@ -51,6 +56,13 @@ class download_run {
   asio::awaitable<attempt_end> exchange(Stream& stream, beast::tcp_stream& tcp, const net::endpoint_url& url,
                                         bool origin, std::optional<net::endpoint_url>& redirect);
   error_code begin_whole(const response_verdict& v, std::string& why);
+  /// impl/segments.ipp does the work: this starts it and settles how it ended.
+  asio::awaitable<attempt_end> segments(const net::endpoint_url& url, bool origin);
+  /// The server refused ranges: keep the chunks held from byte 0 on, as one connection's offset.
+  error_code to_one_connection();
+  /// Finalize's part for a segmented download: the last syncs and digests, then the record as
+  /// a complete one-connection download.
+  error_code finish_segments();
   /// A failure's text: the syncer's own words for its errors, else the last file failure.
   std::string sync_failure(const error_code& ec) const;
 
@@ -59,6 +71,7 @@ class download_run {
   std::uint64_t written_ = 0;  ///< bytes in the partial file (>= rec.offset, the durable part)
   hasher whole_;
   bool want_whole_ = false;  ///< a whole-file SHA-256 is needed (expected, or to be reported)
+  bool segment_now_ = false;  ///< the response just judged allows segments: end it, start them
   std::vector<char> buf_ = std::vector<char>(io_chunk);
   std::shared_ptr<sync_state> sync_ = std::make_shared<sync_state>();
 };

@@ -30,8 +30,9 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   std::size_t running = 0;
   bool stopping = false;
   rate_limiter global_pace;
+  host_connections hosts;
 
-  run_services services() { return {opts, ioc, *tls, *st, syncer, global_pace}; }
+  run_services services() { return {opts, ioc, *tls, *st, syncer, global_pace, hosts}; }
 
   // impl/scheduler.ipp
   /// The end of a transfer's run (or of a transfer stopped while not running): settle, store,

@@ -46,6 +46,13 @@ struct record {
   std::uint64_t offset = 0;
   std::uint64_t checkpoint_bytes = 0;
   std::vector<std::string> digests;
+  /// A segmented download (several connections at once): one entry per `checkpoint_bytes`
+  /// chunk of `length`, the chunk's SHA-256 once it is durable, else empty. Then `offset` is the
+  /// number of durable bytes (not a prefix) and `digests` is empty. Empty for everything else.
+  std::vector<std::string> chunks;
+  /// The server answered a Range request of a segmented download with the whole content (or a
+  /// redirect): this content is fetched over one connection from now on.
+  bool ranges_refused = false;
 
   // Uploads: the source's identity, and the tus upload URL once created.
   std::uint64_t source_size = 0;

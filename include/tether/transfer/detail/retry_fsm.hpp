@@ -25,6 +25,9 @@ struct attempt_end {
   /// mend it, so the call ends (what is durable stays for a later call).
   bool local = false;
   bool complete = false;
+  /// The connection still has unread response data: close it without TLS's goodbye, which
+  /// would have to wait for that data first.
+  bool drop = false;
 };
 
 /// The next step of the retry loop.

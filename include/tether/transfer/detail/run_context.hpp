@@ -17,6 +17,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
 #include <vector>
@@ -41,6 +42,25 @@ struct job {
   steady::time_point progress_at{};
 };
 
+/// Connections open per host:port for segmented downloads (manager thread only).
+class host_connections {
+ public:
+  /// Takes one of `limit` places for `host` (false: all taken).
+  bool take(const std::string& host, std::uint32_t limit) {
+    auto& n = open_[host];
+    if (n >= limit) return false;
+    ++n;
+    return true;
+  }
+  void give_back(const std::string& host) {
+    auto it = open_.find(host);
+    if (it != open_.end() && --it->second == 0) open_.erase(it);
+  }
+
+ private:
+  std::map<std::string, std::uint32_t> open_;
+};
+
 /// The manager's services a run uses.
 struct run_services {
   const options& opts;
@@ -49,6 +69,7 @@ struct run_services {
   detail::store& store;
   asio::thread_pool& syncer;  // fdatasync and digests of partial data, off the network path
   rate_limiter& global_pace;
+  host_connections& hosts;
 };
 
 /// One run of one transfer, on the manager's thread.
@@ -56,7 +77,7 @@ class run_context {
  public:
   run_context(const run_services& s, std::shared_ptr<job> owned)
       : opts(s.opts), ioc(s.ioc), tls(s.tls), st(s.store), syncer(s.syncer), jp(std::move(owned)), j(*jp), r(jp->rec),
-        global_pace_(s.global_pace) {}
+        hosts(s.hosts), global_pace_(s.global_pace) {}
 
   const options& opts;
   asio::io_context& ioc;
@@ -66,6 +87,7 @@ class run_context {
   std::shared_ptr<job> jp;  // kept alive by the run
   job& j;
   record& r;
+  host_connections& hosts;
 
   bool stopped() const noexcept { return j.stop != stop_kind::none; }
   /// Waits until `until` unless the transfer is stopped first (then false). `waker`, when
@@ -74,6 +96,9 @@ class run_context {
   /// Paces `n` new bytes against the per-transfer and global limits (false: stopped); never
   /// waits past the deadline.
   TETHER_DECL asio::awaitable<bool> pace(std::uint64_t n);
+  /// Reserves `n` new bytes against the per-transfer and global limits: the moment they may
+  /// go (never past the deadline), for runs that wait on timers of their own.
+  TETHER_DECL steady::time_point pace_until(std::uint64_t n);
   /// The tighter of the bandwidth limits in bytes/s (0: none).
   std::uint64_t pace_limit() const noexcept { return tighter_limit(r.bandwidth_limit, opts.bandwidth_limit); }
   /// A progress report at a bounded rate (`force`: now).

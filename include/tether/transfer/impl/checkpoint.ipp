@@ -3,6 +3,7 @@
 #pragma once
 
 #include <tether/transfer/detail/download_run.hpp>
+#include <tether/transfer/detail/segmented_run.hpp>
 
 #include <boost/asio/post.hpp>
 
@@ -116,11 +117,26 @@ void download_run::restart_from_zero(bool count) {
   whole_ = sha256{};
   r.offset = 0;
   r.digests.clear();
+  r.chunks.clear();
   r.etag.clear();
   r.last_modified.clear();
   r.content_encoding.clear();
   r.length.reset();
   if (count) ++r.restarts;
+}
+
+error_code download_run::hash_prefix(std::uint64_t upto) {
+  whole_ = sha256{};
+  error_code ec;
+  for (std::uint64_t off = 0; want_whole_ && off < upto;) {
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf_.size(), upto - off));
+    const auto n = read_some(part_, buf_.data(), want, off, ec);
+    if (ec) return ec;
+    if (n == 0) return make_error_code(error::short_body);
+    whole_.update(buf_.data(), n);
+    off += n;
+  }
+  return {};
 }
 
 error_code download_run::restore() {
@@ -130,6 +146,7 @@ error_code download_run::restore() {
   // (while partial it lies in the state directory).
   part_ = open_file(cx_.part_path(), O_RDWR | O_CREAT, ec, 0666);
   if (ec) return ec;
+  if (!r.chunks.empty()) return restore_segments();
   // What lies past the checkpoint was never recorded as durable: cut it off.
   if (auto id = identify_file(part_); !id || id->size != r.offset) {
     truncate_file(part_, r.offset, ec);
@@ -164,15 +181,7 @@ error_code download_run::restore() {
     r.offset = verified - verified % chunk;
     r.digests.resize(static_cast<std::size_t>(r.offset / chunk));
     // The whole-file hash covers `verified` bytes; recompute it up to the new offset.
-    whole_ = sha256{};
-    for (std::uint64_t off = 0; want_whole_ && off < r.offset;) {
-      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf_.size(), r.offset - off));
-      const auto n = read_some(part_, buf_.data(), want, off, ec);
-      if (ec) return ec;
-      if (n == 0) return make_error_code(error::short_body);
-      whole_.update(buf_.data(), n);
-      off += n;
-    }
+    if (auto hec = hash_prefix(r.offset)) return hec;
     truncate_file(part_, r.offset, ec);
     if (ec) return ec;
     if (auto sec = cx_.save()) return sec;
@@ -223,11 +232,116 @@ error_code download_run::checkpoint() {
   return {};
 }
 
+error_code download_run::restore_segments() {
+  auto& r = cx_.r;
+  error_code ec;
+  const auto length = *r.length, chunk = r.checkpoint_bytes;
+  // Bytes past the content's end are nobody's; holes read back as zeros and fail their digest.
+  if (auto id = identify_file(part_); !id || id->size > length) {
+    truncate_file(part_, length, ec);
+    if (ec) return ec;
+  }
+  std::size_t dropped = 0;
+  for (std::size_t i = 0; i < r.chunks.size(); ++i) {
+    if (r.chunks[i].empty()) continue;
+    const auto from = i * chunk, to = std::min(from + chunk, length);
+    auto got = chunk_digests(part_, from, to, chunk, ec);
+    if (ec) return ec;
+    if (got.size() != 1 || got.front() != r.chunks[i]) {
+      if (dropped++ == 0)
+        cx_.log(net::log_level::warn, "partial data differs from its checkpoint at chunk " + std::to_string(i) +
+                                          "; fetching it again from byte " + std::to_string(from));
+      r.chunks[i].clear();
+    }
+  }
+  if (dropped > 0) {
+    r.offset = held_bytes(r.chunks, chunk, length);
+    if (auto sec = cx_.save()) return sec;
+  }
+  written_ = r.offset;
+  sync_->fd = part_.duplicate(ec);
+  return ec;
+}
+
+asio::awaitable<attempt_end> download_run::segments(const net::endpoint_url& url, bool origin) {
+  segmented_run seg(cx_, part_);
+  auto end = co_await seg.run(url, origin);
+  written_ = seg.written();
+  switch (seg.ending()) {
+    case segment_ending::other_version:
+      cx_.log(net::log_level::info, end.message + "; starting over");
+      restart_from_zero(true);
+      if (auto sec = cx_.save()) {
+        end.ec = sec;
+        end.local = true;
+        end.message = "cannot write the state record: " + describe_failure(sec);
+      }
+      break;
+    case segment_ending::one_connection:
+      cx_.log(net::log_level::info, end.message + "; going on with one connection");
+      if (auto oec = to_one_connection()) {
+        end.ec = oec;
+        end.local = true;
+        end.message = "cannot keep the partial data for one connection: " + describe_failure(oec);
+      } else {
+        end.ec = {};  // not a failure: the attempt goes on over one connection
+      }
+      break;
+    case segment_ending::complete:
+      written_ = *cx_.r.length;
+      break;
+    case segment_ending::failed:
+    case segment_ending::stopped: break;
+  }
+  co_return end;
+}
+
+error_code download_run::to_one_connection() {
+  auto& r = cx_.r;
+  const auto chunk = r.checkpoint_bytes, length = *r.length;
+  std::size_t prefix = 0;
+  while (prefix < r.chunks.size() && !r.chunks[prefix].empty()) ++prefix;
+  ++sync_->epoch;
+  r.digests.assign(r.chunks.begin(), r.chunks.begin() + static_cast<std::ptrdiff_t>(prefix));
+  r.chunks.clear();
+  r.offset = std::min<std::uint64_t>(prefix * chunk, length);
+  r.ranges_refused = true;
+  error_code ec;
+  truncate_file(part_, r.offset, ec);
+  if (ec) return ec;
+  if (auto hec = hash_prefix(r.offset)) return hec;
+  written_ = r.offset;
+  sync_->digests = r.digests;
+  return cx_.save();
+}
+
+error_code download_run::finish_segments() {
+  auto& r = cx_.r;
+  error_code ec;
+  ++sync_->epoch;
+  sync_data(part_, ec);
+  if (ec) return ec;
+  const auto chunk = r.checkpoint_bytes, length = *r.length;
+  for (std::size_t i = 0; i < r.chunks.size(); ++i) {
+    if (!r.chunks[i].empty()) continue;
+    const auto from = i * chunk;
+    auto got = chunk_digests(part_, from, std::min(from + chunk, length), chunk, ec);
+    if (ec) return ec;
+    r.chunks[i] = got.empty() ? std::string() : got.front();
+  }
+  r.digests = std::move(r.chunks);
+  r.chunks.clear();
+  r.offset = written_ = length;
+  if (auto hec = hash_prefix(length)) return hec;
+  return cx_.save();
+}
+
 result download_run::finalize() {
   auto& r = cx_.r;
   auto res = cx_.make_result();
   error_code ec;
   if (sync_->error) ec = sync_->error;
+  if (!ec && !r.chunks.empty()) ec = finish_segments();
   if (!ec && r.offset != written_) {
     ++sync_->epoch;  // this synchronous sync covers whatever is still in flight
     sync_data(part_, ec);

@@ -41,11 +41,24 @@ asio::awaitable<attempt_end> download_run::attempt() {
   auto first = net::parse_url(r.url);  // validated when the record was made or loaded
   if (!first) co_return attempt_end{first.error(), 0, std::nullopt, "the URL does not parse", false, false};
   auto url = *first;
+  if (!r.chunks.empty()) {
+    // A segmented download goes on where its URL led (final_url was validated with the record).
+    if (!r.final_url.empty()) url = *net::parse_url(r.final_url);
+    auto end = co_await segments(url, same_origin(url, *first));
+    if (!r.chunks.empty() || end.ec || end.complete || cx_.stopped()) co_return end;
+    // Back to one connection (the server refused ranges): this attempt goes on that way.
+  }
   for (std::uint32_t redirects = 0;; ++redirects) {
     std::optional<net::endpoint_url> next;
     auto end = co_await with_connection(cx_, url, [&](auto& stream, beast::tcp_stream& tcp) {
       return exchange(stream, tcp, url, same_origin(url, *first), next);
     });
+    if (segment_now_) {
+      segment_now_ = false;
+      auto seg = co_await segments(url, same_origin(url, *first));
+      if (!r.chunks.empty() || seg.ec || seg.complete || cx_.stopped()) co_return seg;
+      continue;  // back to one connection: the same URL again, from what is held
+    }
     if (!next) co_return end;
     if (redirects + 1 > cx_.opts.max_redirects) {
       end.ec = make_error_code(error::too_many_redirects);
@@ -133,6 +146,8 @@ asio::awaitable<attempt_end> download_run::exchange(Stream& stream, beast::tcp_s
   facts.content_range = field(res, http::field::content_range);
   facts.location = field(res, http::field::location);
   facts.retry_after = field(res, http::field::retry_after);
+  facts.date = field(res, http::field::date);
+  facts.accept_ranges = field(res, http::field::accept_ranges);
   if (auto n = parser.content_length()) facts.content_length = *n;
   const auto v = judge_response(r, written_, facts, url,
                                 {cx_.opts.checkpoint_bytes, cx_.opts.max_download_bytes},
@@ -164,6 +179,19 @@ asio::awaitable<attempt_end> download_run::exchange(Stream& stream, beast::tcp_s
       end.ec = ec;
       end.local = true;
       end.message = why;
+      co_return end;
+    }
+    if (may_segment(r, v, {cx_.opts.connections_per_download, cx_.opts.min_segment_bytes})) {
+      // Several connections will fetch it, each its own Range: this response is not read.
+      r.chunks.assign(static_cast<std::size_t>((*r.length + r.checkpoint_bytes - 1) / r.checkpoint_bytes), {});
+      if (auto sec = cx_.save()) {
+        end.ec = sec;
+        end.local = true;
+        end.message = "cannot write the state record: " + describe_failure(sec);
+        co_return end;
+      }
+      segment_now_ = true;
+      end.drop = true;
       co_return end;
     }
   }

@@ -101,6 +101,11 @@ response_verdict judge_response(const record& r, std::uint64_t held, const respo
   v.restart = resume;
   v.etag = net::is_strong_etag(f.etag) ? f.etag : std::string{};
   v.last_modified = f.last_modified;
+  v.accepts_ranges = boost::beast::iequals(f.accept_ranges, "bytes");
+  if (!f.last_modified.empty() && !f.date.empty()) {
+    const auto modified = net::parse_http_date(f.last_modified), date = net::parse_http_date(f.date);
+    v.last_modified_strong = modified && date && *date - *modified >= std::chrono::seconds{60};
+  }
   v.length = f.content_length;
   v.checkpoint_bytes = chunk_size_for(v.length, limits.checkpoint_bytes);
   if (v.length && limits.max_download_bytes && *v.length > limits.max_download_bytes) {

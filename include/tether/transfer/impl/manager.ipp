@@ -134,6 +134,10 @@ std::shared_ptr<manager_impl> open_manager(asio::any_io_executor ex, options opt
   if (opts.max_concurrent == 0) fail(make_error_code(error::invalid_argument), "max_concurrent is 0");
   if (opts.checkpoint_bytes < (64u << 10) || opts.checkpoint_bytes % (64u << 10) != 0)
     fail(make_error_code(error::invalid_argument), "checkpoint_bytes must be a multiple of 64 KiB");
+  if (opts.connections_per_download == 0 || opts.connections_per_download > 16)
+    fail(make_error_code(error::invalid_argument), "connections_per_download must be 1 to 16");
+  if (opts.max_connections_per_host == 0)
+    fail(make_error_code(error::invalid_argument), "max_connections_per_host is 0");
   auto m = std::make_shared<manager_impl>();
   m->user_ex = std::move(ex);
   std::error_code sec;

@@ -5,6 +5,7 @@
 #include <tether/transfer/detail/file.hpp>
 #include <tether/transfer/detail/json_reader.hpp>
 #include <tether/transfer/detail/record.hpp>
+#include <tether/transfer/detail/segment_plan.hpp>
 
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -158,6 +159,8 @@ std::string encode_record(const record& r) {
   // Only what applies: an expected digest when one was given, the protocol of uploads.
   if (!r.sha256_expected.empty()) j["sha256_expected"] = r.sha256_expected;
   if (r.kind == kind::upload) j["protocol"] = to_string(r.protocol);
+  if (!r.chunks.empty()) j["chunks"] = r.chunks;
+  if (r.ranges_refused) j["ranges_refused"] = true;
   if (r.length) j["length"] = *r.length;
   if (r.result) j["result"] = encode_result(*r.result);
   if (r.produced)
@@ -224,6 +227,18 @@ boost::system::result<record> decode_record(std::string_view text, std::string& 
         r.digests.push_back(s.get<std::string>());
       }
   }
+  if (auto c = rd.field("chunks", false)) {
+    if (!c->is_array()) rd.fail("\"chunks\" is not an array");
+    else
+      for (const auto& s : *c) {
+        if (!s.is_string() || !(s.get_ref<const std::string&>().empty() || is_sha256_hex(s.get_ref<const std::string&>()))) {
+          rd.fail("\"chunks\" holds something other than SHA-256 hex digests and empty strings");
+          break;
+        }
+        r.chunks.push_back(s.get<std::string>());
+      }
+  }
+  r.ranges_refused = j.contains("ranges_refused") && rd.boolean("ranges_refused");
   r.source_size = rd.u64("source_size", false);
   r.source_mtime_ns = rd.i64("source_mtime_ns", false);
   r.upload_url = rd.str("upload_url", false);
@@ -272,7 +287,17 @@ boost::system::result<record> decode_record(std::string_view text, std::string& 
   const bool complete = r.length && r.offset == *r.length;
   const auto full_chunks = r.offset / r.checkpoint_bytes;
   const auto expected_digests = full_chunks + ((complete && r.offset % r.checkpoint_bytes) ? 1 : 0);
-  if (r.kind == kind::download) {
+  if (!r.chunks.empty()) {
+    // A segmented download: the durable bytes are the chunks that have a digest.
+    if (r.kind != kind::download || !r.length) return bad("\"chunks\" without a download of known \"length\"");
+    if (!r.digests.empty()) return bad("both \"chunks\" and \"digests\"");
+    const auto count = (*r.length + r.checkpoint_bytes - 1) / r.checkpoint_bytes;
+    if (r.chunks.size() != count)
+      return bad("\"chunks\" has " + std::to_string(r.chunks.size()) + " entries for length " +
+                 std::to_string(*r.length) + " (expected " + std::to_string(count) + ")");
+    if (r.offset != held_bytes(r.chunks, r.checkpoint_bytes, *r.length))
+      return bad("\"offset\" is not the size of the chunks held");
+  } else if (r.kind == kind::download) {
     if (!complete && r.offset % r.checkpoint_bytes != 0) return bad("\"offset\" is not at a checkpoint boundary");
     if (r.digests.size() != expected_digests)
       return bad("\"digests\" has " + std::to_string(r.digests.size()) + " entries for offset " +

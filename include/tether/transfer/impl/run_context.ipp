@@ -38,12 +38,14 @@ asio::awaitable<bool> run_context::wait_until(steady::time_point until, asio::st
   co_return !stopped();
 }
 
-asio::awaitable<bool> run_context::pace(std::uint64_t n) {
+steady::time_point run_context::pace_until(std::uint64_t n) {
   const auto now = steady::now();
   const auto a = j.pace.reserve(r.bandwidth_limit, n, now);
   const auto b = global_pace_.reserve(opts.bandwidth_limit, n, now);
-  co_return co_await wait_until(std::min(std::max(a, b), deadline()));
+  return std::min(std::max(a, b), deadline());
 }
+
+asio::awaitable<bool> run_context::pace(std::uint64_t n) { co_return co_await wait_until(pace_until(n)); }
 
 void run_context::report(std::uint64_t done, bool force) {
   const auto now = steady::now();

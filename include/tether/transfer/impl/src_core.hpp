@@ -7,6 +7,7 @@
 #include <tether/transfer/impl/record.ipp>
 #include <tether/transfer/impl/store.ipp>
 #include <tether/transfer/impl/download_plan.ipp>
+#include <tether/transfer/impl/segment_plan.ipp>
 #include <tether/transfer/impl/retry_fsm.ipp>
 #include <tether/transfer/impl/tus_plan.ipp>
 #include <tether/transfer/impl/lifecycle.ipp>

@@ -5,5 +5,6 @@
 
 #include <tether/transfer/impl/checkpoint.ipp>
 #include <tether/transfer/impl/download.ipp>
+#include <tether/transfer/impl/segments.ipp>
 
 #include <tether/transfer/impl/src_end.hpp>
