@@ -112,7 +112,7 @@ asio::awaitable<attempt_end> segmented_run::run(const net::endpoint_url& url, bo
     co_return end;
   }
   written_ = r.offset;
-  for (const auto& c : r.chunks) chunks_left_ += c.empty() ? 1 : 0;
+  for (const auto& c : r.chunks) chunks_left_ += c.empty() ? 1u : 0u;
   const segment_limits limits{cx_.opts.connections_per_download, cx_.opts.min_segment_bytes};
   const auto segments = initial_segments(missing_spans(r.chunks, chunk, length), chunk, limits);
   queue_.assign(segments.begin(), segments.end());
