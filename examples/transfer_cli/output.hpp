@@ -55,6 +55,9 @@ inline json result_json(const tt::result& r) {
   j["bytes_expected"] = r.bytes_expected ? json(*r.bytes_expected) : json(nullptr);
   j["attempts"] = r.attempts;
   j["restarts"] = r.restarts;
+  j["connections_opened"] = r.connections_opened;
+  j["connections_reused"] = r.connections_reused;
+  j["tls_resumed"] = r.tls_resumed;
   if (r.retry_after) j["retry_after_s"] = r.retry_after->count();
   if (!r.location.empty()) j["location"] = r.location;
   return j;

@@ -7,6 +7,7 @@
 #include <tether/net/detail/tls_context.hpp>
 #include <tether/net/detail/tls_relay.hpp>
 #include <tether/net/url.hpp>
+#include <tether/transfer/detail/connection_pool.hpp>
 #include <tether/transfer/detail/run_context.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -56,11 +57,25 @@ TETHER_DECL std::string connect_failure(const std::optional<net::proxy_config>& 
 /// The message of a pin mismatch: the error and the verified chain's own pins.
 TETHER_DECL std::string pin_failure(const net::endpoint_url& url, const error_code& ec, const std::string& chain_pins);
 
+/// The pool's key for a request to `url` through `proxy`: connections (and TLS sessions) are
+/// shared only by requests that would have made the same one.
+TETHER_DECL std::string origin_key(const net::endpoint_url& url, const std::optional<net::proxy_config>& proxy);
+
 /// Resolves, connects (bounded by connect_timeout and the deadline), opens the proxy's tunnel
 /// when there is one and, for https, runs the TLS handshake (SNI and verification for the
-/// URL's host) and checks the pins; then `co_await use(stream, tcp)` with a plain or TLS stream.
-/// `interrupt` is where it leaves what aborts its current wait (the transfer's own by default;
-/// a segmented download gives each connection its own).
+/// URL's host, offering the origin's last TLS session unless pins are set) and checks the pins,
+/// all into `c`. Errors as the attempt's end.
+TETHER_DECL asio::awaitable<attempt_end> open_connection(run_context& cx, const net::endpoint_url& url,
+                                                         const std::optional<net::proxy_config>& proxy,
+                                                         const std::string& origin, pooled_connection& c,
+                                                         std::function<void()>& interrupt);
+
+/// Takes an idle connection to the URL's origin from the manager's pool, or opens one
+/// (open_connection); then `co_await use(stream, tcp)` with a plain or TLS stream. When `use`
+/// ends with `reusable` (its response read to the end, keep-alive) the connection goes back to
+/// the pool; otherwise it is closed (politely for TLS unless `drop`). `interrupt` is where it
+/// leaves what aborts its current wait (the transfer's own by default; a segmented download
+/// gives each connection its own).
 template <class Use>
 asio::awaitable<attempt_end> with_connection(run_context& cx, const net::endpoint_url& url,
                                              std::function<void()>& interrupt, Use&& use) {
@@ -72,88 +87,35 @@ asio::awaitable<attempt_end> with_connection(run_context& cx, const net::endpoin
     co_return end;
   }
   const std::optional<net::proxy_config> proxy = *chosen;
-  beast::tcp_stream tcp(cx.ioc);
-  asio::ip::tcp::resolver resolver(cx.ioc);
-  interrupt = [&] {
-    resolver.cancel();
-    tcp.cancel();
-  };
-  tcp.expires_after(std::min(std::chrono::duration_cast<steady::duration>(cx.opts.connect_timeout),
-                             cx.deadline() - steady::now()));
-  const std::string hop = net::detail::first_hop_host(proxy, url);
-  const std::string service = std::to_string(net::detail::first_hop_port(proxy, url));
-  auto [rec, endpoints] = co_await resolver.async_resolve(hop, service, nothrow);
-  if (!rec) {
-    auto [cec, ep] = co_await tcp.async_connect(endpoints, nothrow);
-    rec = cec;
-  }
-  if (!rec && proxy && proxy->kind == net::proxy_kind::https) {
-    // TLS with the proxy through a relay (net/detail/tls_relay.hpp): closing the socket ends it.
-    auto& sock = tcp.socket();
-    interrupt = [&sock] {
-      error_code ig;
-      sock.close(ig);
-    };
-    const steady::duration limit = std::min(std::chrono::duration_cast<steady::duration>(cx.opts.connect_timeout),
-                                            cx.deadline() - steady::now());
-    if (auto tec = co_await net::detail::start_tls_relay(sock, cx.tls, *proxy, cx.opts.tls, limit)) {
-      end.ec = tec;
-      end.message = "TLS with proxy " + proxy->redacted() + ": " + tec.message();
+  const auto origin = origin_key(url, proxy);
+  auto c = cx.pool.take(origin);
+  if (c) {
+    cx.reused();
+  } else {
+    c = std::make_unique<pooled_connection>(cx.ioc);
+    end = co_await open_connection(cx, url, proxy, origin, *c, interrupt);
+    if (end.ec) {
       interrupt = nullptr;
       co_return end;
     }
   }
-  if (!rec && proxy) {
-    const std::string origin_host = url.host;
-    const auto tunnel = co_await net::detail::open_tunnel(tcp, *proxy, origin_host, url.port);
-    if (tunnel.ec) {
-      end.ec = tunnel.ec == beast::error::timeout ? make_error_code(error::connect_timeout) : tunnel.ec;
-      end.message = "proxy " + proxy->redacted() + " gave no tunnel to " + url.host_header() + ": " +
-                    end.ec.message() + (tunnel.status ? " (HTTP " + std::to_string(tunnel.status) + ")" : "");
-      interrupt = nullptr;
-      co_return end;
-    }
-  }
-  if (rec) {
-    end.ec = rec == beast::error::timeout ? make_error_code(error::connect_timeout) : rec;
-    end.message = connect_failure(proxy, url, end.ec);
-    interrupt = nullptr;
-    co_return end;
-  }
-  error_code ig;
-  tcp.socket().set_option(asio::ip::tcp::no_delay(true), ig);
-  if (cx.opts.receive_buffer_bytes)
-    tcp.socket().set_option(asio::socket_base::receive_buffer_size(static_cast<int>(cx.opts.receive_buffer_bytes)), ig);
-  if (!url.secure()) {
-    co_return co_await use(tcp, tcp);
-  }
-  asio::ssl::stream<beast::tcp_stream> tls_stream(std::move(tcp), cx.tls);
-  auto& lowest = tls_stream.next_layer();
+  auto& lowest = c->lowest();
   interrupt = [&lowest] { lowest.cancel(); };
-  if (auto ec = net::detail::prepare_client_stream(tls_stream.native_handle(), url.host, cx.opts.tls)) {
-    end.ec = ec;
-    end.message = "TLS setup for " + url.host + ": " + ec.message();
+  if (c->tls)
+    end = co_await use(*c->tls, lowest);
+  else
+    end = co_await use(c->plain, lowest);
+  interrupt = nullptr;
+  if (c->tls && !cx.opts.tls.insecure_skip_verify) cx.pool.remember(origin, c->tls->native_handle());
+  if (end.reusable && !cx.stopped()) {
+    cx.pool.put(origin, std::move(c));
     co_return end;
   }
-  lowest.expires_after(cx.opts.connect_timeout);
-  auto [hec] = co_await tls_stream.async_handshake(asio::ssl::stream_base::client, nothrow);
-  if (hec) {
-    end.ec = hec == beast::error::timeout ? make_error_code(error::handshake_timeout)
-                                          : net::detail::explain_handshake_failure(tls_stream.native_handle(), hec);
-    end.message = "TLS handshake with " + url.host_header() + ": " + end.ec.message();
-    co_return end;
+  if (c->tls && !end.drop) {
+    // A polite TLS close, bounded; the transfer's data is already safe.
+    lowest.expires_after(std::chrono::seconds{1});
+    co_await c->tls->async_shutdown(nothrow);
   }
-  std::string chain_pins;
-  if (auto pec = net::detail::check_pins(tls_stream.native_handle(), cx.opts.tls, chain_pins)) {
-    end.ec = pec;
-    end.message = pin_failure(url, pec, chain_pins);
-    co_return end;
-  }
-  end = co_await use(tls_stream, lowest);
-  if (end.drop) co_return end;
-  // A polite TLS close, bounded; the transfer's data is already safe.
-  lowest.expires_after(std::chrono::seconds{1});
-  co_await tls_stream.async_shutdown(nothrow);
   co_return end;
 }
 

@@ -2,6 +2,7 @@
 // queue) and the scheduler that runs each job in a run_context of its own.
 #pragma once
 
+#include <tether/transfer/detail/connection_pool.hpp>
 #include <tether/transfer/detail/run_context.hpp>
 #include <tether/transfer/detail/store.hpp>
 
@@ -31,8 +32,9 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   bool stopping = false;
   rate_limiter global_pace;
   host_connections hosts;
+  std::optional<connection_pool> pool;  // made with the options; closed before the io_context goes
 
-  run_services services() { return {opts, ioc, *tls, *st, syncer, global_pace, hosts}; }
+  run_services services() { return {opts, ioc, *tls, *st, syncer, global_pace, hosts, *pool}; }
 
   // impl/scheduler.ipp
   /// The end of a transfer's run (or of a transfer stopped while not running): settle, store,

@@ -63,6 +63,7 @@ struct record {
   std::uint64_t bytes_received = 0;
   std::uint32_t attempts = 0;
   std::uint32_t restarts = 0;
+  std::uint32_t connections_opened = 0, connections_reused = 0, tls_resumed = 0;
   std::int64_t created_ms = 0;
   std::int64_t updated_ms = 0;
   std::optional<transfer::result> result;

@@ -28,6 +28,9 @@ struct attempt_end {
   /// The connection still has unread response data: close it without TLS's goodbye, which
   /// would have to wait for that data first.
   bool drop = false;
+  /// The last response was read to its end and the server keeps the connection open: it may
+  /// carry the next request (the manager's pool keeps it).
+  bool reusable = false;
 };
 
 /// The next step of the retry loop.

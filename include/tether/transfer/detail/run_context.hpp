@@ -43,6 +43,8 @@ struct job {
 };
 
 /// Connections open per host:port for segmented downloads (manager thread only).
+class connection_pool;
+
 class host_connections {
  public:
   /// Takes one of `limit` places for `host` (false: all taken).
@@ -70,6 +72,7 @@ struct run_services {
   asio::thread_pool& syncer;  // fdatasync and digests of partial data, off the network path
   rate_limiter& global_pace;
   host_connections& hosts;
+  connection_pool& pool;
 };
 
 /// One run of one transfer, on the manager's thread.
@@ -77,7 +80,7 @@ class run_context {
  public:
   run_context(const run_services& s, std::shared_ptr<job> owned)
       : opts(s.opts), ioc(s.ioc), tls(s.tls), st(s.store), syncer(s.syncer), jp(std::move(owned)), j(*jp), r(jp->rec),
-        hosts(s.hosts), global_pace_(s.global_pace) {}
+        hosts(s.hosts), pool(s.pool), global_pace_(s.global_pace) {}
 
   const options& opts;
   asio::io_context& ioc;
@@ -88,6 +91,7 @@ class run_context {
   job& j;
   record& r;
   host_connections& hosts;
+  connection_pool& pool;  ///< idle connections and TLS sessions (detail/connection_pool.hpp)
 
   bool stopped() const noexcept { return j.stop != stop_kind::none; }
   /// Waits until `until` unless the transfer is stopped first (then false). `waker`, when
@@ -109,6 +113,10 @@ class run_context {
   TETHER_DECL void notify_retry(const attempt_end& end, std::chrono::milliseconds delay);
   /// The whole-transfer deadline on the steady clock (max: none).
   TETHER_DECL steady::time_point deadline() const;
+  /// A new connection, a kept-alive one used again, a TLS session resumed (the result's counts).
+  void opened() noexcept { ++r.connections_opened; }
+  void reused() noexcept { ++r.connections_reused; }
+  void resumed() noexcept { ++r.tls_resumed; }
   error_code save(bool forward_only = false) { return st.save(r, forward_only); }
   std::filesystem::path part_path() const { return st.part_path(r.id); }
   void log(net::log_level l, const std::string& line) const { opts.log(l, "transfer " + r.id + ": " + line); }

@@ -69,4 +69,98 @@ std::optional<std::string> field_if(const http::fields& h, std::string_view name
   return std::string(it->value());
 }
 
+std::string origin_key(const net::endpoint_url& url, const std::optional<net::proxy_config>& proxy) {
+  std::string key = std::string(url.secure() ? "https://" : "http://") + url.host_header();
+  if (proxy) {
+    // The credentials distinguish tunnels too (they never leave this key).
+    key += " via " + proxy->redacted() + " as " + proxy->username + ":" + proxy->password;
+  }
+  return key;
+}
+
+asio::awaitable<attempt_end> open_connection(run_context& cx, const net::endpoint_url& url,
+                                             const std::optional<net::proxy_config>& proxy, const std::string& origin,
+                                             pooled_connection& c, std::function<void()>& interrupt) {
+  attempt_end end;
+  auto& tcp = c.plain;
+  asio::ip::tcp::resolver resolver(cx.ioc);
+  interrupt = [&] {
+    resolver.cancel();
+    tcp.cancel();
+  };
+  tcp.expires_after(std::min(std::chrono::duration_cast<steady::duration>(cx.opts.connect_timeout),
+                             cx.deadline() - steady::now()));
+  const std::string hop = net::detail::first_hop_host(proxy, url);
+  const std::string service = std::to_string(net::detail::first_hop_port(proxy, url));
+  auto [rec, endpoints] = co_await resolver.async_resolve(hop, service, nothrow);
+  if (!rec) {
+    auto [cec, ep] = co_await tcp.async_connect(endpoints, nothrow);
+    rec = cec;
+  }
+  if (!rec && proxy && proxy->kind == net::proxy_kind::https) {
+    // TLS with the proxy through a relay (net/detail/tls_relay.hpp): closing the socket ends it.
+    auto& sock = tcp.socket();
+    interrupt = [&sock] {
+      error_code ig;
+      sock.close(ig);
+    };
+    const steady::duration limit = std::min(std::chrono::duration_cast<steady::duration>(cx.opts.connect_timeout),
+                                            cx.deadline() - steady::now());
+    if (auto tec = co_await net::detail::start_tls_relay(sock, cx.tls, *proxy, cx.opts.tls, limit)) {
+      end.ec = tec;
+      end.message = "TLS with proxy " + proxy->redacted() + ": " + tec.message();
+      co_return end;
+    }
+  }
+  if (!rec && proxy) {
+    const std::string origin_host = url.host;
+    const auto tunnel = co_await net::detail::open_tunnel(tcp, *proxy, origin_host, url.port);
+    if (tunnel.ec) {
+      end.ec = tunnel.ec == beast::error::timeout ? make_error_code(error::connect_timeout) : tunnel.ec;
+      end.message = "proxy " + proxy->redacted() + " gave no tunnel to " + url.host_header() + ": " +
+                    end.ec.message() + (tunnel.status ? " (HTTP " + std::to_string(tunnel.status) + ")" : "");
+      co_return end;
+    }
+  }
+  if (rec) {
+    end.ec = rec == beast::error::timeout ? make_error_code(error::connect_timeout) : rec;
+    end.message = connect_failure(proxy, url, end.ec);
+    co_return end;
+  }
+  cx.opened();
+  error_code ig;
+  tcp.socket().set_option(asio::ip::tcp::no_delay(true), ig);
+  if (cx.opts.receive_buffer_bytes)
+    tcp.socket().set_option(asio::socket_base::receive_buffer_size(static_cast<int>(cx.opts.receive_buffer_bytes)), ig);
+  if (!url.secure()) co_return end;
+  auto& tls_stream = c.tls.emplace(std::move(c.plain), cx.tls);
+  auto& lowest = tls_stream.next_layer();
+  interrupt = [&lowest] { lowest.cancel(); };
+  if (auto ec = net::detail::prepare_client_stream(tls_stream.native_handle(), url.host, cx.opts.tls)) {
+    end.ec = ec;
+    end.message = "TLS setup for " + url.host + ": " + ec.message();
+    co_return end;
+  }
+  // Resumption skips the certificate exchange, and with it what pins are checked against.
+  SSL_SESSION* offered = cx.opts.tls.pinned_public_keys.empty() ? cx.pool.session(origin) : nullptr;
+  if (offered) SSL_set_session(tls_stream.native_handle(), offered);
+  lowest.expires_after(cx.opts.connect_timeout);
+  auto [hec] = co_await tls_stream.async_handshake(asio::ssl::stream_base::client, nothrow);
+  if (hec) {
+    if (offered) cx.pool.forget(origin);
+    end.ec = hec == beast::error::timeout ? make_error_code(error::handshake_timeout)
+                                          : net::detail::explain_handshake_failure(tls_stream.native_handle(), hec);
+    end.message = "TLS handshake with " + url.host_header() + ": " + end.ec.message();
+    co_return end;
+  }
+  if (SSL_session_reused(tls_stream.native_handle())) cx.resumed();
+  std::string chain_pins;
+  if (auto pec = net::detail::check_pins(tls_stream.native_handle(), cx.opts.tls, chain_pins)) {
+    end.ec = pec;
+    end.message = pin_failure(url, pec, chain_pins);
+    co_return end;
+  }
+  co_return end;
+}
+
 }  // namespace tether::transfer::detail

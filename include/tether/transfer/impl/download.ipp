@@ -298,6 +298,8 @@ asio::awaitable<attempt_end> download_run::exchange(Stream& stream, beast::tcp_s
     co_return end;
   }
   end.complete = true;
+  // Read to its end: the connection may carry the next request.
+  end.reusable = parser.keep_alive() && buffer.size() == 0 && (!parser.chunked() || parser.is_done());
   co_return end;
 }
 

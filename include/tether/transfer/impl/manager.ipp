@@ -151,6 +151,7 @@ std::shared_ptr<manager_impl> open_manager(asio::any_io_executor ex, options opt
   auto ctx = net::detail::make_client_context(m->opts.tls);
   if (!ctx) fail(ctx.error(), "TLS settings");
   m->tls = *ctx;
+  m->pool.emplace(idle_limits{m->opts.max_idle_connections, m->opts.max_idle_per_origin, m->opts.idle_connection_timeout});
   m->st.emplace(m->opts.state_dir, m->opts.log);
   m->st->load([&m](record r) {
     auto j = std::make_shared<job>();

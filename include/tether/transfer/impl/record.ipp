@@ -77,6 +77,9 @@ json encode_result(const result& r) {
             {"bytes_received", r.bytes_received},
             {"attempts", r.attempts},
             {"restarts", r.restarts},
+            {"connections_opened", r.connections_opened},
+            {"connections_reused", r.connections_reused},
+            {"tls_resumed", r.tls_resumed},
             {"location", r.location}};
   if (!r.sha256.empty()) j["sha256"] = r.sha256;
   if (r.error) j["error"] = {{"category", r.error.category().name()}, {"value", r.error.value()}};
@@ -104,6 +107,9 @@ std::optional<result> decode_result(const json& j, const record& r, std::string&
   res.bytes_received = rd.u64("bytes_received", false);
   res.attempts = rd.u32("attempts");
   res.restarts = rd.u32("restarts");
+  res.connections_opened = rd.u32("connections_opened");
+  res.connections_reused = rd.u32("connections_reused");
+  res.tls_resumed = rd.u32("tls_resumed");
   res.location = rd.str("location", false);
   if (j.contains("bytes_expected")) res.bytes_expected = rd.u64("bytes_expected");
   if (j.contains("retry_after_s")) res.retry_after = std::chrono::seconds{rd.i64("retry_after_s")};
@@ -153,6 +159,9 @@ std::string encode_record(const record& r) {
             {"bytes_received", r.bytes_received},
             {"attempts", r.attempts},
             {"restarts", r.restarts},
+            {"connections_opened", r.connections_opened},
+            {"connections_reused", r.connections_reused},
+            {"tls_resumed", r.tls_resumed},
             {"created_ms", r.created_ms},
             {"updated_ms", r.updated_ms},
             {"result_delivered", r.result_delivered}};
@@ -238,7 +247,7 @@ boost::system::result<record> decode_record(std::string_view text, std::string& 
         r.chunks.push_back(s.get<std::string>());
       }
   }
-  r.ranges_refused = j.contains("ranges_refused") && rd.boolean("ranges_refused");
+  r.ranges_refused = rd.boolean("ranges_refused");
   r.source_size = rd.u64("source_size", false);
   r.source_mtime_ns = rd.i64("source_mtime_ns", false);
   r.upload_url = rd.str("upload_url", false);
@@ -246,6 +255,9 @@ boost::system::result<record> decode_record(std::string_view text, std::string& 
   r.bytes_received = rd.u64("bytes_received", false);
   r.attempts = rd.u32("attempts");
   r.restarts = rd.u32("restarts");
+  r.connections_opened = rd.u32("connections_opened");
+  r.connections_reused = rd.u32("connections_reused");
+  r.tls_resumed = rd.u32("tls_resumed");
   r.created_ms = rd.i64("created_ms");
   r.updated_ms = rd.i64("updated_ms");
   r.result_delivered = rd.boolean("result_delivered");

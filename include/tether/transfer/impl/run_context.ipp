@@ -23,6 +23,9 @@ result result_of(const record& r) {
   res.bytes_expected = r.length;
   res.attempts = r.attempts;
   res.restarts = r.restarts;
+  res.connections_opened = r.connections_opened;
+  res.connections_reused = r.connections_reused;
+  res.tls_resumed = r.tls_resumed;
   if (!r.upload_url.empty()) res.location = redacted_url(r.upload_url);
   return res;
 }

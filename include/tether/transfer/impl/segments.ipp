@@ -317,6 +317,7 @@ asio::awaitable<attempt_end> segmented_run::serve(std::size_t i, Stream& stream,
                                            (workers_.size() + 1) * r.checkpoint_bytes);
   // One segment after another on this connection, while the server keeps it open.
   while (!halted() && take(i)) {
+    end.reusable = false;
     const span asked{w.pos, w.end};
     const std::string where = "GET " + url_.redacted() + " bytes " + std::to_string(asked.begin) + "-" +
                               std::to_string(asked.end - 1);
@@ -437,6 +438,7 @@ asio::awaitable<attempt_end> segmented_run::serve(std::size_t i, Stream& stream,
       w.cut = false;
       co_return end;
     }
+    end.reusable = buffer.size() == 0;
   }
   co_return end;
 }

@@ -206,6 +206,7 @@ asio::awaitable<attempt_end> upload_run::read_response(Stream& stream, beast::tc
     end.message = where + ": " + describe(rec, end.ec);
     co_return end;
   }
+  end.reusable = parser.keep_alive() && buffer.size() == 0;
   out = parser.release();
   end.status = out.result_int();
   if (auto ra = field_if(out, "Retry-After"))
