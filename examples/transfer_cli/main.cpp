@@ -108,6 +108,8 @@ OPTIONS
                         own Range (default 4, at most 16; 1: one connection). Only
                         when a strong validator or --sha256 proves the bytes
   --min-segment B       no segment smaller than B bytes (default 4 MiB)
+  --max-idle N          idle connections kept for the next request to the same
+                        server (default 8; 0: a new connection for every request)
   -h, --help            print this help on stdout and exit 0
   --version             print the version and exit 0
 
@@ -166,7 +168,7 @@ int main(int argc, char** argv) {
     };
     if (a == "--ca" || a == "--insecure" || a == "--proxy" || a == "--pin" || a == "--max-attempts" ||
         a == "--checkpoint-bytes" || a == "--max-unsynced" || a == "--recv-buffer" || a == "--report-sha256" ||
-        a == "--connections" || a == "--min-segment")
+        a == "--connections" || a == "--min-segment" || a == "--max-idle")
       manager_only = a;
     if (a == "--agent") {
       ag.on = true;
@@ -183,7 +185,7 @@ int main(int argc, char** argv) {
     } else if (a == "--state" || a == "--id" || a == "--sha256" || a == "--protocol" || a == "--header" || a == "--ca" ||
         a == "--chunk-size" || a == "--max-attempts" || a == "--bandwidth" || a == "--recv-buffer" ||
         a == "--checkpoint-bytes" || a == "--max-unsynced" || a == "--proxy" || a == "--pin" ||
-        a == "--connections" || a == "--min-segment") {
+        a == "--connections" || a == "--min-segment" || a == "--max-idle") {
       auto v = value();
       if (!v) return usage_error(a + " needs a value");
       if (a == "--state") state = *v;
@@ -215,6 +217,7 @@ int main(int argc, char** argv) {
           if (*n < 1 || *n > 16) return usage_error("--connections " + *v + ": expected 1 to 16");
           opts.connections_per_download = static_cast<std::uint32_t>(*n);
         } else if (a == "--min-segment") opts.min_segment_bytes = *n;
+        else if (a == "--max-idle") opts.max_idle_connections = static_cast<std::uint32_t>(std::min<std::uint64_t>(*n, 1024));
         else opts.bandwidth_limit = *n;
       }
     } else if (a == "--insecure") {

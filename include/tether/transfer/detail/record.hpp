@@ -72,6 +72,10 @@ struct record {
   std::optional<file_identity> produced;
 };
 
+/// The bytes a segmented download's chunks with a digest cover (record::chunks).
+TETHER_DECL std::uint64_t held_bytes(const std::vector<std::string>& chunks, std::uint64_t chunk,
+                                     std::uint64_t length) noexcept;
+
 /// The record as JSON text.
 TETHER_DECL std::string encode_record(const record& r);
 

@@ -40,10 +40,6 @@ struct segment_limits {
 /// treat as strong (at least 60 s before the response's Date), or the caller's SHA-256.
 TETHER_DECL bool may_segment(const record& r, const response_verdict& v, const segment_limits& limits) noexcept;
 
-/// The bytes the chunks with a digest cover.
-TETHER_DECL std::uint64_t held_bytes(const std::vector<std::string>& chunks, std::uint64_t chunk,
-                                     std::uint64_t length) noexcept;
-
 /// The missing bytes of a segmented download: each maximal run of chunks without a digest.
 TETHER_DECL std::vector<span> missing_spans(const std::vector<std::string>& chunks, std::uint64_t chunk,
                                             std::uint64_t length);

@@ -5,7 +5,6 @@
 #include <tether/transfer/detail/file.hpp>
 #include <tether/transfer/detail/json_reader.hpp>
 #include <tether/transfer/detail/record.hpp>
-#include <tether/transfer/detail/segment_plan.hpp>
 
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -320,6 +319,16 @@ boost::system::result<record> decode_record(std::string_view text, std::string& 
   if ((r.status == status::succeeded) != (r.result && r.result->outcome == outcome::success))
     return bad("\"status\" and \"result\" disagree");
   return r;
+}
+
+std::uint64_t held_bytes(const std::vector<std::string>& chunks, std::uint64_t chunk, std::uint64_t length) noexcept {
+  std::uint64_t n = 0;
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    if (chunks[i].empty()) continue;
+    const auto begin = i * chunk;
+    if (begin < length) n += std::min(chunk, length - begin);
+  }
+  return n;
 }
 
 std::string file_stem(std::string_view id) {

@@ -19,16 +19,6 @@ bool may_segment(const record& r, const response_verdict& v, const segment_limit
   return provable;
 }
 
-std::uint64_t held_bytes(const std::vector<std::string>& chunks, std::uint64_t chunk, std::uint64_t length) noexcept {
-  std::uint64_t n = 0;
-  for (std::size_t i = 0; i < chunks.size(); ++i) {
-    if (chunks[i].empty()) continue;
-    const auto begin = i * chunk;
-    if (begin < length) n += std::min(chunk, length - begin);
-  }
-  return n;
-}
-
 std::vector<span> missing_spans(const std::vector<std::string>& chunks, std::uint64_t chunk, std::uint64_t length) {
   std::vector<span> out;
   for (std::size_t i = 0; i < chunks.size(); ++i) {
