@@ -339,6 +339,7 @@ TEST_CASE("segments: one segment whose connection drops again and again does not
     if (from < 3 * MiB && g.status == 206 && g.body_bytes_sent >= 256 * KiB) ++whole_segments_below;
   }
   CHECK(cut == 6);
+  CHECK(r.attempts >= 7);  // the first, and each connection's retry after a cut
   CHECK(whole_segments_below >= 3);  // the other connections carried on
   // Everything that was cut came again only where it had stopped.
   CHECK(s.body_bytes_sent("/f") <= size + 2 * MiB);
@@ -405,4 +406,29 @@ TEST_CASE("segments: bytes that cannot be proven stay on one connection", "[tran
   REQUIRE(r.outcome == tt::outcome::success);
   CHECK(read_file(req.file) == s.content("/none"));
   CHECK(ranged_gets(s, "/none").size() >= 4);
+}
+
+TEST_CASE("segments: connections to one host stay within the per-host limit across downloads",
+          "[transfer][segments]") {
+  http_server s;
+  constexpr std::uint64_t size = 4 * MiB;
+  s.add_content("/a", size);
+  s.add_content("/b", size);
+  transfer_env env;
+  auto o = segmented_options(env);
+  o.max_connections_per_host = 2;  // beyond each download's first
+  o.bandwidth_limit = 16 * MiB;    // both run at once for a while
+  tt::manager m(env.pool.get_executor(), o);
+  auto fa = start_download(m, env.download(s.url("/a"), "a.bin"), "a");
+  auto fb = start_download(m, env.download(s.url("/b"), "b.bin"), "b");
+  const auto a = wait_result(fa, 60s), b = wait_result(fb, 60s);
+  INFO(a.message << " / " << b.message);
+  REQUIRE(a.outcome == tt::outcome::success);
+  REQUIRE(b.outcome == tt::outcome::success);
+  CHECK(read_file(env.dir / "a.bin") == s.content("/a"));
+  CHECK(read_file(env.dir / "b.bin") == s.content("/b"));
+  // Two firsts, two more between them, and the two first responses (closing) at most; without
+  // the limit it would be up to 4 + 4 + 2.
+  CHECK(s.peak_open_connections() <= 6);
+  CHECK(ranged_gets(s, "/a").size() + ranged_gets(s, "/b").size() >= 4);
 }

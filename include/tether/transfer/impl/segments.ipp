@@ -303,6 +303,7 @@ asio::awaitable<void> segmented_run::work(std::size_t i) {
     }
     cx_.notify_retry(end, step.delay);
     if (!co_await wait(i, steady::now() + step.delay)) break;
+    ++cx_.r.attempts;  // a connection's own retry is one more attempt of the transfer
   }
   give_back(i);
   if (place) cx_.hosts.give_back(host_);
