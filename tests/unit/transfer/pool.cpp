@@ -187,3 +187,20 @@ TEST_CASE("pool: https downloads reuse the connection, and a new one resumes the
   std::error_code ig;
   std::filesystem::remove_all(dir, ig);
 }
+
+TEST_CASE("pool: a redirect to the same origin is followed on the same connection", "[transfer][pool]") {
+  http_server s;
+  s.add_content("/real", 100'000);
+  s.add_redirect("/a", "/b");
+  s.add_redirect("/b", "/real", 307);
+  transfer_env env;
+  tt::manager m(env.pool.get_executor(), env.options());
+  const auto r = download(m, env.download(s.url("/a"), "a.bin"), "a");
+  INFO(r.message);
+  REQUIRE(r.outcome == tt::outcome::success);
+  CHECK(read_file(env.dir / "a.bin") == s.content("/real"));
+  CHECK(s.requests().size() == 3);
+  CHECK(s.connections() == 1);
+  CHECK(r.connections_opened == 1);
+  CHECK(r.connections_reused == 2);
+}

@@ -13,6 +13,25 @@
 
 namespace tether::transfer::detail {
 
+namespace {
+/// Reads and discards a short response body (at most 64 KiB announced, as a redirect's page),
+/// so that the connection can carry the next request: true when it can.
+template <class Stream, class Parser>
+asio::awaitable<bool> discard_short_body(run_context& cx, Stream& stream, beast::tcp_stream& tcp,
+                                         beast::flat_buffer& buffer, Parser& parser, std::vector<char>& scratch) {
+  const auto announced = parser.content_length();
+  if (!parser.is_done() && (!announced || *announced > (64u << 10))) co_return false;
+  while (!parser.is_done()) {
+    parser.get().body().data = scratch.data();
+    parser.get().body().size = scratch.size();
+    arm(cx, tcp);
+    auto [rec, rn] = co_await http::async_read(stream, buffer, parser, nothrow);
+    if (rec && rec != http::error::need_buffer) co_return false;
+  }
+  co_return parser.keep_alive() && buffer.size() == 0;
+}
+}  // namespace
+
 asio::awaitable<result> download_run::run() {
   auto& r = cx_.r;
   if (auto ec = restore()) {
@@ -159,6 +178,7 @@ asio::awaitable<attempt_end> download_run::exchange(Stream& stream, beast::tcp_s
   switch (v.step) {
     case response_step::redirect:
       redirect = v.redirect;
+      end.reusable = co_await discard_short_body(cx_, stream, tcp, buffer, parser, buf_);
       co_return end;
     case response_step::fail:
       end.ec = v.ec;
