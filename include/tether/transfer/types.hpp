@@ -171,8 +171,10 @@ struct options {
   std::uint32_t max_connections_per_host = 16;
   /// Idle HTTP/1.1 connections kept for the next request to the same origin (tus's HEAD and
   /// PATCHes, a download's segments, the next transfer to that host), in all (0: none kept) and
-  /// per origin, each for at most `idle_connection_timeout`. A kept connection the server has
-  /// closed meanwhile is noticed before use. TLS sessions are resumed per origin (not with pins).
+  /// per origin, each used again only within `idle_connection_timeout` of its last response
+  /// (older ones are closed whenever the pool is next used, and all at shutdown). A kept
+  /// connection the server has closed meanwhile is noticed before use. TLS sessions are resumed
+  /// per origin (not with pins).
   std::uint32_t max_idle_connections = 8;
   std::uint32_t max_idle_per_origin = 4;
   std::chrono::milliseconds idle_connection_timeout{15'000};

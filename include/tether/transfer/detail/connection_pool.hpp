@@ -33,9 +33,13 @@ struct pooled_connection {
 class connection_pool {
  public:
   explicit connection_pool(idle_limits limits) : idle_(limits) {}
-  ~connection_pool() { drop(idle_.clear()); }
+  ~connection_pool() { close_all(); }
   connection_pool(const connection_pool&) = delete;
   connection_pool& operator=(const connection_pool&) = delete;
+
+  /// Closes every idle connection (what runs on their sockets, such as an https proxy's relay,
+  /// ends with them).
+  void close_all() { drop(idle_.clear()); }
 
   /// An idle connection to `origin` that the server has not closed meanwhile, if any.
   std::unique_ptr<pooled_connection> take(const std::string& origin) {

@@ -375,6 +375,8 @@ void shutdown(manager_impl& m) {
         j->stop = stop_kind::shutdown;
         if (j->interrupt) j->interrupt();
       }
+    // Idle connections go now: one through an https proxy has a relay running on this thread.
+    m.pool->close_all();
     if (m.running == 0) m.work.reset();
   });
   m.thread.join();

@@ -151,6 +151,7 @@ asio::awaitable<void> manager_impl::run_job(std::shared_ptr<job> j) {
   --running;
   if (opts.metrics) opts.metrics->gauge(net::metric::transfers_active, {}, static_cast<double>(running));
   finish(j, std::move(res));
+  if (stopping) pool->close_all();  // a run stopped by the shutdown keeps nothing
   if (stopping && running == 0) work.reset();
   pump();
 }
