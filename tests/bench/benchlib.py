@@ -61,20 +61,23 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_nginx(nginx, tmp, www, log=None):
+def start_nginx(nginx, tmp, www, log=None, log_format="$body_bytes_sent", limit_rate=None):
     """Debian's nginx serving `www` on a free 127.0.0.1 port, its working files under `tmp`;
-    with `log`, an access log of the body bytes each request sent. Returns (process, port)."""
+    with `log`, an access log with one `log_format` line per request (default: the body bytes it
+    sent); with `limit_rate` (e.g. "16m"), every connection capped at that many bytes per second.
+    Returns (process, port)."""
     port = free_port()
-    access = f"log_format bytes '$body_bytes_sent'; access_log {log} bytes;" if log else "access_log off;"
+    access = f"log_format bytes '{log_format}'; access_log {log} bytes;" if log else "access_log off;"
+    limit = f"limit_rate {limit_rate};" if limit_rate else ""
     conf = tmp / "nginx.conf"
     conf.write_text(f"""
 daemon off; worker_processes 1; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
+events {{ worker_connections 256; }}
 http {{
   {access} sendfile on; tcp_nopush on;
   client_body_temp_path {tmp}/b; proxy_temp_path {tmp}/p; fastcgi_temp_path {tmp}/f;
   uwsgi_temp_path {tmp}/u; scgi_temp_path {tmp}/s;
-  server {{ listen 127.0.0.1:{port}; root {www}; }}
+  server {{ listen 127.0.0.1:{port}; root {www}; {limit} }}
 }}
 """)
     proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.PIPE)

@@ -22,34 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchlib import free_port, median_wall, report, sha256_file, timed, write_random_file
-
-import socket
-import time
-
-
-def start_nginx(nginx, tmp, www, log, limit_rate):
-    port = free_port()
-    conf = tmp / "nginx.conf"
-    conf.write_text(f"""
-daemon off; worker_processes 1; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
-events {{ worker_connections 256; }}
-http {{
-  log_format conns '$connection $status $body_bytes_sent';
-  access_log {log} conns; sendfile on; tcp_nopush on;
-  client_body_temp_path {tmp}/b; proxy_temp_path {tmp}/p; fastcgi_temp_path {tmp}/f;
-  uwsgi_temp_path {tmp}/u; scgi_temp_path {tmp}/s;
-  server {{ listen 127.0.0.1:{port}; root {www}; limit_rate {limit_rate}; }}
-}}
-""")
-    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.PIPE)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)  # waiting for a separate process to listen
-    sys.exit("nginx did not start")
+from benchlib import median_wall, report, sha256_file, start_nginx, timed, write_random_file
 
 
 def main():
@@ -73,7 +46,8 @@ def main():
         write_random_file(src, args.size_mib)
         expected = sha256_file(src)
         log = tmp / "access.log"
-        nginx, port = start_nginx(args.nginx, tmp, www, log, args.limit_rate)
+        nginx, port = start_nginx(args.nginx, tmp, www, log, log_format="$connection $status $body_bytes_sent",
+                                  limit_rate=args.limit_rate)
         url = f"http://127.0.0.1:{port}/file.bin"
         n = str(args.connections)
         clients = {

@@ -32,6 +32,15 @@ struct sync_target {
 
 void sync_in_background(sync_target t, const std::shared_ptr<sync_state>& st, std::uint64_t offset);
 
+/// fdatasync of the partial data, its latency observed as the transfer_fsync metric.
+void timed_sync(const sync_target& t, const file& fd, error_code& ec) {
+  const auto began = std::chrono::steady_clock::now();
+  sync_data(fd, ec);
+  if (t.metrics)
+    t.metrics->observe(net::metric::transfer_fsync, {},
+                       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - began));
+}
+
 void synced(sync_target t, const std::shared_ptr<sync_state>& st, std::uint64_t offset, std::uint64_t epoch,
             error_code ec, std::string text, std::vector<std::string> digests) {
   st->busy = false;  // syncs run one at a time, in order: this was the one in flight
@@ -69,11 +78,7 @@ void sync_in_background(sync_target t, const std::shared_ptr<sync_state>& st, st
   auto* syncer = t.syncer;
   asio::post(*syncer, [t = std::move(t), st, offset, from, chunk, epoch = st->epoch, fd = &st->fd]() mutable {
     error_code ec;
-    const auto began = std::chrono::steady_clock::now();
-    sync_data(*fd, ec);
-    if (t.metrics)
-      t.metrics->observe(net::metric::transfer_fsync, {},
-                         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - began));
+    timed_sync(t, *fd, ec);
     std::vector<std::string> digests;
     if (!ec) digests = chunk_digests(*fd, from, offset, chunk, ec);
     std::string text = ec ? describe_failure(ec) : std::string();

@@ -43,11 +43,7 @@ void sync_segments(sync_target t, const std::shared_ptr<segment_sync>& st) {
   auto* syncer = t.syncer;
   asio::post(*syncer, [t = std::move(t), st, batch = std::move(batch), chunk, length, epoch = st->epoch]() mutable {
     error_code ec;
-    const auto began = std::chrono::steady_clock::now();
-    sync_data(st->fd, ec);
-    if (t.metrics)
-      t.metrics->observe(net::metric::transfer_fsync, {},
-                         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - began));
+    timed_sync(t, st->fd, ec);
     std::vector<std::string> digests;
     for (std::size_t k = 0; !ec && k < batch.size(); ++k) {
       const auto from = batch[k] * chunk;
