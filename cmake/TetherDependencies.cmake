@@ -15,3 +15,7 @@ find_package(OpenSSL 1.1.1 QUIET)
 tether_require(OPENSSL_FOUND "OpenSSL" libssl-dev)
 find_package(nlohmann_json 3.10 CONFIG QUIET)
 tether_require(nlohmann_json_FOUND "nlohmann_json" nlohmann-json3-dev)
+# xxHash's header only (XXH3 for checkpoint chunk digests, inlined into the library's own
+# translation units; nothing to link).
+find_path(TETHER_XXHASH_INCLUDE_DIR xxhash.h)
+tether_require(TETHER_XXHASH_INCLUDE_DIR "xxHash's header (xxhash.h)" libxxhash-dev)

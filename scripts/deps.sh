@@ -3,7 +3,7 @@
 # sudo only when not root. Sourced by test.sh and demo.sh; safe to run again.
 tether_install_deps() {
   local packages=(cmake ninja-build g++ clang libclang-rt-14-dev libboost1.81-dev libssl-dev
-                  nlohmann-json3-dev catch2 pkg-config python3 python3-websockets iproute2 curl)
+                  nlohmann-json3-dev libxxhash-dev catch2 pkg-config python3 python3-websockets iproute2 curl)
   local missing=()
   # The test command also runs clang-tidy.
   [ "${1:-}" = "--with-interop" ] && packages+=(clang-tidy)

@@ -27,7 +27,7 @@ td::record sample_record() {
   r.checkpoint_bytes = 64u << 10;
   r.length = 200'000;
   r.offset = 128u << 10;
-  r.digests = {std::string(64, 'a'), std::string(64, 'b')};
+  r.digests = {std::string(32, 'a'), std::string(32, 'b')};  // XXH3-128
   r.etag = "\"e\"";
   r.created_ms = r.updated_ms = 1;
   return r;
@@ -53,11 +53,54 @@ TEST_CASE("record: encode and decode round trip", "[transfer][state]") {
   CHECK(back->id == r.id);
   CHECK(back->offset == r.offset);
   CHECK(back->digests == r.digests);
+  CHECK(back->chunk_digest == td::hash_algorithm::xxh3_128);
   CHECK(back->length == r.length);
   REQUIRE(back->result);
   CHECK(back->result->error == error::rejected);
   CHECK(back->result->http_status == 404);
   CHECK(back->result->retry_after == std::chrono::seconds{7});
+}
+
+TEST_CASE("record: digests of each algorithm, and a record an earlier version wrote", "[transfer][state]") {
+  // Known answers: FIPS 180-2 for SHA-256, xxHash's own xxhsum -H2 for XXH3-128 (canonical form).
+  struct row {
+    td::hash_algorithm alg;
+    std::string in, hex;
+  };
+  const row rows[] = {
+      {td::hash_algorithm::sha256, "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+      {td::hash_algorithm::sha1, "abc", "a9993e364706816aba3e25717850c26c9cd0d89d"},
+      {td::hash_algorithm::xxh3_128, "", "99aa06d3014798d86001c324468d497f"},
+      {td::hash_algorithm::xxh3_128, "abc", "06b05ab6733a618578af5f94892f3950"},
+  };
+  for (const auto& [alg, in, hex] : rows) {
+    INFO(td::to_string(alg) << " of '" << in << "'");
+    td::hasher h(alg);
+    h.update(in.data(), in.size());
+    td::hasher copy(h);
+    CHECK(h.hex_digest() == hex);
+    CHECK(copy.hex_digest() == hex);
+    CHECK(h.hex_digest() == td::hasher(alg).hex_digest());  // it started over
+    CHECK(td::is_digest_hex(hex, alg));
+  }
+  CHECK_FALSE(td::is_digest_hex(std::string(64, 'a'), td::hash_algorithm::xxh3_128));
+  CHECK_FALSE(td::is_digest_hex(std::string(31, 'a') + "g", td::hash_algorithm::xxh3_128));
+
+  // Schema 1 had no "chunk_digest": its chunks are SHA-256, and stay readable.
+  auto j = nlohmann::json::parse(td::encode_record(sample_record()));
+  j["schema"] = 1;
+  j.erase("chunk_digest");
+  j["digests"] = {std::string(64, 'a'), std::string(64, 'b')};
+  std::string why;
+  auto old = td::decode_record(j.dump(), why);
+  INFO(why);
+  REQUIRE(old.has_value());
+  CHECK(old->chunk_digest == td::hash_algorithm::sha256);
+  // Written again, it says what its digests are.
+  auto again = td::decode_record(td::encode_record(*old), why);
+  REQUIRE(again.has_value());
+  CHECK(again->chunk_digest == td::hash_algorithm::sha256);
+  CHECK(again->digests == old->digests);
 }
 
 TEST_CASE("record: every kind of damage is named", "[transfer][state]") {
@@ -82,11 +125,26 @@ TEST_CASE("record: every kind of damage is named", "[transfer][state]") {
   j["offset"] = 100'000;  // not a checkpoint boundary
   check(j, "checkpoint boundary");
   j = good;
-  j["digests"] = {std::string(64, 'a')};
+  j["digests"] = {std::string(32, 'a')};
   check(j, "\"digests\" has 1 entries");
   j = good;
   j["digests"] = {"zz", "yy"};
-  check(j, "SHA-256 hex");
+  check(j, "other than xxh3-128 hex digests");
+  j = good;
+  j["digests"] = {std::string(64, 'a'), std::string(64, 'b')};  // SHA-256s where XXH3s belong
+  check(j, "other than xxh3-128 hex digests");
+  j = good;
+  j["chunk_digest"] = "md5";
+  check(j, "\"chunk_digest\" has an unknown value");
+  j = good;
+  j.erase("chunk_digest");
+  check(j, "missing \"chunk_digest\"");
+  j = good;
+  j["schema"] = 1;  // schema 1 knew only SHA-256 chunks
+  check(j, "other than sha256 hex digests");
+  j = good;
+  j["schema"] = 0;
+  check(j, "unknown schema 0");
   j = good;
   j["offset"] = 300'000;
   check(j, "beyond \"length\"");
@@ -143,8 +201,12 @@ TEST_CASE("state: the record tracks checkpoints whose data is synced and digeste
   // Each recorded digest matches the served content.
   const auto content = s.content("/f");
   REQUIRE(r->digests.size() == r->offset / (64u << 10));
-  for (std::size_t i = 0; i < r->digests.size(); ++i)
-    CHECK(r->digests[i] == td::sha256_hex(std::string_view(content).substr(i * (64u << 10), 64u << 10)));
+  REQUIRE(r->chunk_digest == td::hash_algorithm::xxh3_128);
+  for (std::size_t i = 0; i < r->digests.size(); ++i) {
+    td::hasher h(td::hash_algorithm::xxh3_128);
+    h.update(content.data() + i * (64u << 10), 64u << 10);
+    CHECK(r->digests[i] == h.hex_digest());
+  }
   // The partial file holds at least the checkpointed bytes, and they are right.
   const auto part = read_file(env.state / "rec.part");
   REQUIRE(part.size() >= r->offset);
@@ -182,6 +244,38 @@ TEST_CASE("state: after a crash the partial data is cut back and re-verified", "
   const auto log = s.requests();
   CHECK(log.back().headers.at("range") == "bytes=" + std::to_string(2 * (64 << 10)) + "-");
   CHECK(s.body_bytes_sent("/f") - served_before == 1'000'000 - 2 * (64u << 10));
+}
+
+TEST_CASE("state: a download an earlier version left (schema 1, SHA-256 chunks) resumes where it stopped",
+          "[transfer][state]") {
+  http_server s;
+  s.add_content("/f", 1'000'000);
+  transfer_env env;
+  auto req = env.download(s.url("/f"), "f.bin");
+  {
+    pausing_manager pm(env, 5 * (64u << 10), env.options());
+    pm.run_until_paused(req, "old");
+  }
+  // The record as schema 1 wrote it: no "chunk_digest", a SHA-256 per chunk.
+  auto j = nlohmann::json::parse(read_file(env.state / "old.json"));
+  const auto offset = j["offset"].get<std::uint64_t>();
+  REQUIRE(offset >= 5 * (64u << 10));
+  const auto content = s.content("/f");
+  auto digests = nlohmann::json::array();
+  for (std::uint64_t at = 0; at < offset; at += 64u << 10)
+    digests.push_back(td::sha256_hex(std::string_view(content).substr(at, 64u << 10)));
+  j["schema"] = 1;
+  j.erase("chunk_digest");
+  j["digests"] = digests;
+  write_file(env.state / "old.json", j.dump());
+  const auto served_before = s.body_bytes_sent("/f");
+  tt::manager m(env.pool.get_executor(), env.options());
+  const auto r = download(m, req, "old");
+  INFO(r.message);
+  REQUIRE(r.outcome == tt::outcome::success);
+  CHECK(read_file(req.file) == content);
+  // Its chunks were checked as SHA-256 and kept: only the rest was fetched.
+  CHECK(s.body_bytes_sent("/f") - served_before == 1'000'000 - offset);
 }
 
 TEST_CASE("state: a damaged record is set aside and affects nobody else", "[transfer][state]") {

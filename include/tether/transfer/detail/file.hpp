@@ -110,10 +110,19 @@ TETHER_DECL void preallocate(const file& f, std::uint64_t length, error_code& ec
 /// holds it: `state_locked`, with `holder` set to what that process wrote (its pid).
 TETHER_DECL file lock_file(const std::filesystem::path& p, error_code& ec, std::string& holder);
 
-/// Digest algorithms the transfer code uses (tus `Upload-Checksum` also knows SHA-1).
-enum class hash_algorithm { sha256, sha1 };
+/// Digest algorithms the transfer code uses. SHA-256 is for what the caller or a server names
+/// (the expected and reported content digest, tus `Upload-Checksum`, which also knows SHA-1).
+/// XXH3-128 is for the checkpoint chunks a record keeps: those guard partial data against
+/// accident (a torn or lost write, a source file changed between runs), not against an
+/// adversary, and SHA-256 of every byte cost as much CPU as the rest of a download together.
+enum class hash_algorithm { sha256, sha1, xxh3_128 };
 
-/// Incremental digest (OpenSSL EVP), SHA-256 unless told otherwise.
+/// The algorithm's name in records ("sha256", "sha1", "xxh3-128").
+TETHER_DECL const char* to_string(hash_algorithm a) noexcept;
+/// True for a lower- or upper-case hex digest of the algorithm's length.
+TETHER_DECL bool is_digest_hex(std::string_view s, hash_algorithm a) noexcept;
+
+/// Incremental digest (OpenSSL EVP for SHA-x, xxHash for XXH3), SHA-256 unless told otherwise.
 class hasher {
  public:
   TETHER_DECL explicit hasher(hash_algorithm a = hash_algorithm::sha256);
@@ -122,23 +131,27 @@ class hasher {
   hasher(hasher&&) noexcept = default;
   hasher& operator=(hasher&&) noexcept = default;
   TETHER_DECL void update(const void* data, std::size_t n);
-  /// The digest as lower-case hex digits; the object starts over afterwards.
+  /// The digest as lower-case hex digits (XXH3-128 in its canonical, big-endian form); the
+  /// object starts over afterwards.
   TETHER_DECL std::string hex_digest();
 
  private:
   struct free_ctx {
     void operator()(EVP_MD_CTX* c) const noexcept { EVP_MD_CTX_free(c); }
   };
-  std::unique_ptr<EVP_MD_CTX, free_ctx> ctx_;
-  const EVP_MD* md_;
+  struct free_xxh {
+    TETHER_DECL void operator()(void* s) const noexcept;
+  };
+  std::unique_ptr<EVP_MD_CTX, free_ctx> ctx_;      ///< SHA-x
+  const EVP_MD* md_ = nullptr;
+  std::unique_ptr<void, free_xxh> xxh_;            ///< XXH3's state
 };
 using sha256 = hasher;
 
 /// The digest of each whole `chunk` of the file in [from, to) (the last one may be shorter),
 /// read back from the file. A file that ends early is `short_body`.
 TETHER_DECL std::vector<std::string> chunk_digests(const file& f, std::uint64_t from, std::uint64_t to,
-                                                  std::uint64_t chunk, error_code& ec,
-                                                  hash_algorithm alg = hash_algorithm::sha256);
+                                                  std::uint64_t chunk, error_code& ec, hash_algorithm alg);
 
 /// SHA-256 of text, as hex.
 TETHER_DECL std::string sha256_hex(std::string_view data);

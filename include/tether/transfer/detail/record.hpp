@@ -16,7 +16,8 @@
 
 namespace tether::transfer::detail {
 
-inline constexpr int record_schema = 1;
+/// 2: records name their chunk digest (`chunk_digest`); a schema-1 record's chunks are SHA-256.
+inline constexpr int record_schema = 2;
 
 
 /// Everything a restarted process needs to continue a transfer, or to report its end.
@@ -41,13 +42,16 @@ struct record {
   std::optional<std::uint64_t> length;
 
   // Checkpoint: bytes [0, offset) are durable (downloads: synced in the partial file; uploads:
-  // acknowledged by the server), with one SHA-256 per `checkpoint_bytes` chunk (and one for a
+  // acknowledged by the server), with one digest per `checkpoint_bytes` chunk (and one for a
   // final shorter chunk once complete).
   std::uint64_t offset = 0;
   std::uint64_t checkpoint_bytes = 0;
+  /// What `digests` and `chunks` hold: XXH3-128 for records made now, SHA-256 for records an
+  /// earlier version made (they keep it until the transfer ends).
+  hash_algorithm chunk_digest = hash_algorithm::xxh3_128;
   std::vector<std::string> digests;
   /// A segmented download (several connections at once): one entry per `checkpoint_bytes`
-  /// chunk of `length`, the chunk's SHA-256 once it is durable, else empty. Then `offset` is the
+  /// chunk of `length`, the chunk's digest once it is durable, else empty. Then `offset` is the
   /// number of durable bytes (not a prefix) and `digests` is empty. Empty for everything else.
   std::vector<std::string> chunks;
   /// The server answered a Range request of a segmented download with the whole content (or a

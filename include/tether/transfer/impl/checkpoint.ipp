@@ -74,13 +74,14 @@ void synced(sync_target t, const std::shared_ptr<sync_state>& st, std::uint64_t 
 void sync_in_background(sync_target t, const std::shared_ptr<sync_state>& st, std::uint64_t offset) {
   st->busy = true;
   const auto chunk = t.jp->rec.checkpoint_bytes;
+  const auto alg = t.jp->rec.chunk_digest;
   const auto from = st->digests.size() * chunk;
   auto* syncer = t.syncer;
-  asio::post(*syncer, [t = std::move(t), st, offset, from, chunk, epoch = st->epoch, fd = &st->fd]() mutable {
+  asio::post(*syncer, [t = std::move(t), st, offset, from, chunk, alg, epoch = st->epoch, fd = &st->fd]() mutable {
     error_code ec;
     timed_sync(t, *fd, ec);
     std::vector<std::string> digests;
-    if (!ec) digests = chunk_digests(*fd, from, offset, chunk, ec);
+    if (!ec) digests = chunk_digests(*fd, from, offset, chunk, ec, alg);
     std::string text = ec ? describe_failure(ec) : std::string();
     auto* ioc = t.ioc;
     asio::post(*ioc, [t = std::move(t), st, offset, epoch, ec, text = std::move(text),
@@ -162,7 +163,7 @@ error_code download_run::restore() {
   for (std::size_t i = 0; i < r.digests.size(); ++i) {
     const auto begin = i * chunk;
     const auto end = std::min<std::uint64_t>(begin + chunk, r.offset);
-    sha256 h;
+    hasher h(r.chunk_digest);
     std::optional<sha256> whole;  // the whole-file hash may only take this chunk if it verifies
     if (want_whole_) whole.emplace(whole_);
     for (auto off = begin; off < end;) {
@@ -250,7 +251,7 @@ error_code download_run::restore_segments() {
   for (std::size_t i = 0; i < r.chunks.size(); ++i) {
     if (r.chunks[i].empty()) continue;
     const auto from = i * chunk, to = std::min(from + chunk, length);
-    auto got = chunk_digests(part_, from, to, chunk, ec);
+    auto got = chunk_digests(part_, from, to, chunk, ec, r.chunk_digest);
     if (ec) return ec;
     if (got.size() != 1 || got.front() != r.chunks[i]) {
       if (dropped++ == 0)
@@ -330,7 +331,7 @@ error_code download_run::finish_segments() {
   for (std::size_t i = 0; i < r.chunks.size(); ++i) {
     if (!r.chunks[i].empty()) continue;
     const auto from = i * chunk;
-    auto got = chunk_digests(part_, from, std::min(from + chunk, length), chunk, ec);
+    auto got = chunk_digests(part_, from, std::min(from + chunk, length), chunk, ec, r.chunk_digest);
     if (ec) return ec;
     r.chunks[i] = got.empty() ? std::string() : got.front();
   }
@@ -353,7 +354,7 @@ result download_run::finalize() {
     if (!ec) {
       // Digests of what the syncer has not digested yet, the last shorter chunk included.
       const auto from = sync_->digests.size() * r.checkpoint_bytes;
-      auto rest = chunk_digests(part_, from, written_, r.checkpoint_bytes, ec);
+      auto rest = chunk_digests(part_, from, written_, r.checkpoint_bytes, ec, r.chunk_digest);
       if (!ec) {
         r.digests = sync_->digests;
         r.digests.insert(r.digests.end(), rest.begin(), rest.end());

@@ -3,6 +3,10 @@
 
 #include <tether/transfer/detail/file.hpp>
 
+// xxHash as static inline functions of this translation unit: only its header is needed.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include <cerrno>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -334,27 +338,77 @@ file lock_file(const std::filesystem::path& p, error_code& ec, std::string& hold
   return f;
 }
 
-hasher::hasher(hash_algorithm a)
-    : ctx_(EVP_MD_CTX_new()), md_(a == hash_algorithm::sha1 ? EVP_sha1() : EVP_sha256()) {
+namespace {
+std::string to_hex(const unsigned char* p, std::size_t n) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(hex[p[i] >> 4]);
+    out.push_back(hex[p[i] & 15]);
+  }
+  return out;
+}
+XXH3_state_t* xxh_state(void* p) noexcept { return static_cast<XXH3_state_t*>(p); }
+}  // namespace
+
+const char* to_string(hash_algorithm a) noexcept {
+  switch (a) {
+    case hash_algorithm::sha256: return "sha256";
+    case hash_algorithm::sha1: return "sha1";
+    case hash_algorithm::xxh3_128: return "xxh3-128";
+  }
+  return "unknown";
+}
+
+bool is_digest_hex(std::string_view s, hash_algorithm a) noexcept {
+  const std::size_t want = a == hash_algorithm::sha256 ? 64 : a == hash_algorithm::sha1 ? 40 : 32;
+  if (s.size() != want) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+  return true;
+}
+
+void hasher::free_xxh::operator()(void* s) const noexcept { XXH3_freeState(xxh_state(s)); }
+
+hasher::hasher(hash_algorithm a) {
+  if (a == hash_algorithm::xxh3_128) {
+    xxh_.reset(XXH3_createState());
+    if (!xxh_ || XXH3_128bits_reset(xxh_state(xxh_.get())) != XXH_OK) throw std::bad_alloc();
+    return;
+  }
+  ctx_.reset(EVP_MD_CTX_new());
+  md_ = a == hash_algorithm::sha1 ? EVP_sha1() : EVP_sha256();
   if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), md_, nullptr) != 1) throw std::bad_alloc();
 }
-hasher::hasher(const hasher& o) : ctx_(EVP_MD_CTX_new()), md_(o.md_) {
+hasher::hasher(const hasher& o) : md_(o.md_) {
+  if (o.xxh_) {
+    xxh_.reset(XXH3_createState());
+    if (!xxh_) throw std::bad_alloc();
+    XXH3_copyState(xxh_state(xxh_.get()), xxh_state(o.xxh_.get()));
+    return;
+  }
+  ctx_.reset(EVP_MD_CTX_new());
   if (!ctx_ || EVP_MD_CTX_copy_ex(ctx_.get(), o.ctx_.get()) != 1) throw std::bad_alloc();
 }
-void hasher::update(const void* data, std::size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
+void hasher::update(const void* data, std::size_t n) {
+  if (xxh_)
+    XXH3_128bits_update(xxh_state(xxh_.get()), data, n);
+  else
+    EVP_DigestUpdate(ctx_.get(), data, n);
+}
 std::string hasher::hex_digest() {
+  if (xxh_) {
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(xxh_state(xxh_.get())));
+    XXH3_128bits_reset(xxh_state(xxh_.get()));
+    return to_hex(c.digest, sizeof c.digest);
+  }
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
   EVP_DigestFinal_ex(ctx_.get(), md, &len);
   EVP_DigestInit_ex(ctx_.get(), md_, nullptr);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(std::size_t{len} * 2);
-  for (unsigned i = 0; i < len; ++i) {
-    out.push_back(hex[md[i] >> 4]);
-    out.push_back(hex[md[i] & 15]);
-  }
-  return out;
+  return to_hex(md, len);
 }
 
 std::vector<std::string> chunk_digests(const file& f, std::uint64_t from, std::uint64_t to, std::uint64_t chunk,
@@ -386,11 +440,6 @@ std::string sha256_hex(std::string_view data) {
   return h.hex_digest();
 }
 
-bool is_sha256_hex(std::string_view s) noexcept {
-  if (s.size() != 64) return false;
-  for (char c : s)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
-  return true;
-}
+bool is_sha256_hex(std::string_view s) noexcept { return is_digest_hex(s, hash_algorithm::sha256); }
 
 }  // namespace tether::transfer::detail

@@ -45,6 +45,7 @@ constexpr status all_status[] = {status::queued, status::running, status::waitin
                                  status::succeeded, status::failed, status::cancelled};
 constexpr kind all_kinds[] = {kind::download, kind::upload};
 constexpr upload_protocol all_protocols[] = {upload_protocol::tus, upload_protocol::put, upload_protocol::post};
+constexpr hash_algorithm chunk_digests_known[] = {hash_algorithm::xxh3_128, hash_algorithm::sha256};
 constexpr outcome all_outcomes[] = {outcome::success, outcome::rejected, outcome::retry_later, outcome::failed};
 
 // Error codes survive a restart for the categories a transfer produces.
@@ -150,6 +151,7 @@ std::string encode_record(const record& r) {
             {"content_encoding", r.content_encoding},
             {"offset", r.offset},
             {"checkpoint_bytes", r.checkpoint_bytes},
+            {"chunk_digest", to_string(r.chunk_digest)},
             {"digests", r.digests},
             {"source_size", r.source_size},
             {"source_mtime_ns", r.source_mtime_ns},
@@ -194,8 +196,10 @@ boost::system::result<record> decode_record(std::string_view text, std::string& 
     why = "written by a newer version (schema " + std::to_string(schema) + ")";
     return make_error_code(error::state_version);
   }
-  if (why.empty() && schema != record_schema) rd.fail("unknown schema " + std::to_string(schema));
+  if (why.empty() && schema != record_schema && schema != 1) rd.fail("unknown schema " + std::to_string(schema));
   record r;
+  // Schema 1 knew one chunk digest; its records stay readable and verifiable.
+  r.chunk_digest = schema == 1 ? hash_algorithm::sha256 : rd.enumeration("chunk_digest", chunk_digests_known);
   r.id = rd.str("id");
   r.kind = rd.enumeration("kind", all_kinds);
   r.status = rd.enumeration("status", all_status);
@@ -228,8 +232,8 @@ boost::system::result<record> decode_record(std::string_view text, std::string& 
     if (!d->is_array()) rd.fail("\"digests\" is not an array");
     else
       for (const auto& s : *d) {
-        if (!s.is_string() || !is_sha256_hex(s.get_ref<const std::string&>())) {
-          rd.fail("\"digests\" holds something other than SHA-256 hex digests");
+        if (!s.is_string() || !is_digest_hex(s.get_ref<const std::string&>(), r.chunk_digest)) {
+          rd.fail(std::string("\"digests\" holds something other than ") + to_string(r.chunk_digest) + " hex digests");
           break;
         }
         r.digests.push_back(s.get<std::string>());
@@ -239,8 +243,10 @@ boost::system::result<record> decode_record(std::string_view text, std::string& 
     if (!c->is_array()) rd.fail("\"chunks\" is not an array");
     else
       for (const auto& s : *c) {
-        if (!s.is_string() || !(s.get_ref<const std::string&>().empty() || is_sha256_hex(s.get_ref<const std::string&>()))) {
-          rd.fail("\"chunks\" holds something other than SHA-256 hex digests and empty strings");
+        if (!s.is_string() ||
+            !(s.get_ref<const std::string&>().empty() || is_digest_hex(s.get_ref<const std::string&>(), r.chunk_digest))) {
+          rd.fail(std::string("\"chunks\" holds something other than ") + to_string(r.chunk_digest) +
+                  " hex digests and empty strings");
           break;
         }
         r.chunks.push_back(s.get<std::string>());

@@ -30,12 +30,6 @@ void manager_impl::finish(const std::shared_ptr<job>& j, result res) {
     res.message = s.message;
   }
   r.status = s.status;
-  if (opts.metrics) {
-    static constexpr std::string_view labels[] = {"outcome=\"success\"", "outcome=\"rejected\"",
-                                                  "outcome=\"retry_later\"", "outcome=\"failed\""};
-    const auto o = static_cast<std::size_t>(res.outcome);
-    opts.metrics->count(net::metric::transfers_finished, o < std::size(labels) ? labels[o] : std::string_view{}, 1);
-  }
   if (s.final) {
     if (s.discard_partial) {
       st->discard_partial(r);
@@ -52,6 +46,12 @@ void manager_impl::finish(const std::shared_ptr<job>& j, result res) {
     jobs.erase(r.id);
   } else if (auto ec = st->save(r)) {
     opts.log(net::log_level::error, "cannot write the record of transfer " + r.id + ": " + describe_failure(ec));
+  }
+  if (opts.metrics) {  // counted once the record says so
+    static constexpr std::string_view labels[] = {"outcome=\"success\"", "outcome=\"rejected\"",
+                                                  "outcome=\"retry_later\"", "outcome=\"failed\""};
+    const auto o = static_cast<std::size_t>(res.outcome);
+    opts.metrics->count(net::metric::transfers_finished, o < std::size(labels) ? labels[o] : std::string_view{}, 1);
   }
   deliver(*j, res);
   j->stop = stop_kind::none;

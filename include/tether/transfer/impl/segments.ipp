@@ -40,14 +40,15 @@ void sync_segments(sync_target t, const std::shared_ptr<segment_sync>& st) {
   st->pending.clear();
   const auto chunk = t.jp->rec.checkpoint_bytes;
   const auto length = t.jp->rec.length.value_or(0);
+  const auto alg = t.jp->rec.chunk_digest;
   auto* syncer = t.syncer;
-  asio::post(*syncer, [t = std::move(t), st, batch = std::move(batch), chunk, length, epoch = st->epoch]() mutable {
+  asio::post(*syncer, [t = std::move(t), st, batch = std::move(batch), chunk, length, alg, epoch = st->epoch]() mutable {
     error_code ec;
     timed_sync(t, st->fd, ec);
     std::vector<std::string> digests;
     for (std::size_t k = 0; !ec && k < batch.size(); ++k) {
       const auto from = batch[k] * chunk;
-      auto one = chunk_digests(st->fd, from, std::min(from + chunk, length), chunk, ec);
+      auto one = chunk_digests(st->fd, from, std::min(from + chunk, length), chunk, ec, alg);
       if (!ec) digests.push_back(one.empty() ? std::string() : std::move(one.front()));
     }
     std::string text = ec ? describe_failure(ec) : std::string();

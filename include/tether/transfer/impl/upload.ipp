@@ -78,7 +78,7 @@ error_code upload_run::check_source(std::string& why) {
   }
   error_code ec;
   const auto covered = std::min<std::uint64_t>(r.digests.size() * r.checkpoint_bytes, r.source_size);
-  const auto digests = chunk_digests(source_, 0, covered, r.checkpoint_bytes, ec);
+  const auto digests = chunk_digests(source_, 0, covered, r.checkpoint_bytes, ec, r.chunk_digest);
   if (ec) return ec == error::short_body ? make_error_code(error::source_changed) : ec;
   for (std::size_t i = 0; i < r.digests.size(); ++i) {
     if (i >= digests.size() || digests[i] != r.digests[i]) {
@@ -103,7 +103,7 @@ void upload_run::track_from(std::uint64_t begin) {
   sent_first_ = begin / chunk;
   sent_pos_ = begin;
   sent_digests_.clear();
-  sent_hash_ = hasher{};
+  sent_hash_ = hasher{cx_.r.chunk_digest};
 }
 
 void upload_run::track_sent(const char* p, std::size_t n) {
@@ -138,7 +138,8 @@ error_code upload_run::acknowledge(std::uint64_t offset) {
   } else if (from < full) {
     error_code ec;
     const auto more = chunk_digests(source_, from * r.checkpoint_bytes,
-                                    std::min(full * r.checkpoint_bytes, r.source_size), r.checkpoint_bytes, ec);
+                                    std::min(full * r.checkpoint_bytes, r.source_size), r.checkpoint_bytes, ec,
+                                    r.chunk_digest);
     if (ec) return ec == error::short_body ? make_error_code(error::source_changed) : ec;
     r.digests.insert(r.digests.end(), more.begin(), more.end());
   }
