@@ -13,6 +13,7 @@
 #include <tether/net/detail/tls_relay.hpp>
 #include <tether/net/url.hpp>
 #include <tether/ws/client.hpp>
+#include <tether/ws/detail/queues.hpp>
 #include <tether/ws/detail/reconnect_fsm.hpp>
 #include <tether/ws/detail/transport.hpp>
 
@@ -127,6 +128,11 @@ struct outgoing {
   message msg;
   clock::time_point expires;  // time_point{} = never
   void_handler handler;
+  std::size_t bytes() const noexcept { return msg.data.size(); }
+};
+
+struct is_message_event {
+  bool operator()(const event& e) const noexcept { return std::holds_alternative<message>(e); }
 };
 
 /// A strand over the application's executor. When that is a plain io_context executor the
@@ -185,7 +191,9 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
       : inner(ex),
         strand(strand_over(ex)),
         opts(std::move(o)),
+        events(opts.event_queue_limit),
         space_cv(strand),
+        outbox(opts.outbox_max_messages, opts.outbox_max_bytes),
         expiry_timer(strand),
         backoff_timer(strand) {}
 
@@ -199,14 +207,14 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   std::function<error_code(tcp::socket&)> connector;
 
   // The application's side (events taken, messages queued) is served under `mu` from any
-  // thread, without a trip through the strand: events, event_waiter, outbox, outbox_bytes,
+  // thread, without a trip through the strand: events, event_waiter, outbox,
   // app_progress, the waiting flags, and the writes of finished and close_requested. The
   // strand's code reads those two flags freely (only it writes them) and takes `mu` for the rest.
   mutable std::mutex mu;
   std::unique_lock<std::mutex> locked() const { return std::unique_lock<std::mutex>(mu); }
 
-  // Events for the application.
-  std::deque<event> events;
+  // Events for the application (their rules: ws/detail/queues.hpp).
+  event_queue<event, is_message_event> events;
   // Boost 1.81's any_completion_handler move-assignment recurses without end (it converts
   // from an lvalue); handlers are therefore only ever move-constructed: optional + emplace.
   std::optional<event_handler> event_waiter;
@@ -215,8 +223,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
 
   // Outbox.
   std::uint64_t app_progress = 0;  // events taken + messages queued: the application is busy
-  std::deque<outgoing> outbox;
-  std::size_t outbox_bytes = 0;
+  outbox_queue<outgoing> outbox;  // its rules: ws/detail/queues.hpp
   // The writer's doorbell: its parked continuation (under mu). Ringing dispatches it to the
   // strand: when the strand is idle and this thread runs its executor, the writer starts
   // writing at once, inside the send call (a timer's cancel would take three turns of the
@@ -304,12 +311,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
 
   // ---- the application's events (client_events.ipp) ----------------------------------------
   void deliver(event e);
-  void deliver_locked(event e);
-  // Status events (connected, disconnected, reconnecting, pong) never wait: an application
-  // that only sends must not stall reconnection. They may exceed the limit by a fixed
-  // reserve; beyond it the oldest status event gives way (state() always tells the current
-  // state). Messages are never discarded: the reader waits instead (backpressure).
-  static constexpr std::size_t status_reserve = 32;
+  // Status events never wait (event_queue::push_status); messages wait for room instead.
   void deliver_status(event e);
   bool queue_full() const;
   // Waits while the event queue is full (the reader stops reading the socket meanwhile), and
@@ -318,7 +320,6 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   // passed into a coroutine call, since GCC 12 can copy a class prvalue argument of a
   // coroutine bitwise.
   bool space_waiting = false;
-  std::size_t resume_below() const noexcept { return std::max<std::size_t>(opts.event_queue_limit, 1) / 2 + 1; }
   asio::awaitable<void> wait_for_space(connection* c = nullptr);
   event_handler take_waiter();
   void next_event(event_handler h);  // from any thread
@@ -326,12 +327,6 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   // ---- the outbox and its writer (client_write.ipp) ----------------------------------------
   void count_written(std::size_t messages, std::size_t bytes);
   void send(message m, clock::duration ttl, void_handler h);  // from any thread
-  outgoing pop_outgoing() {  // under mu
-    auto o = std::move(outbox.front());
-    outbox.pop_front();
-    outbox_bytes -= o.msg.data.size();
-    return o;
-  }
   void arm_expiry(clock::time_point when);
   void sweep_expired();
   void fail_outbox(error_code ec);

@@ -12,7 +12,7 @@ namespace tether::ws::detail {
 inline void client_impl::deliver(event e) {
   auto lk = locked();
   if (!event_waiter) {
-    events.push_back(std::move(e));
+    events.push(std::move(e));
     return;
   }
   auto h = take_waiter();
@@ -21,29 +21,19 @@ inline void client_impl::deliver(event e) {
   asio::dispatch(ex, [h = std::move(h), e = std::move(e)]() mutable { std::move(h)(error_code{}, std::move(e)); });
 }
 
-inline void client_impl::deliver_locked(event e) {
+inline void client_impl::deliver_status(event e) {
+  const auto lk = locked();
   if (event_waiter) {
     auto h = take_waiter();
     complete_soon(inner, strand, std::move(h), error_code{}, std::move(e));
   } else {
-    events.push_back(std::move(e));
+    events.push_status(std::move(e));
   }
-}
-
-inline void client_impl::deliver_status(event e) {
-  const auto lk = locked();
-  const auto limit = std::max<std::size_t>(opts.event_queue_limit, 1) + status_reserve;
-  if (!event_waiter && events.size() >= limit) {
-    auto it = std::find_if(events.begin(), events.end(),
-                           [](const event& x) { return !std::holds_alternative<message>(x); });
-    if (it != events.end()) events.erase(it);
-  }
-  deliver_locked(std::move(e));
 }
 
 inline bool client_impl::queue_full() const {
   const auto lk = locked();
-  return events.size() >= std::max<std::size_t>(opts.event_queue_limit, 1) && !close_requested;
+  return events.full() && !close_requested;
 }
 
 inline asio::awaitable<void> client_impl::wait_for_space(connection* c) {
@@ -52,7 +42,7 @@ inline asio::awaitable<void> client_impl::wait_for_space(connection* c) {
   for (;;) {
     {
       const auto lk = locked();
-      space_waiting = events.size() >= resume_below() && !close_requested;
+      space_waiting = events.must_wait() && !close_requested;
       if (!space_waiting) break;
     }
     co_await space_cv.wait();
@@ -70,10 +60,9 @@ inline event_handler client_impl::take_waiter() {
 inline void client_impl::next_event(event_handler h) {
   auto lk = locked();
   if (!events.empty()) {
-    auto e = std::move(events.front());
-    events.pop_front();
+    auto e = events.pop();
     ++app_progress;
-    const bool wake = space_waiting && events.size() < resume_below();
+    const bool wake = space_waiting && !events.must_wait();
     if (wake) space_waiting = false;
     lk.unlock();
     complete_soon(inner, strand, std::move(h), error_code{}, std::move(e));

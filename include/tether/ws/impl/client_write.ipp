@@ -22,13 +22,11 @@ inline void client_impl::send(message m, clock::duration ttl, void_handler h) {
   if (finished || close_requested)
     return complete_later(strand, std::move(h), error_code{asio::error::operation_aborted});
   const auto size = m.data.size();
-  if (outbox.size() >= opts.outbox_max_messages || outbox_bytes + size > opts.outbox_max_bytes)
-    return complete_later(strand, std::move(h), make_error_code(error::outbox_full));
+  if (!outbox.admits(size)) return complete_later(strand, std::move(h), make_error_code(error::outbox_full));
   outgoing o{std::move(m), ttl > clock::duration::zero() ? clock::now() + ttl : clock::time_point{},
              std::move(h)};
-  outbox_bytes += size;
   const auto expires = o.expires;
-  outbox.push_back(std::move(o));
+  outbox.push(std::move(o));
   const auto depth = outbox.size();
   ++app_progress;
   ring_writer(lk);
@@ -54,26 +52,15 @@ inline void client_impl::arm_expiry(clock::time_point when) {
 // promptly even during a long outage.
 inline void client_impl::sweep_expired() {
   const auto lk = locked();
-  const auto now = clock::now();
-  auto next = clock::time_point::max();
-  std::deque<outgoing> keep;  // rebuilt, not erased from: see event_waiter
-  while (!outbox.empty()) {
-    auto o = pop_outgoing();
-    if (o.expires != clock::time_point{} && o.expires <= now) {
-      complete_later(strand, std::move(o.handler), make_error_code(error::expired));
-    } else {
-      if (o.expires != clock::time_point{}) next = std::min(next, o.expires);
-      outbox_bytes += o.msg.data.size();
-      keep.push_back(std::move(o));
-    }
-  }
-  outbox.swap(keep);
+  const auto next = outbox.sweep(clock::now(), [this](outgoing o) {
+    complete_later(strand, std::move(o.handler), make_error_code(error::expired));
+  });
   if (next != clock::time_point::max()) arm_expiry(next);
 }
 
 inline void client_impl::fail_outbox(error_code ec) {
   const auto lk = locked();
-  while (!outbox.empty()) complete_later(strand, pop_outgoing().handler, ec);
+  while (!outbox.empty()) complete_later(strand, outbox.pop().handler, ec);
 }
 
 // Waits until every byte written so far is on the socket (or the socket failed).
@@ -126,7 +113,7 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
       std::uint64_t seen = 0;
       {
         const auto lk = locked();
-        if (outbox_bytes >= coalesce || (event_waiter && events.empty())) break;
+        if (outbox.bytes() >= coalesce || (event_waiter && events.empty())) break;
         seen = app_progress;
       }
       co_await asio::post(strand, asio::use_awaitable);
@@ -141,10 +128,9 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
     auto take = [&](bool first) -> std::optional<outgoing> {
       const auto lk = locked();
       while (!outbox.empty()) {
-        const auto size = outbox.front().msg.data.size();
-        if (!first && size > coalesce) return std::nullopt;
-        auto o = pop_outgoing();
-        if (o.expires != clock::time_point{} && o.expires <= clock::now()) {
+        if (!first && outbox.front().bytes() > coalesce) return std::nullopt;
+        auto o = outbox.pop();
+        if (decltype(outbox)::expired(o, clock::now())) {
           complete_later(strand, std::move(o.handler), make_error_code(error::expired));
           continue;
         }
@@ -201,7 +187,7 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
         if (ec) break;
         {
           const auto lk = locked();
-          if (outbox.empty() || bytes + outbox.front().msg.data.size() > coalesce) break;
+          if (outbox.empty() || bytes + outbox.front().bytes() > coalesce) break;
         }
         next.reset();
         if (auto more = take(false)) next.emplace(std::move(*more));
