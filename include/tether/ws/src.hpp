@@ -4,5 +4,6 @@
 #include <tether/ws/impl/client.ipp>
 #include <tether/ws/impl/key_rewriter.ipp>
 #include <tether/ws/impl/reconnect_fsm.ipp>
+#include <tether/ws/impl/session_rules.ipp>
 #include <tether/ws/impl/transport.ipp>
 #include <tether/ws/impl/envelope.ipp>

@@ -61,6 +61,10 @@ class reconnect_fsm {
   std::optional<clock::time_point> outage_start_;
 };
 
+/// What a reconnection after `out` is reported as caused by: its error, or for an open
+/// connection the server closed normally, error::closed_by_server (never "Success").
+TETHER_DECL error_code reconnect_cause(const attempt_outcome& out) noexcept;
+
 /// The metrics label of a reconnection's cause (net::metric::ws_reconnects): one of a fixed
 /// set, `cause="..."`.
 TETHER_DECL std::string_view cause_label(const error_code& cause) noexcept;

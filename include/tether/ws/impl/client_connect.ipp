@@ -3,6 +3,7 @@
 #pragma once
 
 #include <tether/ws/detail/client_impl.hpp>
+#include <tether/ws/detail/session_rules.hpp>
 
 namespace tether::ws::detail {
 
@@ -133,48 +134,32 @@ inline asio::awaitable<client_impl::connect_result> client_impl::connect(connect
   auto [wec] = co_await ws.async_handshake(res, host, target_url.target, nothrow);
   c.disarm();
   if (c.fail_reason) wec = c.fail_reason;
-  // Only a response Beast actually read says anything about the status (a default
-  // response object reads as 200).
-  if (wec == websocket::error::upgrade_declined) {
-    r.status = res.result_int();
-    r.ec = make_error_code(error::handshake_rejected);
-    if (auto it = res.find(beast::http::field::retry_after); it != res.end())
-      r.retry_after = net::parse_retry_after(std::string_view(it->value().data(), it->value().size()),
-                                             std::chrono::system_clock::now());
+  handshake_answer answer;
+  // Only a response Beast actually read says anything about the status (a default response
+  // object reads as 200); else what the transport saw of one.
+  answer.declined = wec == websocket::error::upgrade_declined;
+  answer.failed = answer.declined ? error_code{} : wec;
+  answer.status = answer.declined ? res.result_int() : (c.fail_reason ? 0u : tr.response_status());
+  if (auto it = res.find(beast::http::field::retry_after); answer.declined && it != res.end())
+    answer.retry_after = std::string(it->value());
+  if (!wec) {
+    for (auto it = res.find(beast::http::field::sec_websocket_protocol);
+         it != res.end() && it->name() == beast::http::field::sec_websocket_protocol; ++it)
+      answer.protocols.emplace_back(it->value());
+    for (auto it = res.find(beast::http::field::sec_websocket_extensions);
+         it != res.end() && it->name() == beast::http::field::sec_websocket_extensions; ++it)
+      answer.extensions.emplace_back(it->value());
+  }
+  const auto verdict = judge_handshake(answer, handshake_offer{&opts.subprotocols, opts.permessage_deflate},
+                                       std::chrono::system_clock::now());
+  if (verdict.ec) {
+    if (verdict.close_socket) tr.close();
+    r.ec = verdict.ec;
+    r.status = verdict.status;
+    r.retry_after = verdict.retry_after;
     co_return r;
   }
-  // A response that is no upgrade but that Beast could not read whole (a web page larger
-  // than its limit, a connection closed after the header): still a refusal with a status.
-  if (wec && !c.fail_reason && tr.response_status() != 0 && tr.response_status() != 101) {
-    r.status = tr.response_status();
-    r.ec = make_error_code(error::handshake_rejected);
-    co_return r;
-  }
-  if (wec) {
-    r.ec = wec;
-    co_return r;
-  }
-  // RFC 6455 §4.1: fail on a subprotocol or extension that was not offered.
-  if (auto it = res.find(beast::http::field::sec_websocket_protocol); it != res.end()) {
-    const std::string chosen(it->value());
-    if (std::find(opts.subprotocols.begin(), opts.subprotocols.end(), chosen) == opts.subprotocols.end()) {
-      r.ec = make_error_code(error::subprotocol_mismatch);
-      tr.close();
-      co_return r;
-    }
-  }
-  for (auto it = res.find(beast::http::field::sec_websocket_extensions);
-       it != res.end() && it->name() == beast::http::field::sec_websocket_extensions; ++it) {
-    const std::string_view ext(it->value().data(), it->value().size());
-    const bool deflate = ext.substr(0, 18) == "permessage-deflate" &&
-                         (ext.size() == 18 || ext[18] == ';' || ext[18] == ' ');
-    if (!opts.permessage_deflate || !deflate || ext.find(',') != std::string_view::npos) {
-      r.ec = make_error_code(error::extension_mismatch);
-      tr.close();
-      co_return r;
-    }
-    c.deflate = true;
-  }
+  c.deflate = verdict.deflate;
   connected ev;
   for (const auto& f : res) ev.response_headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
   if (auto it = res.find(beast::http::field::sec_websocket_protocol); it != res.end())

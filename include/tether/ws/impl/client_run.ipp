@@ -78,8 +78,7 @@ inline asio::awaitable<error_code> client_impl::run() {
     }
     attempt = d.attempt;
     state = connection_state::reconnecting;
-    // A server's normal close is no error, but it is the cause of this reconnection.
-    const auto cause = out.error || !out.opened ? out.error : make_error_code(error::closed_by_server);
+    const auto cause = reconnect_cause(out);
     if (opts.metrics) opts.metrics->count(net::metric::ws_reconnects, cause_label(cause), 1);
     deliver_status(reconnecting{d.attempt, d.delay, cause, out.http_status, out.opened ? out.close_code : std::uint16_t{0}});
     if (close_requested) break;

@@ -3,18 +3,19 @@
 #pragma once
 
 #include <tether/ws/detail/client_impl.hpp>
+#include <tether/ws/detail/session_rules.hpp>
 
 namespace tether::ws::detail {
 
 inline asio::awaitable<void> client_impl::pinger(connection& c) {
-  const auto interval = opts.ping_interval;
+  const keepalive k{opts.ping_interval, opts.pong_timeout};
   while (!c.ended) {
-    if (interval.count() <= 0) {
+    if (!k.pings()) {
       c.ping_timer.expires_at(clock::time_point::max());
       co_await c.ping_timer.async_wait(nothrow);
       continue;
     }
-    c.ping_timer.expires_after(interval);
+    c.ping_timer.expires_after(k.interval);
     auto [tec] = co_await c.ping_timer.async_wait(nothrow);
     if (tec || c.ended || close_requested) continue;
     if (c.control_busy) continue;
@@ -25,14 +26,12 @@ inline asio::awaitable<void> client_impl::pinger(connection& c) {
     auto [pec] = co_await c.ws.async_ping(empty, nothrow);
     c.control_busy = false;
     c.control_cv.notify();
-    if (pec || c.ended || opts.pong_timeout.count() <= 0) continue;
-    c.ping_timer.expires_after(opts.pong_timeout);
+    if (pec || c.ended || !k.checks_pong()) continue;
+    c.ping_timer.expires_after(k.pong_timeout);
     auto [wec] = co_await c.ping_timer.async_wait(nothrow);
     if (wec || c.ended) continue;
     auto& tr = c.ws.next_layer();
-    // Silence since the ping means a dead peer, unless we stopped reading ourselves
-    // because the application is not pulling events.
-    if (tr.last_rx() < sent && !c.reader_paused && tr.buffered() == 0) {
+    if (keepalive::peer_dead(tr.last_rx(), sent, c.reader_paused, tr.buffered())) {
       log(net::log_level::warn, "tether.ws: no answer within pong_timeout; failing the connection");
       if (!c.fail_reason) c.fail_reason = make_error_code(error::pong_timeout);
       tr.close();
@@ -86,17 +85,17 @@ inline asio::awaitable<attempt_outcome> client_impl::serve(connection& c) {
       // Beast may complete the pending read before our close handshake finishes; its
       // outcome decides how the connection ended.
       while (c.close_pending) co_await c.control_cv.wait();
-      if (ec == websocket::error::closed) {
-        out.close_code = c.ws.reason().code;
-        if (out.close_code == 1005) out.close_code = 1000;  // no status code given
-      } else {
-        out.error = c.fail_reason ? c.fail_reason : ec;
-        out.close_code = close_code_for(ec);
-      }
-      if (close_requested && !c.fail_reason && ec == websocket::error::closed) {
-        out.error = {};
-        out.close_code = c.ws.reason().code != 0 && c.ws.reason().code != 1005 ? c.ws.reason().code : closing.code;
-      }
+      session_facts f;
+      f.peer_closed = ec == websocket::error::closed;
+      f.peer_code = c.ws.reason().code;
+      f.read_error = ec;
+      f.failure_code = close_code_for(ec);
+      f.fail_reason = c.fail_reason;
+      f.close_requested = close_requested;
+      f.our_code = closing.code;
+      const auto end = judge_session_end(f);
+      out.error = end.error;
+      out.close_code = end.close_code;
       break;
     }
     tr.messages().take();

@@ -41,6 +41,10 @@ bool reconnect_fsm::is_fatal(const attempt_outcome& o) noexcept {
   return is_tls_verification_failure(o.error);
 }
 
+error_code reconnect_cause(const attempt_outcome& out) noexcept {
+  return out.error || !out.opened ? out.error : make_error_code(error::closed_by_server);
+}
+
 std::string_view cause_label(const error_code& cause) noexcept {
   namespace ae = boost::asio::error;
   if (cause == error::closed_by_server) return "cause=\"closed_by_server\"";
