@@ -303,8 +303,25 @@ class transport {
   std::size_t high_water_;
   boost::beast::flat_buffer rbuf_;
   frame_counter counter_;
-  std::vector<char> pending_, inflight_;
-  std::vector<char> deferred_;     // Beast's bytes written inside our frame
+  // Bytes to write. Growing them does not zero what the masking copy overwrites at once.
+  template <class T>
+  struct uninitialized_allocator : std::allocator<T> {
+    template <class U>
+    struct rebind {
+      using other = uninitialized_allocator<U>;
+    };
+    template <class U>
+    void construct(U* p) noexcept {
+      ::new (static_cast<void*>(p)) U;
+    }
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args) {
+      ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+  };
+  using bytes = std::vector<char, uninitialized_allocator<char>>;
+  bytes pending_, inflight_;
+  bytes deferred_;  // Beast's bytes written inside our frame
   std::uint64_t own_left_ = 0;     // payload bytes of our frame still to append
   std::uint64_t own_phase_ = 0;    // payload bytes of it appended (the mask's phase)
   unsigned char own_key_[4] = {};  // its masking key
