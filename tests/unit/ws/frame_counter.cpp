@@ -8,6 +8,9 @@
 #include <set>
 #include <string>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 using tether::ws::detail::frame_counter;
 
 namespace {
@@ -99,6 +102,35 @@ TEST_CASE("key_rewriter: Sec-WebSocket-Accept as RFC 6455 computes it, keys are 
   const auto a = key_rewriter::make_key(), b = key_rewriter::make_key();
   CHECK(a.size() == 24);  // base64 of 16 bytes
   CHECK(a != b);
+}
+
+TEST_CASE("key_rewriter: a forked child never hands out the random bytes its parent will", "[ws][unit]") {
+  using tether::ws::detail::key_rewriter;
+  // Keys come from a per-thread pool of kernel randomness; the child's copy of it must not be
+  // used, or parent and child would send the same keys and masks.
+  (void)key_rewriter::make_key();  // the pool is filled
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const auto key = key_rewriter::make_key();
+    const auto n = ::write(fds[1], key.data(), key.size());
+    ::_exit(n == static_cast<ssize_t>(key.size()) ? 0 : 1);
+  }
+  ::close(fds[1]);
+  std::string child(24, '\0');
+  std::size_t got = 0;
+  while (got < child.size()) {
+    const auto n = ::read(fds[0], child.data() + got, child.size() - got);
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  ::close(fds[0]);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(got == child.size());
+  CHECK(child != key_rewriter::make_key());
 }
 
 TEST_CASE("key_rewriter: masking keys drawn as used stay fresh across the pool's refills", "[ws][unit]") {

@@ -10,11 +10,6 @@ namespace tether::ws::detail {
 inline asio::awaitable<void> client_impl::pinger(connection& c) {
   const keepalive k{opts.ping_interval, opts.pong_timeout};
   while (!c.ended) {
-    if (!k.pings()) {
-      c.ping_timer.expires_at(clock::time_point::max());
-      co_await c.ping_timer.async_wait(nothrow);
-      continue;
-    }
     c.ping_timer.expires_after(k.interval);
     auto [tec] = co_await c.ping_timer.async_wait(nothrow);
     if (tec || c.ended || close_requested) continue;
@@ -54,9 +49,11 @@ inline asio::awaitable<void> client_impl::wind_down(connection& c) {
 inline asio::awaitable<attempt_outcome> client_impl::serve(connection& c) {
   auto self = shared_from_this();
   c.hold();
-  c.hold();
   asio::co_spawn(strand, writer(c), asio::detached);
-  asio::co_spawn(strand, pinger(c), asio::detached);
+  if (keepalive{opts.ping_interval, opts.pong_timeout}.pings()) {  // else there is nothing for it to do
+    c.hold();
+    asio::co_spawn(strand, pinger(c), asio::detached);
+  }
   attempt_outcome out;
   out.opened = true;
   const auto opened = clock::now();

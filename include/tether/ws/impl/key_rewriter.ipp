@@ -12,8 +12,13 @@
 #define TETHER_HAVE_GETENTROPY 1
 #endif
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
@@ -24,7 +29,18 @@ namespace {
 // generator (about 1.3 ms on a 2-core VM), which made a program's first connection that much
 // slower than Beast's. OpenSSL is the fallback.
 bool system_random(unsigned char* p, std::size_t n) noexcept {
-#ifdef TETHER_HAVE_GETENTROPY
+#if defined(__linux__)
+  while (n > 0) {  // getrandom: one call for the whole refill (may return short when interrupted)
+    const auto got = ::getrandom(p, n, 0);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += got;
+    n -= static_cast<std::size_t>(got);
+  }
+  return true;
+#elif defined(TETHER_HAVE_GETENTROPY)
   while (n > 0) {
     const std::size_t k = std::min<std::size_t>(n, 256);  // getentropy's limit per call
     if (::getentropy(p, k) != 0) return false;
@@ -39,10 +55,39 @@ bool system_random(unsigned char* p, std::size_t n) noexcept {
 #endif
 }
 
-void random_bytes(void* p, std::size_t n) {
-  if (system_random(static_cast<unsigned char*>(p), n)) return;
-  if (RAND_bytes(static_cast<unsigned char*>(p), static_cast<int>(n)) != 1)
+void fill_random(unsigned char* p, std::size_t n) {
+  if (system_random(p, n)) return;
+  if (RAND_bytes(p, static_cast<int>(n)) != 1)
     throw std::runtime_error("OpenSSL RAND_bytes failed");  // no entropy: nothing safe to send
+}
+
+// Bumped in a forked child: a pool copied from the parent must not hand out the parent's bytes.
+std::atomic<unsigned> fork_generation{0};
+
+/// Random bytes from a per-thread pool of kernel randomness, refilled 4 KiB at a time, so that
+/// a connection's key and first masking keys cost no system call of their own. Bytes handed
+/// out are wiped from the pool; a fork starts every pool of the child over.
+void random_bytes(void* out, std::size_t n) {
+  struct pool {
+    std::array<unsigned char, 4096> buf{};
+    std::size_t pos = 4096;
+    unsigned generation = 0;
+  };
+  static const bool watching_forks = [] {
+    return ::pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1, std::memory_order_relaxed); }) == 0;
+  }();
+  thread_local pool p;
+  auto* dst = static_cast<unsigned char*>(out);
+  if (!watching_forks || n > p.buf.size() / 4) return fill_random(dst, n);
+  const auto generation = fork_generation.load(std::memory_order_relaxed);
+  if (p.generation != generation || p.buf.size() - p.pos < n) {
+    fill_random(p.buf.data(), p.buf.size());
+    p.pos = 0;
+    p.generation = generation;
+  }
+  std::memcpy(dst, p.buf.data() + p.pos, n);
+  std::memset(p.buf.data() + p.pos, 0, n);
+  p.pos += n;
 }
 std::string base64(const unsigned char* p, std::size_t n) {
   return net::detail::base64(std::string_view(reinterpret_cast<const char*>(p), n));
