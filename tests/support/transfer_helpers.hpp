@@ -130,4 +130,11 @@ struct pausing_manager {
   }
 };
 
+/// Runs the download `req` as `id` until `bytes` are durable, pauses it, and lets its manager
+/// go, as a process that stops would: what it leaves on disk is what the next one finds.
+inline void leave_paused(transfer_env& env, const tt::request& req, const std::string& id, std::uint64_t bytes) {
+  pausing_manager pm(env, bytes, env.options());
+  pm.run_until_paused(req, id);
+}
+
 }  // namespace tether::test

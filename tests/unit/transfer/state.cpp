@@ -252,10 +252,7 @@ TEST_CASE("state: a download an earlier version left (schema 1, SHA-256 chunks) 
   s.add_content("/f", 1'000'000);
   transfer_env env;
   auto req = env.download(s.url("/f"), "f.bin");
-  {
-    pausing_manager pm(env, 5 * (64u << 10), env.options());
-    pm.run_until_paused(req, "old");
-  }
+  leave_paused(env, req, "old", 5 * (64u << 10));
   // The record as schema 1 wrote it: no "chunk_digest", a SHA-256 per chunk.
   auto j = nlohmann::json::parse(read_file(env.state / "old.json"));
   const auto offset = j["offset"].get<std::uint64_t>();
@@ -315,10 +312,7 @@ TEST_CASE("state: a record with an invalid URL is set aside with its partial dat
   s.add_content("/a", 1'000'000);
   s.add_content("/b", 80'000);
   transfer_env env;
-  {
-    pausing_manager pm(env, 128u << 10, env.options());
-    pm.run_until_paused(env.download(s.url("/a"), "a.bin"), "alpha");
-  }
+  leave_paused(env, env.download(s.url("/a"), "a.bin"), "alpha", 128u << 10);
   REQUIRE(std::filesystem::file_size(env.state / "alpha.part") >= (128u << 10));
   auto j = nlohmann::json::parse(read_file(env.state / "alpha.json"));
   j["url"] = "::not a url::";
@@ -348,10 +342,7 @@ TEST_CASE("state: a record that cannot be read is left alone, its data kept, and
   http_server s;
   s.add_content("/a", 1'000'000);
   transfer_env env;
-  {
-    pausing_manager pm(env, 128u << 10, env.options());
-    pm.run_until_paused(env.download(s.url("/a"), "a.bin"), "alpha");
-  }
+  leave_paused(env, env.download(s.url("/a"), "a.bin"), "alpha", 128u << 10);
   {
     auto j = nlohmann::json::parse(read_file(env.state / "alpha.json"));
     j["status"] = "waiting";  // unfinished, as after a crash: resume_all takes it
@@ -477,10 +468,7 @@ TEST_CASE("state: resume_all finishes what a previous process left unfinished", 
   s.add_content("/f", 600'000);
   transfer_env env;
   auto req = env.download(s.url("/f"), "f.bin");
-  {
-    pausing_manager pm(env, 2 * (64u << 10), env.options());
-    pm.run_until_paused(req, "left");
-  }
+  leave_paused(env, req, "left", 2 * (64u << 10));
   // Paused transfers wait for the application; an interrupted one (status running when the
   // process died) is resumed. Make it look interrupted.
   {
@@ -613,10 +601,7 @@ TEST_CASE("state: hostile records at the manager: every field mangled, truncated
   s.add_content("/v", 400'000);
   s.add_content("/o", 50'000);
   transfer_env env;
-  {
-    pausing_manager pm(env, 128u << 10, env.options());
-    pm.run_until_paused(env.download(s.url("/v"), "v.bin"), "victim");
-  }
+  leave_paused(env, env.download(s.url("/v"), "v.bin"), "victim", 128u << 10);
   const auto original = read_file(env.state / "victim.json");
   const auto part = read_file(env.state / "victim.part");
   const auto j = nlohmann::json::parse(original);
