@@ -3,6 +3,7 @@
 #pragma once
 
 #include <tether/net/url.hpp>
+#include <tether/transfer/detail/chunk_hashes.hpp>
 #include <tether/transfer/detail/connection.hpp>
 #include <tether/transfer/detail/download_plan.hpp>
 #include <tether/transfer/detail/file.hpp>
@@ -17,8 +18,11 @@ namespace tether::transfer::detail {
 /// download goes on; only when a sync is done does the record take the new offset (on the
 /// manager's thread, in order). One sync at a time; boundaries reached meanwhile coalesce.
 struct sync_state {
-  file fd;                           ///< a duplicate of the partial file's descriptor
-  std::vector<std::string> digests;  ///< of every complete chunk written so far
+  file fd;  ///< a duplicate of the partial file's descriptor
+  /// Of every complete chunk written so far, from the bytes as written (chunk_hashes); an empty
+  /// one is read back from the file by the sync that covers it.
+  std::vector<std::string> digests;
+  std::size_t synced = 0;            ///< the chunks of `digests` synced and recorded
   std::uint64_t epoch = 0;           ///< bumped when the data is reset or the run ends
   bool busy = false;
   std::uint64_t next = 0;            ///< a boundary waiting for the current sync (0: none)
@@ -74,6 +78,7 @@ class download_run {
   bool segment_now_ = false;  ///< the response just judged allows segments: end it, start them
   std::vector<char> buf_ = std::vector<char>(io_chunk);
   std::shared_ptr<sync_state> sync_ = std::make_shared<sync_state>();
+  chunk_hashes hashes_;  ///< the running digest of the chunk being written
 };
 
 }  // namespace tether::transfer::detail

@@ -1,10 +1,11 @@
 // tether/transfer/detail/segmented_run.hpp: one run of a segmented download: several
 // connections, each fetching its own segment of the partial file with `Range` and `If-Range`,
 // taking the next segment on the same connection (keep-alive) and splitting the largest one
-// left when it runs out (work stealing); complete chunks are synced and digested in the
-// background, and only then recorded (impl/segments.ipp). The decisions are segment_plan's.
+// left when it runs out (work stealing); complete chunks (digested as they are written) are
+// synced in the background, and only then recorded (impl/segments.ipp). The decisions are segment_plan's.
 #pragma once
 
+#include <tether/transfer/detail/chunk_hashes.hpp>
 #include <tether/transfer/detail/connection.hpp>
 #include <tether/transfer/detail/segment_plan.hpp>
 
@@ -57,7 +58,9 @@ class segmented_run {
   /// Hands the rest of worker `i`'s segment back to the queue.
   void give_back(std::size_t i);
   error_code write(std::size_t i, const char* data, std::size_t n);
-  void chunk_written(std::uint64_t index);
+  /// Chunk `index` is complete: sync it and record it (`digest`: of what was written, or empty
+  /// when the syncer must read it back).
+  void chunk_written(std::uint64_t index, std::string digest);
   /// Ends the run for every worker: `how`, and `why` as the attempt's end.
   void halt(segment_ending how, attempt_end why);
   bool halted() const noexcept { return ending_ != segment_ending::complete || cx_.stopped(); }
@@ -72,6 +75,7 @@ class segmented_run {
   std::vector<worker> workers_;
   std::deque<span> queue_;
   std::shared_ptr<segment_sync> sync_;
+  chunk_hashes hashes_;  ///< the digests of the chunks being written, from the bytes written
   std::uint64_t written_ = 0;
   std::uint64_t chunks_left_ = 0;
   std::size_t live_ = 0;

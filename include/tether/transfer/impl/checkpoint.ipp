@@ -41,8 +41,20 @@ void timed_sync(const sync_target& t, const file& fd, error_code& ec) {
                        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - began));
 }
 
+/// A chunk's digest, when it was not hashed as written: read back from the file (chunk
+/// `index`, ending at the content's `end` when that comes first).
+void read_back(const file& f, std::uint64_t index, std::uint64_t chunk, std::uint64_t end, hash_algorithm alg,
+               std::string& digest, error_code& ec) {
+  if (!digest.empty() || ec) return;
+  const auto from = index * chunk;
+  auto one = chunk_digests(f, from, std::min(from + chunk, end), chunk, ec, alg);
+  if (!ec && !one.empty()) digest = std::move(one.front());
+}
+
+/// A sync of chunks [first, first + digests.size()) is done: record them (their digests
+/// completed by the syncer) and the new offset.
 void synced(sync_target t, const std::shared_ptr<sync_state>& st, std::uint64_t offset, std::uint64_t epoch,
-            error_code ec, std::string text, std::vector<std::string> digests) {
+            error_code ec, std::string text, std::size_t first, std::vector<std::string> digests) {
   st->busy = false;  // syncs run one at a time, in order: this was the one in flight
   if (st->waiter) st->waiter->cancel();
   auto& r = t.jp->rec;
@@ -52,10 +64,13 @@ void synced(sync_target t, const std::shared_ptr<sync_state>& st, std::uint64_t 
       st->error_text = std::move(text);
       return;
     }
-    st->digests.insert(st->digests.end(), digests.begin(), digests.end());
+    const auto upto = first + digests.size();
+    if (st->digests.size() < upto) st->digests.resize(upto);
+    std::move(digests.begin(), digests.end(), st->digests.begin() + static_cast<std::ptrdiff_t>(first));
+    st->synced = upto;
     if (offset > r.offset) {
       r.offset = offset;
-      r.digests = st->digests;
+      r.digests.assign(st->digests.begin(), st->digests.begin() + static_cast<std::ptrdiff_t>(upto));
       if (auto sec = t.st->save(r, true)) {
         st->error = sec;
         st->error_text = describe_failure(sec);
@@ -69,30 +84,34 @@ void synced(sync_target t, const std::shared_ptr<sync_state>& st, std::uint64_t 
   }
 }
 
-/// Syncs the partial file up to `offset` and digests the chunks not yet digested, on the
-/// syncer thread (the second core), while the download goes on.
+/// Syncs the partial file up to `offset` (a chunk boundary), on the syncer thread (the second
+/// core), while the download goes on; chunks not hashed as written are digested there too.
 void sync_in_background(sync_target t, const std::shared_ptr<sync_state>& st, std::uint64_t offset) {
   st->busy = true;
   const auto chunk = t.jp->rec.checkpoint_bytes;
   const auto alg = t.jp->rec.chunk_digest;
-  const auto from = st->digests.size() * chunk;
+  const auto first = st->synced;
+  const auto upto = static_cast<std::size_t>(offset / chunk);
+  std::vector<std::string> digests(upto > first ? upto - first : 0);
+  for (std::size_t k = 0; k < digests.size() && first + k < st->digests.size(); ++k) digests[k] = st->digests[first + k];
   auto* syncer = t.syncer;
-  asio::post(*syncer, [t = std::move(t), st, offset, from, chunk, alg, epoch = st->epoch, fd = &st->fd]() mutable {
+  asio::post(*syncer, [t = std::move(t), st, offset, first, chunk, alg, digests = std::move(digests), epoch = st->epoch,
+                       fd = &st->fd]() mutable {
     error_code ec;
     timed_sync(t, *fd, ec);
-    std::vector<std::string> digests;
-    if (!ec) digests = chunk_digests(*fd, from, offset, chunk, ec, alg);
+    for (std::size_t k = 0; k < digests.size(); ++k) read_back(*fd, first + k, chunk, offset, alg, digests[k], ec);
     std::string text = ec ? describe_failure(ec) : std::string();
     auto* ioc = t.ioc;
-    asio::post(*ioc, [t = std::move(t), st, offset, epoch, ec, text = std::move(text),
+    asio::post(*ioc, [t = std::move(t), st, offset, epoch, ec, text = std::move(text), first,
                       digests = std::move(digests)]() mutable {
-      synced(std::move(t), st, offset, epoch, ec, std::move(text), std::move(digests));
+      synced(std::move(t), st, offset, epoch, ec, std::move(text), first, std::move(digests));
     });
   });
 }
 }  // namespace
 
-download_run::download_run(run_context& cx) : cx_(cx) {
+download_run::download_run(run_context& cx)
+    : cx_(cx), hashes_(cx.r.chunk_digest, cx.r.checkpoint_bytes, std::nullopt) {
   want_whole_ = !cx.r.sha256_expected.empty() || cx.opts.report_sha256;
 }
 
@@ -114,7 +133,9 @@ void download_run::restart_from_zero(bool count) {
   auto& r = cx_.r;
   ++sync_->epoch;
   sync_->digests.clear();
+  sync_->synced = 0;
   sync_->next = 0;
+  hashes_.clear();
   // Truncation failing is reported by the next write; state stays consistent because the
   // record is reset before any new byte is recorded.
   error_code ig;
@@ -194,6 +215,8 @@ error_code download_run::restore() {
   }
   written_ = r.offset;
   sync_->digests = r.digests;
+  sync_->synced = r.digests.size();
+  hashes_.clear();
   sync_->fd = part_.duplicate(ec);
   return ec;
 }
@@ -208,6 +231,10 @@ error_code download_run::append(const char* data, std::size_t n) {
     write_all(part_, data, take, written_, ec);
     if (ec) return ec;
     if (want_whole_) whole_.update(data, take);
+    hashes_.wrote(written_, data, take, [&st = *sync_](std::uint64_t index, std::string digest) {
+      if (st.digests.size() <= index) st.digests.resize(static_cast<std::size_t>(index) + 1);
+      st.digests[static_cast<std::size_t>(index)] = std::move(digest);
+    });
     written_ += take;
     r.bytes_received += take;
     cx_.moved(take);
@@ -318,6 +345,8 @@ error_code download_run::to_one_connection() {
   if (auto hec = hash_prefix(r.offset)) return hec;
   written_ = r.offset;
   sync_->digests = r.digests;
+  sync_->synced = r.digests.size();
+  hashes_.clear();
   return cx_.save();
 }
 
@@ -352,12 +381,17 @@ result download_run::finalize() {
     ++sync_->epoch;  // this synchronous sync covers whatever is still in flight
     sync_data(part_, ec);
     if (!ec) {
-      // Digests of what the syncer has not digested yet, the last shorter chunk included.
-      const auto from = sync_->digests.size() * r.checkpoint_bytes;
-      auto rest = chunk_digests(part_, from, written_, r.checkpoint_bytes, ec, r.chunk_digest);
+      // Every chunk's digest, the last shorter one included: as hashed while written, or
+      // read back where it was not.
+      const auto chunk = r.checkpoint_bytes;
+      auto digests = sync_->digests;
+      digests.resize(static_cast<std::size_t>((written_ + chunk - 1) / chunk));
+      if (const auto tail = written_ % chunk; tail != 0 && digests.back().empty())
+        digests.back() = hashes_.digest_upto(written_ / chunk, written_).value_or(std::string());
+      for (std::size_t k = 0; k < digests.size(); ++k)
+        read_back(part_, k, chunk, written_, r.chunk_digest, digests[k], ec);
       if (!ec) {
-        r.digests = sync_->digests;
-        r.digests.insert(r.digests.end(), rest.begin(), rest.end());
+        r.digests = std::move(digests);
         r.offset = written_;
         ec = cx_.save();
       }

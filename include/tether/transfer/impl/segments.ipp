@@ -21,7 +21,8 @@ namespace tether::transfer::detail {
 /// callbacks, which may outlive the run: the epoch tells them whether they still speak for it.
 struct segment_sync {
   file fd;                            ///< a duplicate of the partial file's descriptor
-  std::vector<std::uint64_t> pending;  ///< complete chunks not yet in a sync
+  /// Complete chunks not yet in a sync, each with its digest (empty: to be read back).
+  std::vector<std::pair<std::uint64_t, std::string>> pending;
   bool busy = false;
   std::uint64_t epoch = 0;
   error_code error;
@@ -45,15 +46,16 @@ void sync_segments(sync_target t, const std::shared_ptr<segment_sync>& st) {
   asio::post(*syncer, [t = std::move(t), st, batch = std::move(batch), chunk, length, alg, epoch = st->epoch]() mutable {
     error_code ec;
     timed_sync(t, st->fd, ec);
-    std::vector<std::string> digests;
     for (std::size_t k = 0; !ec && k < batch.size(); ++k) {
-      const auto from = batch[k] * chunk;
+      auto& [index, digest] = batch[k];
+      if (!digest.empty()) continue;
+      const auto from = index * chunk;
       auto one = chunk_digests(st->fd, from, std::min(from + chunk, length), chunk, ec, alg);
-      if (!ec) digests.push_back(one.empty() ? std::string() : std::move(one.front()));
+      if (!ec && !one.empty()) digest = std::move(one.front());
     }
     std::string text = ec ? describe_failure(ec) : std::string();
     auto* ioc = t.ioc;
-    asio::post(*ioc, [t = std::move(t), st, batch = std::move(batch), digests = std::move(digests), ec, epoch, chunk,
+    asio::post(*ioc, [t = std::move(t), st, batch = std::move(batch), ec, epoch, chunk,
                       length, text = std::move(text)]() mutable {
       st->busy = false;
       if (epoch == st->epoch) {  // else the run ended or the data was reset: it speaks for nothing
@@ -62,11 +64,11 @@ void sync_segments(sync_target t, const std::shared_ptr<segment_sync>& st) {
           st->error = ec;
           st->error_text = std::move(text);
         } else {
-          for (std::size_t k = 0; k < batch.size(); ++k) {
-            auto& slot = r.chunks.at(static_cast<std::size_t>(batch[k]));
+          for (auto& [index, digest] : batch) {
+            auto& slot = r.chunks.at(static_cast<std::size_t>(index));
             if (!slot.empty()) continue;
-            slot = digests[k];
-            const auto from = batch[k] * chunk;
+            slot = std::move(digest);
+            const auto from = index * chunk;
             r.offset += std::min(from + chunk, length) - from;
           }
           if (auto sec = t.st->save(r, true)) {
@@ -83,7 +85,11 @@ void sync_segments(sync_target t, const std::shared_ptr<segment_sync>& st) {
 
 }  // namespace
 
-segmented_run::segmented_run(run_context& cx, file& part) : cx_(cx), part_(part), sync_(std::make_shared<segment_sync>()) {}
+segmented_run::segmented_run(run_context& cx, file& part)
+    : cx_(cx),
+      part_(part),
+      sync_(std::make_shared<segment_sync>()),
+      hashes_(cx.r.chunk_digest, cx.r.checkpoint_bytes, cx.r.length) {}
 
 segmented_run::~segmented_run() {  // syncs still in flight no longer speak for this run
   ++sync_->epoch;
@@ -238,26 +244,22 @@ error_code segmented_run::write(std::size_t i, const char* data, std::size_t n) 
   error_code ec;
   write_all(part_, data, n, w.pos, ec);
   if (ec) return ec;
-  const auto chunk = r.checkpoint_bytes, length = r.length.value_or(0);
-  const auto before = w.pos;
+  const auto at = w.pos;
   w.pos += n;
   written_ += n;
   r.bytes_received += n;
   cx_.moved(n);
   progressed_ = true;
   // Chunks whose last byte this write wrote are complete (segment_plan.hpp's invariant).
-  for (auto c = before / chunk; c * chunk < w.pos; ++c) {
-    const auto chunk_end = std::min(c * chunk + chunk, length);
-    if (chunk_end > before && chunk_end <= w.pos) chunk_written(c);
-  }
+  hashes_.wrote(at, data, n, [this](std::uint64_t index, std::string digest) { chunk_written(index, std::move(digest)); });
   return {};
 }
 
-void segmented_run::chunk_written(std::uint64_t index) {
+void segmented_run::chunk_written(std::uint64_t index, std::string digest) {
   if (chunks_left_ > 0) --chunks_left_;
   const auto chunk = cx_.r.checkpoint_bytes;
   start_writeback(part_, index * chunk, chunk);
-  sync_->pending.push_back(index);
+  sync_->pending.emplace_back(index, std::move(digest));
   if (!sync_->busy) sync_segments(sync_target{&cx_.st, &cx_.ioc, &cx_.syncer, cx_.jp, cx_.opts.metrics.get()}, sync_);
 }
 
