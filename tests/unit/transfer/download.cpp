@@ -3,6 +3,7 @@
 #include "fixtures/tls_terminator.hpp"
 #include "support/transfer_helpers.hpp"
 
+#include <tether/net/detail/tls_context.hpp>
 #include <tether/transfer/detail/file.hpp>
 
 #include <atomic>
@@ -457,6 +458,34 @@ TEST_CASE("download: an earliest start time is kept", "[transfer][download]") {
   const auto r = download(m, req, "later");
   CHECK(r.outcome == tt::outcome::success);
   CHECK(std::chrono::system_clock::now() - t0 >= 450ms);
+}
+
+TEST_CASE("download: the system trust store is read by the first https connection, not before, and trusted there",
+          "[transfer][download][tls]") {
+  const auto dir = make_temp_dir("tether-store-");
+  const auto files = make_test_certificates(dir, {"localhost"}, {"127.0.0.1"});
+  // The system store, as OpenSSL finds it: here, the test CA alone (this test runs in a process
+  // of its own).
+  REQUIRE(::setenv("SSL_CERT_FILE", files.ca_file.c_str(), 1) == 0);
+  REQUIRE(::setenv("SSL_CERT_DIR", (dir + "/none").c_str(), 1) == 0);
+  auto tls = tether::net::detail::client_tls::make(tether::net::tls_options{}).value();
+  auto* store = SSL_CTX_get_cert_store(tls->context().native_handle());
+  CHECK(sk_X509_OBJECT_num(X509_STORE_get0_objects(store)) == 0);
+  CHECK_FALSE(tls->ready());
+  CHECK(sk_X509_OBJECT_num(X509_STORE_get0_objects(store)) == 1);
+  CHECK_FALSE(tls->ready());  // once
+  CHECK(sk_X509_OBJECT_num(X509_STORE_get0_objects(store)) == 1);
+
+  http_server s;
+  s.add_content("/f", 100'000);
+  tls_terminator front(files.cert_file, files.key_file, s.port());
+  transfer_env env;
+  tt::manager m(env.pool.get_executor(), env.options());  // no CA file: the system store only
+  const auto r = download(m, env.download(front.url("/f"), "f.bin"), "system-store");
+  INFO(r.message);
+  CHECK(r.outcome == tt::outcome::success);
+  ::unsetenv("SSL_CERT_FILE");
+  ::unsetenv("SSL_CERT_DIR");
 }
 
 TEST_CASE("download: https with pins, the right pin passes, a wrong one is pin_mismatch naming the chain, never retried", "[transfer][download][pin]") {

@@ -11,13 +11,33 @@
 #include <openssl/ssl.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace tether::net::detail {
 
 /// A client context with `options` (TLS 1.2 minimum). Errors name the file that failed to load.
+/// With `defer_system_store`, the system's trust store is left out: client_tls loads it.
 TETHER_DECL boost::system::result<std::shared_ptr<boost::asio::ssl::context>> make_client_context(
-    const tls_options& options);
+    const tls_options& options, bool defer_system_store = false);
+
+/// A client context whose system trust store is loaded when the first TLS connection needs it,
+/// not when the context is made: reading and parsing the system's CA bundle takes tens of
+/// milliseconds that a program speaking only http:// should not spend (curl defers it the same
+/// way). Everything else in the options (pins, CA file and directory) is checked by make().
+class client_tls {
+ public:
+  TETHER_DECL static boost::system::result<std::shared_ptr<client_tls>> make(const tls_options& options);
+  /// Loads the system store the first time (thread-safe); its failure, if any, on every call.
+  TETHER_DECL error_code ready();
+  boost::asio::ssl::context& context() noexcept { return *ctx_; }
+
+ private:
+  std::shared_ptr<boost::asio::ssl::context> ctx_;
+  bool system_store_ = false;  ///< still to be loaded by the first ready()
+  std::once_flag once_;
+  error_code error_;
+};
 
 /// Prepares `ssl` (a stream about to handshake) for `host`: SNI unless the host is an IP
 /// literal, and host name (or IP) verification unless verification is off.

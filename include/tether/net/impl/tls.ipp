@@ -63,7 +63,7 @@ boost::system::result<std::string> public_key_pin_of_pem_file(const std::string&
 namespace tether::net::detail {
 
 boost::system::result<std::shared_ptr<boost::asio::ssl::context>> make_client_context(
-    const tls_options& options) {
+    const tls_options& options, bool defer_system_store) {
   namespace ssl = boost::asio::ssl;
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
   error_code ec;
@@ -80,7 +80,7 @@ boost::system::result<std::shared_ptr<boost::asio::ssl::context>> make_client_co
   }
   ctx->set_verify_mode(ssl::verify_peer, ec);
   if (ec) return ec;
-  if (options.use_system_store) {
+  if (options.use_system_store && !defer_system_store) {
     ctx->set_default_verify_paths(ec);
     if (ec) return ec;
   }
@@ -93,6 +93,22 @@ boost::system::result<std::shared_ptr<boost::asio::ssl::context>> make_client_co
     if (ec) return ec;
   }
   return ctx;
+}
+
+boost::system::result<std::shared_ptr<client_tls>> client_tls::make(const tls_options& options) {
+  auto ctx = make_client_context(options, true);
+  if (!ctx) return ctx.error();
+  auto t = std::make_shared<client_tls>();
+  t->ctx_ = std::move(*ctx);
+  t->system_store_ = options.use_system_store && !options.insecure_skip_verify;
+  return t;
+}
+
+error_code client_tls::ready() {
+  std::call_once(once_, [this] {
+    if (system_store_) ctx_->set_default_verify_paths(error_);
+  });
+  return error_;
 }
 
 error_code prepare_client_stream(SSL* ssl, const std::string& host, const tls_options& options) {

@@ -24,7 +24,7 @@ struct manager_impl : std::enable_shared_from_this<manager_impl> {
   asio::thread_pool syncer{1};  // fdatasync of partial data, off the network path
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
-  std::shared_ptr<asio::ssl::context> tls;
+  std::shared_ptr<net::detail::client_tls> tls;
   std::optional<detail::store> st;
   std::map<std::string, std::shared_ptr<job>> jobs;  // manager thread only
   std::deque<std::shared_ptr<job>> pending;

@@ -3,6 +3,7 @@
 // a protocol's attempts through retry_fsm.
 #pragma once
 
+#include <tether/net/detail/tls_context.hpp>
 #include <tether/transfer/detail/lifecycle.hpp>
 #include <tether/transfer/detail/pacing.hpp>
 #include <tether/transfer/detail/retry_fsm.hpp>
@@ -67,7 +68,7 @@ class host_connections {
 struct run_services {
   const options& opts;
   asio::io_context& ioc;
-  asio::ssl::context& tls;
+  net::detail::client_tls& tls;  // its system trust store loaded by the first TLS connection
   detail::store& store;
   asio::thread_pool& syncer;  // fdatasync and digests of partial data, off the network path
   rate_limiter& global_pace;
@@ -84,7 +85,7 @@ class run_context {
 
   const options& opts;
   asio::io_context& ioc;
-  asio::ssl::context& tls;
+  net::detail::client_tls& tls;
   detail::store& st;
   asio::thread_pool& syncer;
   std::shared_ptr<job> jp;  // kept alive by the run

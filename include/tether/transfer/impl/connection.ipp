@@ -106,7 +106,9 @@ asio::awaitable<attempt_end> open_connection(run_context& cx, const net::endpoin
     };
     const steady::duration limit = std::min(std::chrono::duration_cast<steady::duration>(cx.opts.connect_timeout),
                                             cx.deadline() - steady::now());
-    if (auto tec = co_await net::detail::start_tls_relay(sock, cx.tls, *proxy, cx.opts.tls, limit)) {
+    auto tec = cx.tls.ready();
+    if (!tec) tec = co_await net::detail::start_tls_relay(sock, cx.tls.context(), *proxy, cx.opts.tls, limit);
+    if (tec) {
       end.ec = tec;
       end.message = "TLS with proxy " + proxy->redacted() + ": " + tec.message();
       co_return end;
@@ -133,7 +135,13 @@ asio::awaitable<attempt_end> open_connection(run_context& cx, const net::endpoin
   if (cx.opts.receive_buffer_bytes)
     tcp.socket().set_option(asio::socket_base::receive_buffer_size(static_cast<int>(cx.opts.receive_buffer_bytes)), ig);
   if (!url.secure()) co_return end;
-  auto& tls_stream = c.tls.emplace(std::move(c.plain), cx.tls);
+  if (auto lec = cx.tls.ready()) {
+    end.ec = lec;
+    end.local = true;
+    end.message = "cannot load the system's trusted certificates: " + lec.message();
+    co_return end;
+  }
+  auto& tls_stream = c.tls.emplace(std::move(c.plain), cx.tls.context());
   auto& lowest = tls_stream.next_layer();
   interrupt = [&lowest] { lowest.cancel(); };
   if (auto ec = net::detail::prepare_client_stream(tls_stream.native_handle(), url.host, cx.opts.tls)) {

@@ -148,7 +148,7 @@ std::shared_ptr<manager_impl> open_manager(asio::any_io_executor ex, options opt
   if (sec) fail(error_code(sec.value(), boost::system::system_category()), "cannot create it");
   opts.state_dir = std::filesystem::absolute(opts.state_dir);
   m->opts = std::move(opts);
-  auto ctx = net::detail::make_client_context(m->opts.tls);
+  auto ctx = net::detail::client_tls::make(m->opts.tls);
   if (!ctx) fail(ctx.error(), "TLS settings");
   m->tls = *ctx;
   m->pool.emplace(idle_limits{m->opts.max_idle_connections, m->opts.max_idle_per_origin, m->opts.idle_connection_timeout});
