@@ -106,7 +106,11 @@ OPTIONS
   --recv-buffer B       socket receive buffer in bytes (default: the kernel's)
   --connections N       fetch a download over up to N connections at once, each its
                         own Range (default 4, at most 16; 1: one connection). Only
-                        when a strong validator or --sha256 proves the bytes
+                        when a strong validator or --sha256 proves the bytes.
+                        The first connection starts alone; the others open once it
+                        spends 80% of its time waiting for data (the network is the
+                        limit, not this machine)
+  --connections-at-once open all the connections from the start, as aria2 does
   --min-segment B       no segment smaller than B bytes (default 4 MiB)
   --max-idle N          idle connections kept for the next request to the same
                         server (default 8; 0: a new connection for every request)
@@ -168,7 +172,7 @@ int main(int argc, char** argv) {
     };
     if (a == "--ca" || a == "--insecure" || a == "--proxy" || a == "--pin" || a == "--max-attempts" ||
         a == "--checkpoint-bytes" || a == "--max-unsynced" || a == "--recv-buffer" || a == "--report-sha256" ||
-        a == "--connections" || a == "--min-segment" || a == "--max-idle")
+        a == "--connections" || a == "--connections-at-once" || a == "--min-segment" || a == "--max-idle")
       manager_only = a;
     if (a == "--agent") {
       ag.on = true;
@@ -222,6 +226,8 @@ int main(int argc, char** argv) {
       }
     } else if (a == "--insecure") {
       opts.tls.insecure_skip_verify = true;
+    } else if (a == "--connections-at-once") {
+      opts.ramp_connections = false;
     } else if (a == "--report-sha256") {
       opts.report_sha256 = true;
     } else if (a == "--help" || a == "-h") {

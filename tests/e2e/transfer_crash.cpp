@@ -114,7 +114,7 @@ TEST_CASE("tether-transfer survives SIGKILL at 5 random moments of a 256 MiB dow
 // missing ones are fetched again.
 TEST_CASE("tether-transfer survives SIGKILL at 5 random moments of a 256 MiB download over 4 connections",
           "[transfer][crash]") {
-  survive_five_kills({"--connections", "4"});
+  survive_five_kills({"--connections", "4", "--connections-at-once"});
 }
 
 TEST_CASE("a process killed at each file operation of a download in turn, and a fresh one finishes it",

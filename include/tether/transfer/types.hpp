@@ -164,6 +164,12 @@ struct options {
   /// the whole file over. Helps where one connection is capped (CDNs, object stores, long fat
   /// links); each connection counts against `max_connections_per_host`.
   std::uint32_t connections_per_download = 4;
+  /// Segmented downloads start on one connection and open the others once its reads show that
+  /// the network is the limit: it spent at least 80% of a window (50 ms or 32 MiB) waiting
+  /// for data (segment_plan.hpp's judge_ramp, judged again every window). Where one connection
+  /// already outruns this machine (loopback, a fast LAN) more would only add work. False: all
+  /// at once, as aria2 does.
+  bool ramp_connections = true;
   /// No segment is smaller than this (and no file smaller than twice this is split).
   std::uint64_t min_segment_bytes = 4u << 20;
   /// Connections the manager keeps open to one host:port at once across its segmented

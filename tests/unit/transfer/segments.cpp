@@ -137,6 +137,31 @@ TEST_CASE("segments: missing spans, split points and the first cut", "[transfer]
   CHECK(td::initial_segments({{0, 2 * c}, {4 * c, 12 * c}}, c, {1, c}) == spans{{0, 2 * c}, {4 * c, 12 * c}});
 }
 
+TEST_CASE("segments: the other connections open when the first one waits for its data", "[transfer][segments]") {
+  using namespace std::chrono_literals;
+  struct row {
+    std::string what;
+    td::ramp_sample sample;
+    td::ramp_step expect;
+  };
+  const auto ms = [](int n) { return std::chrono::nanoseconds(std::chrono::milliseconds(n)); };
+  const std::vector<row> rows = {
+      {"the window is not over", {ms(40), ms(39), 1 * MiB}, td::ramp_step::sample},
+      {"just short of both ends of the window", {ms(49), ms(49), 32 * MiB - 1}, td::ramp_step::sample},
+      {"a capped connection: waiting nearly all the time", {ms(51), ms(50), 800 * KiB}, td::ramp_step::open_all},
+      {"exactly 80% waiting", {ms(50), ms(40), 3 * MiB}, td::ramp_step::open_all},
+      {"just under 80% waiting", {ms(50), ms(39), 3 * MiB}, td::ramp_step::again},
+      {"a server sharing this machine: half the time waiting", {ms(50), ms(25), 30 * MiB}, td::ramp_step::again},
+      {"32 MiB early: judged then, machine-bound", {ms(38), ms(19), 32 * MiB}, td::ramp_step::again},
+      {"32 MiB early: judged then, network-bound", {ms(38), ms(36), 32 * MiB}, td::ramp_step::open_all},
+      {"a first connection that got nothing", {ms(400), ms(400), 0}, td::ramp_step::open_all},
+  };
+  for (const auto& r : rows) {
+    INFO(r.what);
+    CHECK(td::judge_ramp(r.sample) == r.expect);
+  }
+}
+
 TEST_CASE("segments: what a segment's answer means for the whole file", "[transfer][segments]") {
   const auto now = std::chrono::system_clock::now();
   const auto r = content(1000);
@@ -247,6 +272,7 @@ tt::options segmented_options(const transfer_env& env) {
   auto o = env.options();
   o.connections_per_download = 4;
   o.min_segment_bytes = 256 * KiB;
+  o.ramp_connections = false;  // these tests are about several connections at once
   return o;
 }
 }  // namespace
@@ -406,6 +432,32 @@ TEST_CASE("segments: bytes that cannot be proven stay on one connection", "[tran
   REQUIRE(r.outcome == tt::outcome::success);
   CHECK(read_file(req.file) == s.content("/none"));
   CHECK(ranged_gets(s, "/none").size() >= 4);
+}
+
+TEST_CASE("segments: by default one connection starts alone, and the others open when it waits for its data",
+          "[transfer][segments]") {
+  using namespace std::chrono_literals;
+  http_server s;
+  constexpr std::uint64_t size = 8 * MiB;
+  s.add_content("/f", size);
+  http_fault slow;  // the first segment's body comes only after 400 ms: the network is the limit
+  slow.count = 2;   // the first GET (the content's identity) and the first segment
+  slow.stall = 400ms;
+  s.set_fault(slow);
+  transfer_env env;
+  auto o = env.options();
+  o.min_segment_bytes = 256 * KiB;
+  REQUIRE(o.ramp_connections);  // the default
+  tt::manager m(env.pool.get_executor(), o);
+  const auto req = env.download(s.url("/f"), "f.bin");
+  const auto r = download(m, req, "ramp");
+  INFO(r.message);
+  REQUIRE(r.outcome == tt::outcome::success);
+  CHECK(read_file(req.file) == s.content("/f"));
+  std::set<std::uint64_t> carriers;
+  for (const auto& g : ranged_gets(s, "/f")) carriers.insert(g.connection);
+  CHECK(carriers.size() >= 2);
+  CHECK(s.peak_open_connections() >= 2);
 }
 
 TEST_CASE("segments: connections to one host stay within the per-host limit across downloads",

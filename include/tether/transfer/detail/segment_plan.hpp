@@ -53,6 +53,40 @@ TETHER_DECL std::optional<std::uint64_t> split_point(span s, std::uint64_t chunk
 TETHER_DECL std::vector<span> initial_segments(std::vector<span> missing, std::uint64_t chunk,
                                                const segment_limits& limits);
 
+/// Opening a segmented download's other connections. With `options::ramp_connections` it
+/// starts on one, and opens the rest once that one's reads show that the network, not this
+/// machine, is the limit. More connections help where one connection is held back (a cap per
+/// connection, a long fat link); where one already delivers faster than the client takes it in
+/// (loopback, a fast LAN, a busy machine) they only add work. The signal is time: the share of
+/// a window that the connection spent waiting for data to arrive. Time spent on anything else
+/// (writing, syncing, the caller's bandwidth limit) says the machine is the limit, and so does
+/// a server that shares this machine's cores.
+struct ramp_sample {
+  std::chrono::nanoseconds elapsed{};  ///< since the window began
+  std::chrono::nanoseconds waiting{};  ///< of it, waiting for the connection's data
+  std::uint64_t bytes = 0;             ///< received in the window
+};
+
+struct ramp_policy {
+  /// Judged after this long (a capped connection's wait shows at once; the cost of waiting is a
+  /// window on one connection: 50 ms of a 1 s download)...
+  std::chrono::milliseconds window{50};
+  std::uint64_t window_bytes = 32u << 20;  ///< ...or after this many bytes, whichever comes first
+  /// Open the others when waiting took at least this share: this machine could then take in
+  /// five times what the one connection brings. A loopback nginx sharing two cores with the
+  /// client kept one connection waiting 45-51% of the time (more connections made it slower);
+  /// one capped at 16 MB/s, 99%.
+  double waiting_share = 0.8;
+};
+
+enum class ramp_step {
+  sample,    ///< the window is not over: keep measuring
+  open_all,  ///< the network is the limit: open the other connections now
+  again,     ///< this machine is the limit: one connection, and a new window
+};
+
+TETHER_DECL ramp_step judge_ramp(const ramp_sample& s, const ramp_policy& p = {}) noexcept;
+
 /// What to do with the response to a segment's request (`Range: bytes=asked` with If-Range).
 enum class segment_step {
   body,            ///< write the body at `asked.begin`, up to `last`

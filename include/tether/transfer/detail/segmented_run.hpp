@@ -49,6 +49,11 @@ class segmented_run {
     std::vector<char> buf;
   };
 
+  /// Starts worker `i`'s connection loop.
+  void spawn(std::size_t i);
+  /// The first connection waited from `asked` until now for `got` bytes: one more read in the
+  /// ramp's window, and the other connections opened when judge_ramp says so.
+  void waited(steady::time_point asked, std::uint64_t got);
   asio::awaitable<void> work(std::size_t i);
   template <class Stream>
   asio::awaitable<attempt_end> serve(std::size_t i, Stream& stream, beast::tcp_stream& tcp);
@@ -79,6 +84,9 @@ class segmented_run {
   std::uint64_t written_ = 0;
   std::uint64_t chunks_left_ = 0;
   std::size_t live_ = 0;
+  bool ramped_ = true;           ///< every connection is open (or may be)
+  ramp_sample sample_;           ///< the first connection's reads in the current window
+  steady::time_point window_{};  ///< when the window began
   asio::steady_timer* all_done_ = nullptr;
   segment_ending ending_ = segment_ending::complete;  ///< complete: still running
   attempt_end end_;           ///< why the run was halted

@@ -42,6 +42,12 @@ std::optional<std::uint64_t> split_point(span s, std::uint64_t chunk, std::uint6
   return mid;
 }
 
+ramp_step judge_ramp(const ramp_sample& s, const ramp_policy& p) noexcept {
+  if (s.elapsed < p.window && s.bytes < p.window_bytes) return ramp_step::sample;
+  const auto elapsed = static_cast<double>(s.elapsed.count()), waiting = static_cast<double>(s.waiting.count());
+  return waiting >= p.waiting_share * elapsed ? ramp_step::open_all : ramp_step::again;
+}
+
 std::vector<span> initial_segments(std::vector<span> missing, std::uint64_t chunk, const segment_limits& limits) {
   const auto want = std::max<std::uint32_t>(limits.connections, 1);
   while (missing.size() < want) {
