@@ -275,6 +275,36 @@ TEST_CASE("state: a download an earlier version left (schema 1, SHA-256 chunks) 
   CHECK(s.body_bytes_sent("/f") - served_before == 1'000'000 - offset);
 }
 
+TEST_CASE("state: a download whose chunk size was raised for its length resumes from its checkpoint",
+          "[transfer][state]") {
+  // 80 MiB in chunks of at most 1024 per record: 128 KiB chunks, not the configured 64 KiB. The
+  // digests hashed while writing must use the raised size, or the next run finds them wrong.
+  constexpr std::uint64_t size = 80ull << 20;
+  http_server s;
+  s.add_content("/f", size);
+  transfer_env env;
+  auto o = env.options();
+  o.connections_per_download = 1;
+  const auto req = env.download(s.url("/f"), "f.bin");
+  {
+    pausing_manager pm(env, 3 * (128u << 10), o);
+    pm.run_until_paused(req, "raised");
+  }
+  auto j = nlohmann::json::parse(read_file(env.state / "raised.json"));
+  REQUIRE(j["checkpoint_bytes"].get<std::uint64_t>() == (128u << 10));
+  const auto offset = j["offset"].get<std::uint64_t>();
+  REQUIRE(offset >= 3 * (128u << 10));
+  j.erase("bandwidth_limit");  // the pausing run's 2 MiB/s is not this test's subject
+  write_file(env.state / "raised.json", j.dump());
+  const auto served_before = s.body_bytes_sent("/f");
+  tt::manager m(env.pool.get_executor(), o);
+  const auto r = download(m, req, "raised");
+  INFO(r.message);
+  REQUIRE(r.outcome == tt::outcome::success);
+  CHECK(read_file(req.file) == s.content("/f"));
+  CHECK(s.body_bytes_sent("/f") - served_before == size - offset);  // every recorded chunk held
+}
+
 TEST_CASE("state: a damaged record is set aside and affects nobody else", "[transfer][state]") {
   http_server s;
   s.add_content("/a", 70'000);

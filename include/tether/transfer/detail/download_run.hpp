@@ -50,6 +50,8 @@ class download_run {
   /// whole_ = the SHA-256 of the partial file's first `upto` bytes (when it is wanted).
   error_code hash_prefix(std::uint64_t upto);
   void restart_from_zero(bool count);
+  /// The chunks hashed as written start over, with the record's chunk size and digest.
+  void reset_hashes();
   error_code append(const char* data, std::size_t n);
   error_code checkpoint();
   result finalize();

@@ -115,6 +115,10 @@ download_run::download_run(run_context& cx)
   want_whole_ = !cx.r.sha256_expected.empty() || cx.opts.report_sha256;
 }
 
+void download_run::reset_hashes() {
+  hashes_ = chunk_hashes(cx_.r.chunk_digest, cx_.r.checkpoint_bytes, std::nullopt);
+}
+
 download_run::~download_run() {  // syncs still in flight no longer speak for this run
   ++sync_->epoch;
   sync_->next = 0;
@@ -135,7 +139,7 @@ void download_run::restart_from_zero(bool count) {
   sync_->digests.clear();
   sync_->synced = 0;
   sync_->next = 0;
-  hashes_.clear();
+  reset_hashes();
   // Truncation failing is reported by the next write; state stays consistent because the
   // record is reset before any new byte is recorded.
   error_code ig;
@@ -216,7 +220,7 @@ error_code download_run::restore() {
   written_ = r.offset;
   sync_->digests = r.digests;
   sync_->synced = r.digests.size();
-  hashes_.clear();
+  reset_hashes();
   sync_->fd = part_.duplicate(ec);
   return ec;
 }
@@ -346,7 +350,7 @@ error_code download_run::to_one_connection() {
   written_ = r.offset;
   sync_->digests = r.digests;
   sync_->synced = r.digests.size();
-  hashes_.clear();
+  reset_hashes();
   return cx_.save();
 }
 

@@ -96,7 +96,8 @@ error_code download_run::begin_whole(const response_verdict& v, std::string& why
   r.last_modified = v.last_modified;
   r.content_encoding.clear();
   r.length = v.length;
-  r.checkpoint_bytes = v.checkpoint_bytes;
+  r.checkpoint_bytes = v.checkpoint_bytes;  // raised for a huge file: the chunks hashed change too
+  reset_hashes();
   if (r.length) {
     error_code sec;
     const auto need = *r.length;
