@@ -48,13 +48,7 @@ void sync_segments(sync_target t, const std::shared_ptr<segment_sync>& st) {
   asio::post(*syncer, [t = std::move(t), st, batch = std::move(batch), chunk, length, alg, epoch = st->epoch]() mutable {
     error_code ec;
     timed_sync(t, st->fd, ec);
-    for (std::size_t k = 0; !ec && k < batch.size(); ++k) {
-      auto& [index, digest] = batch[k];
-      if (!digest.empty()) continue;
-      const auto from = index * chunk;
-      auto one = chunk_digests(st->fd, from, std::min(from + chunk, length), chunk, ec, alg);
-      if (!ec && !one.empty()) digest = std::move(one.front());
-    }
+    for (auto& [index, digest] : batch) read_back(st->fd, index, chunk, length, alg, digest, ec);
     std::string text = ec ? describe_failure(ec) : std::string();
     auto* ioc = t.ioc;
     asio::post(*ioc, [t = std::move(t), st, batch = std::move(batch), ec, epoch, chunk,
