@@ -488,21 +488,23 @@ double cpu_us() {
   return us(u.ru_utime) + us(u.ru_stime);
 }
 
-/// The peak resident memory of this process in KiB.
-long peak_rss_kib() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss;
-}
-
-/// VmRSS of this process in KiB.
-long rss_kib() {
+/// A field of /proc/self/status in KiB ("VmRSS", "VmHWM"); -1 if absent.
+long status_kib(const std::string& field) {
   std::ifstream f("/proc/self/status");
   std::string line;
+  const auto prefix = field + ":";
   while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    if (line.rfind(prefix, 0) == 0) return std::stol(line.substr(prefix.size()));
   return -1;
 }
+
+/// The peak resident memory of this process in KiB. VmHWM, not getrusage's ru_maxrss: Linux
+/// carries ru_maxrss over execve, so a client started by a Python driver would report the
+/// driver's (larger) peak instead of its own.
+long peak_rss_kib() { return status_kib("VmHWM"); }
+
+/// VmRSS of this process in KiB.
+long rss_kib() { return status_kib("VmRSS"); }
 
 tether::ws::options idle_options(const args& a) {
   tether::ws::options o;
