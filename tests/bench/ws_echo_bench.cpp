@@ -35,6 +35,7 @@
 // one write, so that the server is not the bottleneck.
 #include <tether/ws.hpp>
 #include <tether/ws/detail/key_rewriter.hpp>
+#include <tether/net/detail/resolve.hpp>
 #include <tether/net/url.hpp>
 
 #include <boost/asio.hpp>
@@ -328,8 +329,8 @@ asio::awaitable<void> run_tether(const args& a, stats& st) {
 /// Resolves and connects `s` to the URL's host and port (both baselines); false on failure.
 asio::awaitable<bool> connect_plain(const tether::net::endpoint_url& url, tcp::socket& s, stats& st) {
   tcp::resolver r(s.get_executor());
-  const std::string service = std::to_string(url.port);
-  auto [rec, eps] = co_await r.async_resolve(url.host, service, nothrow);
+  // As tether does: an IP literal goes to connect without the resolver's thread.
+  auto [rec, eps] = co_await tether::net::detail::resolve(r, url.host, url.port);
   error_code cec = rec;
   if (!rec) {
     auto [ec, ep] = co_await asio::async_connect(s, eps, nothrow);

@@ -1,6 +1,15 @@
+#include <tether/net/detail/resolve.hpp>
 #include <tether/net/url.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include <catch2/catch.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
 
 using tether::net::parse_url;
 using tether::net::scheme;
@@ -85,4 +94,55 @@ TEST_CASE("url: resolve a redirect Location", "[net][url]") {
   REQUIRE(r);
   CHECK(r->host == "other");
   CHECK(r->port == 443);
+}
+
+TEST_CASE("url: a host that is an IP literal is connected to without a lookup", "[net][url]") {
+  struct row {
+    std::string url;
+    std::string literal;  // the endpoint's address; "" for a host left to the resolver
+  };
+  const std::vector<row> rows = {
+      {"ws://127.0.0.1:8080/", "127.0.0.1"},
+      {"ws://[::1]:9/", "::1"},
+      {"https://[2001:db8::7]/x", "2001:db8::7"},
+      {"ws://localhost/", ""},
+      {"http://example.com/", ""},
+      {"http://1.2.3/", ""},       // getaddrinfo's short form: its reading stays the resolver's
+      {"http://0x7f.0.0.1/", ""},  // likewise the hexadecimal one
+      {"http://256.1.1.1/", ""},
+  };
+  for (const auto& r : rows) {
+    INFO(r.url);
+    const auto u = parse_url(r.url);
+    REQUIRE(u);
+    const auto ep = tether::net::detail::literal_endpoint(u->host, u->port);
+    CHECK(ep.has_value() == !r.literal.empty());
+    if (ep) {
+      CHECK(ep->address().to_string() == r.literal);
+      CHECK(ep->port() == u->port);
+    }
+  }
+}
+
+TEST_CASE("url: resolve gives a literal its own endpoint and a name what the resolver finds", "[net][url]") {
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::resolver resolver(ioc);
+  std::vector<std::string> literal, named;
+  boost::system::error_code literal_ec, named_ec;
+  boost::asio::co_spawn(ioc, [&]() -> boost::asio::awaitable<void> {
+    const std::string ip = "127.0.0.1";
+    const std::string name = "localhost";
+    auto [ec1, r1] = co_await tether::net::detail::resolve(resolver, ip, 4000);
+    literal_ec = ec1;
+    for (const auto& e : r1) literal.push_back(e.endpoint().address().to_string() + " " + e.host_name());
+    auto [ec2, r2] = co_await tether::net::detail::resolve(resolver, name, 4000);
+    named_ec = ec2;
+    for (const auto& e : r2) named.push_back(e.endpoint().address().to_string());
+  }, boost::asio::detached);
+  ioc.run_for(std::chrono::seconds(10));
+  CHECK(!literal_ec);
+  CHECK(literal == std::vector<std::string>{"127.0.0.1 127.0.0.1"});
+  CHECK(!named_ec);
+  REQUIRE(!named.empty());
+  for (const auto& a : named) CHECK((a == "127.0.0.1" || a == "::1"));
 }

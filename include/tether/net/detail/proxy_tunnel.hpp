@@ -4,6 +4,7 @@
 #pragma once
 
 #include <tether/net/detail/proxy_protocol.hpp>
+#include <tether/net/detail/resolve.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -54,12 +55,9 @@ boost::asio::awaitable<tunnel_result> open_tunnel(Stream& s, const proxy_config&
   tunnel_result r;
   std::string in;
   if (p.kind == proxy_kind::socks5) {
-    boost::system::error_code aec;
-    (void)boost::asio::ip::make_address(host, aec);
-    if (aec) {
+    if (!literal_endpoint(host, port)) {
       boost::asio::ip::tcp::resolver resolver(s.get_executor());
-      const std::string service = std::to_string(port);
-      auto [dec, results] = co_await resolver.async_resolve(host, service, nothrow);
+      auto [dec, results] = co_await resolve(resolver, host, port);
       if (dec || results.empty()) {
         r.ec = dec ? dec : make_error_code(boost::asio::error::host_not_found);
         co_return r;

@@ -91,8 +91,8 @@ asio::awaitable<attempt_end> open_connection(run_context& cx, const net::endpoin
   tcp.expires_after(std::min(std::chrono::duration_cast<steady::duration>(cx.opts.connect_timeout),
                              cx.deadline() - steady::now()));
   const std::string hop = net::detail::first_hop_host(proxy, url);
-  const std::string service = std::to_string(net::detail::first_hop_port(proxy, url));
-  auto [rec, endpoints] = co_await resolver.async_resolve(hop, service, nothrow);
+  const std::uint16_t hop_port = net::detail::first_hop_port(proxy, url);
+  auto [rec, endpoints] = co_await net::detail::resolve(resolver, hop, hop_port);
   if (!rec) {
     auto [cec, ep] = co_await tcp.async_connect(endpoints, nothrow);
     rec = cec;

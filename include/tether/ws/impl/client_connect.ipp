@@ -39,12 +39,12 @@ inline asio::awaitable<client_impl::connect_result> client_impl::connect(connect
   // Arguments of co_awaited calls are named locals, never class temporaries: GCC 12
   // miscompiles temporaries that live across a co_await (they are copied bitwise).
   const std::string hop = net::detail::first_hop_host(proxy, url);
-  const std::string service = std::to_string(net::detail::first_hop_port(proxy, url));
+  const std::uint16_t hop_port = net::detail::first_hop_port(proxy, url);
   error_code rec;
   if (connector) {
     rec = connector(tr.socket());
   } else {
-    auto [dec, endpoints] = co_await resolver.async_resolve(hop, service, nothrow);
+    auto [dec, endpoints] = co_await net::detail::resolve(resolver, hop, hop_port);
     rec = dec;
     if (!rec && !c.fail_reason) {
       auto [cec, ep] = co_await asio::async_connect(tr.socket(), endpoints, nothrow);
