@@ -47,10 +47,11 @@ TETHER_DECL asio::any_io_executor get_executor(const client_impl& impl) noexcept
     queues the application touches (events and the outbox) are guarded by a mutex, so sending
     and taking an event do not hop through the strand.
 
-    Completions run on the handler's associated executor (the strand's inner executor when it
-    has none), never inside the initiating call. A message that arrives while the application
-    waits is handed over with that executor's dispatch, so on a single-threaded io_context its
-    handler runs in the same turn of the event loop as the socket read.
+    Completions run on the handler's associated executor (the client's strand when it has none,
+    so such handlers never run at the same time as one another), never inside the initiating
+    call. A message that arrives while the application waits is handed over with that
+    executor's dispatch, so on a single-threaded io_context its handler runs in the same turn
+    of the event loop as the socket read.
 
     Throughput: messages already received are read without an asynchronous operation each;
     small messages queued meanwhile are framed into one socket write, sent at once with a
