@@ -17,7 +17,13 @@ trusts it (--ca) and verifies the server's name.
 
 A case is SIZE:INFLIGHT; the message count is chosen so each run takes about a second. Reported
 per client: msgs/s, p50 latency, client CPU per message (user + system of the client process)
-and its peak resident memory."""
+and its peak resident memory (VmHWM). Three more cases compare tether with Beast only (the
+ceiling has no WebSocket handshake):
+  connect  the median time of 1,000 connects (TCP, TLS with --tls, and the upgrade; each on an
+           event loop of its own, as a process starting would), alternating;
+  idle     resident memory per idle connection, 1,000 of them (plain only: skipped with --tls);
+  busy     peak resident memory of the process and msgs/s with 1 and with 100 connections busy
+           at once, 1 KiB messages, 16 in flight on each."""
 import argparse
 import json
 import os
@@ -27,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 
-DEFAULT_CASES = "16:1,16:64,1024:64,65536:16,1048576:4"
+DEFAULT_CASES = "16:1,16:64,1024:64,65536:16,1048576:4,connect,idle,busy"
 COUNTS = {16: 200000, 1024: 200000, 65536: 20000, 1048576: 1000}
 CLIENTS = ("beast", "tether", "tcp")
 
@@ -38,16 +44,52 @@ def pinned(cpu, cmd):
     return cmd
 
 
-def run(binary, url, client, size, inflight, extra):
-    count = COUNTS.get(size, 10000)
-    if inflight == 1:
-        count = min(count, 50000)
-    cmd = pinned(0, [binary, "--url", url, "--client", client, "--size", str(size), "--count", str(count),
-                     "--inflight", str(inflight)] + extra)
+def run_json(cmd):
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300, check=False)
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed: {proc.stderr.decode()[-300:]}")
     return json.loads(proc.stdout.decode().strip().splitlines()[-1])
+
+
+def run(binary, url, client, size, inflight, extra):
+    count = COUNTS.get(size, 10000)
+    if inflight == 1:
+        count = min(count, 50000)
+    return run_json(pinned(0, [binary, "--url", url, "--client", client, "--size", str(size), "--count", str(count),
+                               "--inflight", str(inflight)] + extra))
+
+
+def tether_and_beast(a, url, extra, args, keys):
+    """Runs `args` for Beast and tether alternating a.runs times; the medians of `keys` for each."""
+    res = {c: [] for c in ("beast", "tether")}
+    for _ in range(a.runs):
+        for client in res:
+            res[client].append(run_json(pinned(0, [a.binary, "--url", url, "--client", client] + args + extra)))
+    out = {}
+    for c, runs in res.items():
+        for k in keys:
+            out[f"{c}_{k}"] = statistics.median(r[k] for r in runs)
+    return out
+
+
+def special_case(a, case, url, extra):
+    """The connect, idle and busy cases; None when a case is skipped."""
+    out = {"case": case, "runs": a.runs, "layout": a.layout, "tls": a.tls}
+    if case == "connect":
+        out.update(tether_and_beast(a, url, extra, ["--connects", "1000"], ["median_connect_us"]))
+        out["ratio_connect_tether_to_beast"] = round(out["tether_median_connect_us"] / out["beast_median_connect_us"], 2)
+    elif case == "idle":
+        if a.tls:
+            return None
+        out.update(tether_and_beast(a, url, extra, ["--idle", "1000"], ["per_connection_kib"]))
+    elif case == "busy":
+        for n in (1, 100):
+            got = tether_and_beast(a, url, extra, ["--size", "1024", "--count", "200000", "--inflight", "16",
+                                                   "--connections", str(n)], ["peak_rss_kib", "msgs_per_s"])
+            out.update({f"{k}_{n}_connections": v for k, v in got.items()})
+    else:
+        sys.exit(f"unknown case {case}")
+    return out
 
 
 def main():
@@ -73,6 +115,11 @@ def main():
         port = int(server.stdout.readline().strip())
         url = f"{'wss' if a.tls else 'ws'}://127.0.0.1:{port}/"
         for case in a.cases.split(","):
+            if ":" not in case:
+                special = special_case(a, case, url, client_extra)
+                if special:
+                    print(json.dumps(special), flush=True)
+                continue
             size, inflight = (int(x) for x in case.split(":"))
             res = {c: [] for c in CLIENTS}
             for _ in range(a.runs):
