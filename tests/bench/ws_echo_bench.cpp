@@ -93,7 +93,8 @@ std::shared_ptr<asio::ssl::context> server_tls_context(const args& a) {
   return ctx;
 }
 
-/// A client context as a careful user sets it up: the system store, --ca, peer verification.
+/// A client context as a careful user sets it up: the system store (or, with --ca, that CA
+/// only) and peer verification.
 asio::ssl::context client_tls_context(const args& a) {
   asio::ssl::context ctx(asio::ssl::context::tls_client);
   // With --ca, that CA only (as tether is told below): parsing the system's trust store takes
@@ -541,7 +542,7 @@ asio::awaitable<bool> open_beast(const args& a, std::size_t n, std::vector<std::
   auto ex = co_await asio::this_coro::executor;
   auto url = tether::net::parse_url(a.url);
   tcp::resolver r(ex);
-  auto [rec, eps] = co_await r.async_resolve(url->host, std::to_string(url->port), nothrow);
+  auto [rec, eps] = co_await tether::net::detail::resolve(r, url->host, url->port);
   if (rec) co_return false;
   const std::string host = url->host_header();
   for (std::size_t i = 0; i < n; ++i) {
