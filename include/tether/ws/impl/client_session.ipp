@@ -59,6 +59,7 @@ inline asio::awaitable<attempt_outcome> client_impl::serve(connection& c) {
   const auto opened = clock::now();
   beast::flat_buffer buf;
   auto& tr = c.ws.next_layer();
+  int since_read = 0;  // messages delivered since the last asynchronous read
   for (;;) {
     buf.clear();
     // A message that has wholly arrived is read synchronously: no operation, no post.
@@ -69,6 +70,7 @@ inline asio::awaitable<attempt_outcome> client_impl::serve(connection& c) {
     if (sync) {
       c.ws.read(buf, ec);
     } else {
+      since_read = 0;
       auto [aec, n] = co_await c.ws.async_read(buf, nothrow);
       ec = aec;
     }
@@ -105,11 +107,15 @@ inline asio::awaitable<attempt_outcome> client_impl::serve(connection& c) {
     }
     deliver(message{c.ws.got_text() ? message_kind::text : message_kind::binary,
                     std::string(static_cast<const char*>(data.data()), data.size())});
-    // The last read drained the socket and no whole message is buffered: reading now would
-    // most likely be a system call that finds nothing. Whatever the application did with
-    // the message (its answer, already posted) goes first: one turn of the event loop, on
-    // the application's executor so that the strand stays free for the writer.
-    if (tr.drained() && tr.messages().ready() == 0) co_await asio::post(inner, asio::use_awaitable);
+    // The last read brought several messages, drained the socket, and none is left whole in
+    // memory: whatever the application did with them (its answers, posted) goes first, one
+    // turn of the event loop on the application's executor (the strand stays free for the
+    // writer), so that the answers leave in one write before the next read. After a single
+    // message there is nothing to gather, and that turn would only delay the next read (the
+    // event loop already skips the system call for a read that would find nothing).
+    ++since_read;
+    if (since_read > 1 && tr.drained() && tr.messages().ready() == 0)
+      co_await asio::post(inner, asio::use_awaitable);
   }
   co_await wind_down(c);
   out.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - opened);
