@@ -9,6 +9,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -31,6 +32,26 @@ std::shared_ptr<run_result> start(ws::client& c) {
     r->ec = ec;
   });
   return r;
+}
+// Runs `ioc` until `done()` or 10 s, catching what application handlers throw out of the event
+// loop's run(); returns how many were thrown.
+int run_catching(asio::io_context& ioc, const std::function<bool()>& done) {
+  int thrown = 0;
+  const auto limit = std::chrono::steady_clock::now() + 10s;
+  while (!done() && std::chrono::steady_clock::now() < limit) {
+    try {
+      ioc.run_for(100ms);
+    } catch (const std::runtime_error&) {
+      ++thrown;  // posted rather than run inline: Asio hands it to whoever runs the loop
+    }
+  }
+  return thrown;
+}
+// The options of a client of the fixture's echo that does not reconnect.
+ws::options echo_once(const test::ws_server& server) {
+  auto o = test::fast_options(server.url("/echo"));
+  o.reconnect.enabled = false;
+  return o;
 }
 }  // namespace
 
@@ -410,32 +431,68 @@ TEST_CASE("client: Sec-WebSocket-Key and masking keys do not repeat", "[ws][clie
   CHECK(masks.size() + 1 >= data_frames);
 }
 
+TEST_CASE("client: a connected handler that throws ends run with an error and frees the connection", "[ws][client]") {
+  // The connected event runs the application's handler inline from the connection's own turn.
+  test::ws_server server;
+  asio::io_context ioc;
+  ws::client c(ioc.get_executor(), echo_once(server));
+  auto run = start(c);
+  c.async_next_event([&](error_code ec, ws::event ev) {
+    if (!ec && std::holds_alternative<ws::connected>(ev)) throw std::runtime_error("application bug");
+  });
+  const int thrown = run_catching(ioc, [&] { return run->done; });
+  CHECK(run->done);
+  CHECK(run->ec);
+  CHECK(thrown == 0);  // reported through run, not thrown out of the loop
+}
+
+TEST_CASE("client: a send handler that throws leaves the others and the connection working", "[ws][client]") {
+  // Send handlers complete inline after the write; one that throws has its exception thrown out
+  // of the event loop's run(), as a posted handler's would be, and nothing else is lost.
+  test::ws_server server;
+  asio::io_context ioc;
+  ws::client c(ioc.get_executor(), echo_once(server));
+  auto run = start(c);
+  int completed = 0;
+  int echoes = 0;
+  std::function<void(error_code, ws::event)> on_event = [&](error_code ec, ws::event ev) {
+    if (ec) return;
+    if (std::holds_alternative<ws::connected>(ev)) {
+      c.async_send_text("one", [](error_code) { throw std::runtime_error("application bug"); });
+      c.async_send_text("two", [&](error_code e) { completed += e ? 0 : 1; });
+    } else if (std::holds_alternative<ws::message>(ev) && ++echoes == 2) {
+      // After the throw: the connection still carries messages both ways.
+      c.async_send_text("three", [&](error_code e) { completed += e ? 0 : 1; });
+    }
+    if (echoes < 3) c.async_next_event(on_event);
+  };
+  c.async_next_event(on_event);
+  const int thrown = run_catching(ioc, [&] { return (echoes == 3 && completed == 2) || run->done; });
+  CHECK(thrown == 1);
+  CHECK(completed == 2);
+  CHECK(echoes == 3);
+  CHECK_FALSE(run->done);
+  c.close();
+  ioc.run_for(200ms);
+}
+
 TEST_CASE("client: an event handler that throws does not take the connection's memory with it", "[ws][client]") {
   // The application's handler runs inline from the reader; its exception ends run (reported as
   // an error) only after the writer and pinger have let go of the connection (ASan sees the rest).
   test::ws_server server;
   asio::io_context ioc;
-  auto opts = test::fast_options(server.url("/echo"));
-  opts.reconnect.enabled = false;
+  auto opts = echo_once(server);
   opts.ping_interval = 10ms;
   ws::client c(ioc.get_executor(), opts);
   auto run = start(c);
-  bool thrown = false;
   c.async_next_event([&](error_code, ws::event) {  // connected
     c.async_send_text("boom", asio::detached);
     c.async_next_event([&](error_code ec, ws::event ev) {
       if (!ec && std::holds_alternative<ws::message>(ev)) throw std::runtime_error("application bug");
     });
   });
-  const auto limit = std::chrono::steady_clock::now() + 10s;
-  while (!run->done && std::chrono::steady_clock::now() < limit) {
-    try {
-      ioc.run_for(100ms);
-    } catch (const std::runtime_error&) {
-      thrown = true;  // posted rather than run inline: Asio hands it to whoever runs the loop
-    }
-  }
-  CHECK((run->done || thrown));
+  const int thrown = run_catching(ioc, [&] { return run->done; });
+  CHECK((run->done || thrown > 0));
   if (run->done) CHECK(run->ec);
   c.close();
   ioc.run_for(200ms);

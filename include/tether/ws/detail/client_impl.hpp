@@ -109,6 +109,7 @@ struct connection {
     ping_timer.cancel();
     while (helpers > 0) co_await done_cv.wait();
   }
+  std::optional<connected> hello;  // the handshake's event, until run() announces it
   error_code fail_reason;  // set when we fail the connection on purpose (pong timeout...)
   clock::time_point ping_sent{};
 
@@ -172,18 +173,22 @@ void complete_soon(const asio::any_io_executor& inner, const asio::any_io_execut
   });
 }
 
-/// Completes a batch of send handlers with one post; each then runs on its own executor
-/// (inline when that is the one running).
-inline void complete_all(const asio::any_io_executor& inner, const asio::any_io_executor& fallback,
+/// Completes a batch of send handlers now, each on its own executor (inline when that is the
+/// one running). Only from a turn of the event loop of its own, never from inside the calls that
+/// queued them. A handler that throws does not end the caller (a coroutine of the connection):
+/// its exception is thrown again from `inner`, out of the event loop's run(), as a posted
+/// handler's would be, and the other handlers still complete.
+inline void complete_now(const asio::any_io_executor& inner, const asio::any_io_executor& fallback,
                          std::vector<void_handler> hs, error_code ec) {
-  if (hs.empty()) return;
-  asio::post(inner, [fallback, hs = std::move(hs), ec]() mutable {
-    for (auto& h : hs) {
-      if (!h) continue;
-      auto ex = asio::get_associated_executor(h, fallback);
+  for (auto& h : hs) {
+    if (!h) continue;
+    auto ex = asio::get_associated_executor(h, fallback);
+    try {
       asio::dispatch(ex, [h = std::move(h), ec]() mutable { std::move(h)(ec); });
+    } catch (...) {
+      asio::post(inner, [e = std::current_exception()] { std::rethrow_exception(e); });
     }
-  });
+  }
 }
 
 struct client_impl : std::enable_shared_from_this<client_impl> {
@@ -312,7 +317,11 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   // ---- the application's events (client_events.ipp) ----------------------------------------
   void deliver(event e);
   // Status events never wait (event_queue::push_status); messages wait for room instead.
-  void deliver_status(event e);
+  // A waiting application gets one through a post by default; `dispatched` (only from a
+  // completion of the connection's own, never inside a call of the application's) dispatches
+  // it as deliver() does a message: inline when its executor is the one running.
+  enum class delivery { posted, dispatched };
+  void deliver_status(event e, delivery how = delivery::posted);
   bool queue_full() const;
   // Waits while the event queue is full (the reader stops reading the socket meanwhile), and
   // then until the application has taken half of it, so that the reader is not woken for

@@ -165,7 +165,7 @@ inline asio::awaitable<client_impl::connect_result> client_impl::connect(connect
   if (auto it = res.find(beast::http::field::sec_websocket_protocol); it != res.end())
     ev.subprotocol = std::string(it->value());
   c.open = true;
-  deliver_status(std::move(ev));
+  c.hello.emplace(std::move(ev));  // run() announces it once the connection is serving
   co_return r;
 }
 

@@ -21,14 +21,17 @@ inline void client_impl::deliver(event e) {
   asio::dispatch(ex, [h = std::move(h), e = std::move(e)]() mutable { std::move(h)(error_code{}, std::move(e)); });
 }
 
-inline void client_impl::deliver_status(event e) {
-  const auto lk = locked();
-  if (event_waiter) {
-    auto h = take_waiter();
-    complete_soon(inner, strand, std::move(h), error_code{}, std::move(e));
-  } else {
+inline void client_impl::deliver_status(event e, delivery how) {
+  auto lk = locked();
+  if (!event_waiter) {
     events.push_status(std::move(e));
+    return;
   }
+  auto h = take_waiter();
+  if (how == delivery::posted) return complete_soon(inner, strand, std::move(h), error_code{}, std::move(e));
+  lk.unlock();
+  auto ex = asio::get_associated_executor(h, strand);
+  asio::dispatch(ex, [h = std::move(h), e = std::move(e)]() mutable { std::move(h)(error_code{}, std::move(e)); });
 }
 
 inline bool client_impl::queue_full() const {

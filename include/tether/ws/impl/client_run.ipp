@@ -45,6 +45,11 @@ inline asio::awaitable<error_code> client_impl::run() {
       // free `c` under the writer and pinger: they end first, then it goes on.
       std::exception_ptr thrown;
       try {
+        // The handshake's completion was a turn of its own: the application hears at once,
+        // inline when its executor is this one, and anything it does from there (a send, a
+        // close) finds the connection open.
+        if (c.hello) deliver_status(std::move(*c.hello), delivery::dispatched);
+        c.hello.reset();
         out = co_await serve(c);
       } catch (...) {
         thrown = std::current_exception();

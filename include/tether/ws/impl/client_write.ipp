@@ -199,7 +199,9 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
     const auto fec = co_await flush(tr);
     if (!ec) ec = fec;
     if (opts.metrics && !ec) count_written(written.size(), sent_bytes);
-    complete_all(inner, strand, std::move(written), ec);
+    // The flush completed through a post: this is a turn of its own, so the senders can hear
+    // now, without one more post.
+    complete_now(inner, strand, std::move(written), ec);
     if (ec) {
       tr.close();
       break;
