@@ -51,7 +51,11 @@ TETHER_DECL asio::any_io_executor get_executor(const client_impl& impl) noexcept
     so such handlers never run at the same time as one another), never inside the initiating
     call. A message that arrives while the application waits is handed over with that
     executor's dispatch, so on a single-threaded io_context its handler runs in the same turn
-    of the event loop as the socket read.
+    of the event loop as the socket read; so are the `connected` event (in the handshake's
+    turn) and the completions of sends (in the turn after their write, once it is on the
+    socket). An event handler run inline that throws (a message's, `connected`'s) ends
+    `async_run` with an error; any other handler's exception, a send's included, is thrown out
+    of the event loop's run().
 
     Throughput: messages already received are read without an asynchronous operation each;
     small messages queued meanwhile are framed into one socket write, sent at once with a
