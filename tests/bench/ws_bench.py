@@ -51,20 +51,26 @@ def run_json(cmd):
     return json.loads(proc.stdout.decode().strip().splitlines()[-1])
 
 
-def run(binary, url, client, size, inflight, extra):
+def message_args(size, inflight):
+    """The arguments of a SIZE:INFLIGHT case; the count makes a run take about a second."""
     count = COUNTS.get(size, 10000)
     if inflight == 1:
         count = min(count, 50000)
-    return run_json(pinned(0, [binary, "--url", url, "--client", client, "--size", str(size), "--count", str(count),
-                               "--inflight", str(inflight)] + extra))
+    return ["--size", str(size), "--count", str(count), "--inflight", str(inflight)]
+
+
+def alternating(a, clients, url, args):
+    """Runs `args` for each of `clients` in turn, a.runs rounds; each client's JSON lines."""
+    res = {c: [] for c in clients}
+    for _ in range(a.runs):
+        for client in clients:
+            res[client].append(run_json(pinned(0, [a.binary, "--url", url, "--client", client] + args)))
+    return res
 
 
 def tether_and_beast(a, url, extra, args, keys):
     """Runs `args` for Beast and tether alternating a.runs times; the medians of `keys` for each."""
-    res = {c: [] for c in ("beast", "tether")}
-    for _ in range(a.runs):
-        for client in res:
-            res[client].append(run_json(pinned(0, [a.binary, "--url", url, "--client", client] + args + extra)))
+    res = alternating(a, ("beast", "tether"), url, args + extra)
     out = {}
     for c, runs in res.items():
         for k in keys:
@@ -121,10 +127,7 @@ def main():
                     print(json.dumps(special), flush=True)
                 continue
             size, inflight = (int(x) for x in case.split(":"))
-            res = {c: [] for c in CLIENTS}
-            for _ in range(a.runs):
-                for client in CLIENTS:
-                    res[client].append(run(a.binary, url, client, size, inflight, client_extra))
+            res = alternating(a, CLIENTS, url, message_args(size, inflight) + client_extra)
 
             def med(client, key):
                 return statistics.median(r[key] for r in res[client])

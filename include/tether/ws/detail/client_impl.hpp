@@ -144,47 +144,48 @@ inline asio::any_io_executor strand_over(const asio::any_io_executor& ex) {
   return asio::make_strand(ex);
 }
 
+/// Runs `h(args...)` on the handler's own executor (`fallback` when it has none) with that
+/// executor's dispatch: inline when it is the one running. Only from a turn of the event loop
+/// of the connection's own, never inside the call that started the operation.
 template <class Handler, class... Args>
-void complete_later(const asio::any_io_executor& fallback, Handler h, Args... args) {
-  // Never inline: the initiating call must return first. Posting through `fallback` and then
-  // dispatching to the handler's own executor keeps the caller's executor. (Not asio::append:
-  // in Boost 1.81 it hands any_completion_handler on as an lvalue, which that type's
-  // unconstrained converting constructor wraps in itself without end.)
-  if (!h) return;
+void complete_on_own(const asio::any_io_executor& fallback, Handler h, Args... args) {
   auto ex = asio::get_associated_executor(h, fallback);
-  asio::post(fallback, [h = std::move(h), ex, t = std::make_tuple(std::move(args)...)]() mutable {
-    asio::dispatch(ex, [h = std::move(h), t = std::move(t)]() mutable {
-      std::apply([&h](auto&&... a) { std::move(h)(std::move(a)...); }, std::move(t));
-    });
+  asio::dispatch(ex, [h = std::move(h), t = std::make_tuple(std::move(args)...)]() mutable {
+    std::apply([&h](auto&&... a) { std::move(h)(std::move(a)...); }, std::move(t));
   });
 }
 
 /// The hot paths' completion: posted to the application's executor `inner` (no strand queue), then
 /// dispatched to the handler's executor (`fallback`, the strand, when it has none): inline
 /// when that executor is the one running. Never inline: the initiating call must return first.
+/// (Not asio::append: in Boost 1.81 it hands any_completion_handler on as an lvalue, which that
+/// type's unconstrained converting constructor wraps in itself without end.)
 template <class Handler, class... Args>
 void complete_soon(const asio::any_io_executor& inner, const asio::any_io_executor& fallback, Handler h,
                    Args... args) {
-  auto ex = asio::get_associated_executor(h, fallback);
-  asio::post(inner, [h = std::move(h), ex, t = std::make_tuple(std::move(args)...)]() mutable {
-    asio::dispatch(ex, [h = std::move(h), t = std::move(t)]() mutable {
-      std::apply([&h](auto&&... a) { std::move(h)(std::move(a)...); }, std::move(t));
-    });
+  asio::post(inner, [fallback, h = std::move(h), t = std::make_tuple(std::move(args)...)]() mutable {
+    std::apply([&](auto&&... a) { complete_on_own(fallback, std::move(h), std::move(a)...); }, std::move(t));
   });
 }
 
-/// Completes a batch of send handlers now, each on its own executor (inline when that is the
-/// one running). Only from a turn of the event loop of its own, never from inside the calls that
-/// queued them. A handler that throws does not end the caller (a coroutine of the connection):
-/// its exception is thrown again from `inner`, out of the event loop's run(), as a posted
-/// handler's would be, and the other handlers still complete.
+/// As complete_soon, posted through `fallback` itself (which keeps the caller's executor);
+/// an empty handler is dropped.
+template <class Handler, class... Args>
+void complete_later(const asio::any_io_executor& fallback, Handler h, Args... args) {
+  if (!h) return;
+  complete_soon(fallback, fallback, std::move(h), std::move(args)...);
+}
+
+/// Completes a batch of send handlers now (complete_on_own). A handler that throws does not end
+/// the caller (a coroutine of the connection): its exception is thrown again from `inner`, out
+/// of the event loop's run(), as a posted handler's would be, and the other handlers still
+/// complete.
 inline void complete_now(const asio::any_io_executor& inner, const asio::any_io_executor& fallback,
                          std::vector<void_handler> hs, error_code ec) {
   for (auto& h : hs) {
     if (!h) continue;
-    auto ex = asio::get_associated_executor(h, fallback);
     try {
-      asio::dispatch(ex, [h = std::move(h), ec]() mutable { std::move(h)(ec); });
+      complete_on_own(fallback, std::move(h), ec);
     } catch (...) {
       asio::post(inner, [e = std::current_exception()] { std::rethrow_exception(e); });
     }

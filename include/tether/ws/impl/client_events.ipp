@@ -17,8 +17,7 @@ inline void client_impl::deliver(event e) {
   }
   auto h = take_waiter();
   lk.unlock();
-  auto ex = asio::get_associated_executor(h, strand);
-  asio::dispatch(ex, [h = std::move(h), e = std::move(e)]() mutable { std::move(h)(error_code{}, std::move(e)); });
+  complete_on_own(strand, std::move(h), error_code{}, std::move(e));
 }
 
 inline void client_impl::deliver_status(event e, delivery how) {
@@ -30,8 +29,7 @@ inline void client_impl::deliver_status(event e, delivery how) {
   auto h = take_waiter();
   if (how == delivery::posted) return complete_soon(inner, strand, std::move(h), error_code{}, std::move(e));
   lk.unlock();
-  auto ex = asio::get_associated_executor(h, strand);
-  asio::dispatch(ex, [h = std::move(h), e = std::move(e)]() mutable { std::move(h)(error_code{}, std::move(e)); });
+  complete_on_own(strand, std::move(h), error_code{}, std::move(e));
 }
 
 inline bool client_impl::queue_full() const {
