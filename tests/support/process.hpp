@@ -86,6 +86,13 @@ struct child {
     const int status = exited.get();
     return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
   }
+  /// SIGSTOP, and returns once the process is stopped (it reads and writes nothing more).
+  void stop() const {
+    REQUIRE(::kill(pid, SIGSTOP) == 0);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, WUNTRACED) == pid);
+    REQUIRE(WIFSTOPPED(status));
+  }
   void kill_now() {
     ::kill(pid, SIGKILL);
     int status = 0;
