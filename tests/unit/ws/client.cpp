@@ -7,6 +7,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <functional>
@@ -245,6 +246,44 @@ TEST_CASE("client: a close the peer never answers ends after close_timeout", "[w
     CHECK(d.error == error::close_timeout);
     CHECK(run->done);
   }());
+}
+
+// One watchdog wait serves the connect and the handshake: the handshake's deadline holds
+// whether it comes before the connect's (the wait is moved) or after it (the wait that ends
+// first waits again).
+TEST_CASE("client: a server that accepts and never answers the upgrade fails after handshake_timeout",
+          "[ws][client]") {
+  struct row {
+    std::chrono::milliseconds connect_timeout, handshake_timeout;
+  };
+  const auto r = GENERATE(row{10s, 300ms}, row{100ms, 400ms});
+  INFO("connect_timeout " << r.connect_timeout.count() << " ms, handshake_timeout " << r.handshake_timeout.count() << " ms");
+  asio::io_context ioc;
+  asio::ip::tcp::acceptor acc(ioc, {asio::ip::make_address("127.0.0.1"), 0});
+  std::vector<asio::ip::tcp::socket> held;  // accepted and never read nor answered
+  acc.async_accept([&](error_code ec, asio::ip::tcp::socket s) {
+    if (!ec) held.push_back(std::move(s));
+  });
+  std::shared_ptr<run_result> run;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options("ws://127.0.0.1:" + std::to_string(acc.local_endpoint().port()) + "/");
+    o.reconnect.enabled = false;
+    o.connect_timeout = r.connect_timeout;
+    o.handshake_timeout = r.handshake_timeout;
+    ws::client c(ioc.get_executor(), o);
+    const auto t0 = std::chrono::steady_clock::now();
+    run = start(c);
+    auto d = co_await next_of<ws::disconnected>(c);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(d.error == error::handshake_timeout);
+    CHECK(took >= r.handshake_timeout - 50ms);
+    CHECK(took < r.handshake_timeout + 3s);
+    CHECK(held.size() == 1);
+  }());
+  // run_bounded let the loop wind down: run() has ended with the same error.
+  REQUIRE(run);
+  CHECK(run->done);
+  CHECK(run->ec == error::handshake_timeout);
 }
 
 TEST_CASE("client: ping with payload, pong observed with its round trip", "[ws][client]") {

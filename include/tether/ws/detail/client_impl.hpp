@@ -107,22 +107,47 @@ struct connection {
     ended = true;
     control_cv.notify();
     ping_timer.cancel();
+    stop_watching();
     while (helpers > 0) co_await done_cv.wait();
   }
   std::optional<connected> hello;  // the handshake's event, until run() announces it
   error_code fail_reason;  // set when we fail the connection on purpose (pong timeout...)
   clock::time_point ping_sent{};
 
-  // Watchdog: close the socket if a phase does not finish by `d`, and remember why.
+  // Watchdog: close the socket if a phase does not finish by `d`, and remember why. One wait
+  // serves every phase: arming moves the deadline and, when the pending wait ends no later,
+  // leaves it be; a wait that ends before the deadline waits again, and one that finds no
+  // deadline ends. No cancellation and no new timer expiry per phase (each would cost a turn
+  // of the event loop or a system call on every connect).
   void arm(std::chrono::milliseconds d, error e) {
-    watchdog.expires_after(d);
-    watchdog.async_wait([this, e](error_code ec) {
-      if (ec) return;
-      if (!fail_reason) fail_reason = make_error_code(e);
+    deadline = clock::now() + d;
+    deadline_reason = e;
+    if (!watching || watchdog.expiry() > deadline) watch();
+  }
+  void disarm() noexcept { deadline = clock::time_point::max(); }
+  /// Ends the pending wait for good (the connection is ending).
+  void stop_watching() {
+    disarm();
+    watching = false;
+    watchdog.cancel();
+  }
+
+ private:
+  clock::time_point deadline = clock::time_point::max();
+  error deadline_reason{};
+  bool watching = false;  // a wait is pending on `watchdog`
+  void watch() {
+    watching = true;
+    watchdog.expires_at(deadline);  // cancels a pending wait, whose handler then does nothing
+    watchdog.async_wait([this](error_code ec) {
+      if (ec) return;  // cancelled: a newer wait took over, or the connection is ending
+      watching = false;
+      if (deadline == clock::time_point::max()) return;
+      if (clock::now() < deadline) return watch();
+      if (!fail_reason) fail_reason = make_error_code(deadline_reason);
       ws.next_layer().close();
     });
   }
-  void disarm() { watchdog.cancel(); }
 };
 
 struct outgoing {

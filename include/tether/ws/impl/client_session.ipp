@@ -40,7 +40,7 @@ inline asio::awaitable<void> client_impl::pinger(connection& c) {
 inline asio::awaitable<void> client_impl::wind_down(connection& c) {
   c.ended = true;
   c.ws.next_layer().close();
-  c.watchdog.cancel();
+  c.stop_watching();
   ring_writer();
   co_await c.retire();
 }
