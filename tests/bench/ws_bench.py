@@ -20,7 +20,8 @@ per client: msgs/s, p50 latency, client CPU per message (user + system of the cl
 and its peak resident memory (VmHWM). Three more cases compare tether with Beast only (the
 ceiling has no WebSocket handshake):
   connect  the median time of 1,000 connects (TCP, TLS with --tls, and the upgrade; each on an
-           event loop of its own, as a process starting would), alternating;
+           event loop of its own, as a process starting would), alternating; against Beast
+           both bare and with the connect and upgrade timeouts tether has (beast-timeouts);
   idle     resident memory per idle connection, 1,000 of them (plain only: skipped with --tls);
   busy     peak resident memory of the process and msgs/s with 1 and with 100 connections busy
            at once, 1 KiB messages, 16 in flight on each."""
@@ -68,9 +69,10 @@ def alternating(a, clients, url, args):
     return res
 
 
-def tether_and_beast(a, url, extra, args, keys):
-    """Runs `args` for Beast and tether alternating a.runs times; the medians of `keys` for each."""
-    res = alternating(a, ("beast", "tether"), url, args + extra)
+def tether_and_beast(a, url, extra, args, keys, clients=("beast", "tether")):
+    """Runs `args` for Beast and tether (or `clients`) alternating a.runs times; the medians of
+    `keys` for each, keyed CLIENT_KEY."""
+    res = alternating(a, clients, url, args + extra)
     out = {}
     for c, runs in res.items():
         for k in keys:
@@ -82,8 +84,12 @@ def special_case(a, case, url, extra):
     """The connect, idle and busy cases; None when a case is skipped."""
     out = {"case": case, "runs": a.runs, "layout": a.layout, "tls": a.tls}
     if case == "connect":
-        out.update(tether_and_beast(a, url, extra, ["--connects", "1000"], ["median_connect_us"]))
+        # beast-timeouts: the baseline with the connect and upgrade timeouts tether has.
+        out.update(tether_and_beast(a, url, extra, ["--connects", "1000"], ["median_connect_us"],
+                                    ("beast", "beast-timeouts", "tether")))
         out["ratio_connect_tether_to_beast"] = round(out["tether_median_connect_us"] / out["beast_median_connect_us"], 2)
+        out["ratio_connect_tether_to_beast_timeouts"] = round(
+            out["tether_median_connect_us"] / out["beast-timeouts_median_connect_us"], 2)
     elif case == "idle":
         if a.tls:
             return None

@@ -5,7 +5,7 @@
 //                 [--connections C]   # C clients at once on one thread, N messages shared out
 //   ws_echo_bench [--url ws://HOST:PORT/] --idle N [--client tether|beast]
 //   ws_echo_bench --serve PORT        # only the echo server (0: any port, printed on stdout)
-//   ws_echo_bench [--url ws://HOST:PORT/] --connects N [--client tether|beast]
+//   ws_echo_bench [--url ws://HOST:PORT/] --connects N [--client tether|beast|beast-timeouts]
 //
 // wss: --tls-cert FILE --tls-key FILE make the echo server (built-in or --serve) speak TLS
 // (the URL becomes wss://); clients trust --ca FILE (or, with --insecure, anything). Every
@@ -18,6 +18,9 @@
 //
 // --client beast is the baseline as a demanding Beast user writes it: write_buffer_bytes of
 // 64 KiB (Beast's default 4 KiB writes a 1 MiB message in 256 pieces) and TCP_NODELAY.
+// --client beast-timeouts is that baseline with the timeouts tether has (30 s for the connect,
+// the TLS handshake and the upgrade, as Beast's own client examples set them), for the connect
+// case: a client without them waits forever on a server that accepts and never answers.
 // --client tcp is the ceiling: the same bytes, unframed, through the same server's raw echo
 // (a connection that starts with "RAW-ECHO\r\n\r\n" instead of an upgrade request).
 // The JSON line also carries the client's CPU time per message (user + system, this process
@@ -418,6 +421,62 @@ asio::awaitable<void> run_beast(const args& a, stats& st) {
   if (co_await beast_upgrade(ws, *url, c0, st)) co_await beast_echo(ws, a, st);
 }
 
+/// Resolves and connects the tcp_stream `s` within `limit` (Beast's way of bounding a connect).
+asio::awaitable<bool> connect_bounded(const tether::net::endpoint_url& url, beast::tcp_stream& s,
+                                      std::chrono::seconds limit, stats& st) {
+  tcp::resolver r(s.get_executor());
+  auto [rec, eps] = co_await tether::net::detail::resolve(r, url.host, url.port);
+  error_code cec = rec;
+  if (!rec) {
+    s.expires_after(limit);
+    auto [ec, ep] = co_await s.async_connect(eps, nothrow);
+    cec = ec;
+  }
+  if (cec) {
+    st.ok = false;
+    st.error = "connect failed: " + cec.message();
+  }
+  co_return !cec;
+}
+
+/// --client beast-timeouts: the baseline with the timeouts tether has, as Beast's own client
+/// examples set them: beast::tcp_stream with 30 s for the connect (and the TLS handshake), then
+/// no expiry on the stream and websocket::stream_base::timeout::suggested (30 s for the upgrade
+/// and the close, no idle timeout).
+asio::awaitable<void> run_beast_timeouts(const args& a, stats& st) {
+  constexpr std::chrono::seconds limit(30);
+  auto ex = co_await asio::this_coro::executor;
+  auto url = tether::net::parse_url(a.url);
+  const auto c0 = clk::now();
+  const auto suggested = websocket::stream_base::timeout::suggested(beast::role_type::client);
+  if (!url->secure()) {
+    websocket::stream<beast::tcp_stream> ws(ex);
+    auto& ts = beast::get_lowest_layer(ws);
+    if (!co_await connect_bounded(*url, ts, limit, st)) co_return;
+    ts.socket().set_option(tcp::no_delay(true));
+    ts.expires_never();
+    ws.set_option(suggested);
+    if (co_await beast_upgrade(ws, *url, c0, st)) co_await beast_echo(ws, a, st);
+    co_return;
+  }
+  auto ctx = client_tls_context(a);
+  websocket::stream<asio::ssl::stream<beast::tcp_stream>> ws(ex, ctx);
+  auto& ts = beast::get_lowest_layer(ws);
+  if (!co_await connect_bounded(*url, ts, limit, st)) co_return;
+  ts.socket().set_option(tcp::no_delay(true));
+  prepare_tls(ws.next_layer(), url->host, a);
+  ts.expires_after(limit);
+  auto [tec] = co_await ws.next_layer().async_handshake(asio::ssl::stream_base::client, nothrow);
+  if (tec) {
+    st.ok = false;
+    st.error = "TLS: " + tec.message();
+    co_return;
+  }
+  ts.expires_never();
+  ws.set_option(suggested);
+  if (co_await beast_upgrade(ws, *url, c0, st)) co_await beast_echo(ws, a, st);
+}
+
 /// The ceiling: the same messages as raw bytes through the server's raw echo, with the same
 /// window of K in flight, written as the best raw-socket program would (every message the
 /// window allows in one write) and read in 256 KiB pieces; each echo is checked like the others.
@@ -664,8 +723,9 @@ int main(int argc, char** argv) {
       else if (k == "--ca") a.ca = v;
       else throw std::invalid_argument(k);
     } catch (const std::exception&) {
-      std::cerr << "usage: ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast|tcp] [--connections C]\n"
+      std::cerr << "usage: ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast|beast-timeouts|tcp] [--connections C]\n"
                    "       ws_echo_bench [--url ws://HOST:PORT/] --idle N [--client tether|beast]\n"
+                   "       ws_echo_bench [--url ws://HOST:PORT/] --connects N [--client tether|beast|beast-timeouts]\n"
                    "       ws_echo_bench --serve PORT\n"
                    "  TLS: [--tls-cert FILE --tls-key FILE] (the server) [--ca FILE] [--insecure] (the clients)\n";
       return 1;
@@ -686,8 +746,8 @@ int main(int argc, char** argv) {
     std::cerr << "--tls-cert/--tls-key: " << e.what() << '\n';
     return 1;
   }
-  if (a.client != "tether" && a.client != "beast" && a.client != "tcp") {
-    std::cerr << "--client is tether, beast or tcp\n";
+  if (a.client != "tether" && a.client != "beast" && a.client != "beast-timeouts" && a.client != "tcp") {
+    std::cerr << "--client is tether, beast, beast-timeouts or tcp\n";
     return 1;
   }
   if (a.serve >= 0) {
@@ -740,7 +800,9 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < a.connects; ++i) {
       asio::io_context cioc(1);
       stats cst;
-      auto client = a.client == "tether" ? run_tether(one, cst) : run_beast(one, cst);
+      auto client = a.client == "tether"           ? run_tether(one, cst)
+                    : a.client == "beast-timeouts" ? run_beast_timeouts(one, cst)
+                                                   : run_beast(one, cst);
       asio::co_spawn(cioc, std::move(client), asio::detached);
       cioc.run();
       if (!cst.ok) {
@@ -766,7 +828,10 @@ int main(int argc, char** argv) {
   per.count = std::max<std::size_t>(1, a.count / a.connections);
   const double cpu0 = cpu_us();
   for (auto& one : each) {
-    auto client = a.client == "tether" ? run_tether(per, one) : a.client == "beast" ? run_beast(per, one) : run_tcp(per, one);
+    auto client = a.client == "tether"           ? run_tether(per, one)
+                  : a.client == "beast"          ? run_beast(per, one)
+                  : a.client == "beast-timeouts" ? run_beast_timeouts(per, one)
+                                                 : run_tcp(per, one);
     asio::co_spawn(ioc, std::move(client), [&one](std::exception_ptr e) {
       if (e) one.ok = false, one.error = "exception";
     });
