@@ -24,6 +24,7 @@
 #include <boost/beast/core/role.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <deque>
 #include <optional>
@@ -288,6 +289,8 @@ class transport {
   }
   void write_pending();
   void written(error_code ec, std::size_t n);
+  /// Sends what the socket takes of inflight_ without waiting; `ec` only for a real failure.
+  std::size_t send_now(error_code& ec);
   void close_when_drained();
   void start_teardown(asio::any_completion_handler<void(error_code)> h);
 
@@ -335,7 +338,9 @@ class transport {
   bool close_sent_ = false;
   bool writing_ = false;
   bool close_when_drained_ = false;
-  bool non_blocking_ = false;
+#if !(defined(MSG_DONTWAIT) && defined(MSG_NOSIGNAL))
+  bool non_blocking_ = false;  // Asio's non-blocking mode is on (send_now needs it here)
+#endif
   bool drained_ = false;
   clock::time_point last_rx_ = clock::now();
   char drain_[512];

@@ -96,18 +96,34 @@ void transport::write_pending() {
   // asynchronous operation and the turn of the event loop its completion takes; only what
   // the socket did not take goes through an asynchronous write.
   error_code ec;
+  const std::size_t n = send_now(ec);
+  if (ec || n == inflight_.size()) return written(ec, n);
+  asio::async_write(sock_, asio::buffer(inflight_.data() + n, inflight_.size() - n),
+                    [this, n](error_code e, std::size_t m) { written(e, n + m); });
+}
+
+std::size_t transport::send_now(error_code& ec) {
+#if defined(MSG_DONTWAIT) && defined(MSG_NOSIGNAL)
+  // One send(2) that does not wait, without first switching the socket's mode (an ioctl per
+  // connection). Interrupted or full: nothing taken, the asynchronous write sends it.
+  const auto r = ::send(sock_.native_handle(), inflight_.data(), inflight_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (r >= 0) return static_cast<std::size_t>(r);
+  const int e = errno;
+  if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR) ec.assign(e, asio::error::get_system_category());
+  return 0;
+#else
   if (!non_blocking_) {
     sock_.non_blocking(true, ec);
     non_blocking_ = !ec;
+    if (ec) {
+      ec = {};
+      return 0;
+    }
   }
-  std::size_t n = 0;
-  if (non_blocking_) {
-    n = sock_.write_some(asio::buffer(inflight_), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
-    if (ec || n == inflight_.size()) return written(ec, n);
-  }
-  asio::async_write(sock_, asio::buffer(inflight_.data() + n, inflight_.size() - n),
-                    [this, n](error_code e, std::size_t m) { written(e, n + m); });
+  const std::size_t n = sock_.write_some(asio::buffer(inflight_), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+  return n;
+#endif
 }
 
 void transport::written(error_code ec, std::size_t n) {
