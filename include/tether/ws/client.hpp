@@ -2,6 +2,7 @@
 // and reconnects, while the application sends and pulls events concurrently.
 #pragma once
 
+#include <tether/ws/detail/erased_handler.hpp>
 #include <tether/ws/events.hpp>
 #include <tether/ws/options.hpp>
 
@@ -22,12 +23,14 @@ namespace detail {
 struct client_impl;
 struct client_access;  // a seam for tests and fuzzers that compile the implementation in
 using void_handler = asio::any_completion_handler<void(error_code)>;
-using event_handler = asio::any_completion_handler<void(error_code, event)>;
+// The hot paths' handlers (one per message) keep their executor beside them.
+using event_handler = erased_handler<void(error_code, event)>;
+using send_handler = erased_handler<void(error_code)>;
 TETHER_DECL std::shared_ptr<client_impl> make_client_impl(const asio::any_io_executor& ex, options opts);
 TETHER_DECL void start_run(const std::shared_ptr<client_impl>& impl, void_handler h);
 TETHER_DECL void start_next_event(const std::shared_ptr<client_impl>& impl, event_handler h);
 TETHER_DECL void start_send(const std::shared_ptr<client_impl>& impl, message m,
-                            std::chrono::steady_clock::duration ttl, void_handler h);
+                            std::chrono::steady_clock::duration ttl, send_handler h);
 TETHER_DECL void start_ping(const std::shared_ptr<client_impl>& impl, std::string payload,
                             void_handler h);
 TETHER_DECL void start_close(const std::shared_ptr<client_impl>& impl, close_reason r,
@@ -115,7 +118,10 @@ class client {
   template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, event)) Token = asio::deferred_t>
   auto async_next_event(Token&& token = {}) {
     return asio::async_initiate<Token, void(error_code, event)>(
-        [impl = impl_](auto h) { detail::start_next_event(impl, std::move(h)); }, token);
+        [impl = impl_](auto h) {
+          detail::start_next_event(impl, detail::erase_handler<void(error_code, event)>(std::move(h)));
+        },
+        token);
   }
   /// `co_await client.next_event()` in an asio::awaitable coroutine (throws on error).
   auto next_event() { return async_next_event(asio::deferred); }
@@ -132,7 +138,7 @@ class client {
   auto async_send(message m, std::chrono::steady_clock::duration ttl, Token&& token = {}) {
     return asio::async_initiate<Token, void(error_code)>(
         [impl = impl_, ttl](auto h, message msg) {  // NOLINT(performance-unnecessary-value-param): moved from
-          detail::start_send(impl, std::move(msg), ttl, std::move(h));
+          detail::start_send(impl, std::move(msg), ttl, detail::erase_handler<void(error_code)>(std::move(h)));
         },
         token, std::move(m));
   }

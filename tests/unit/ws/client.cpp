@@ -5,10 +5,12 @@
 
 #include <tether/ws.hpp>
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 
 #include <functional>
 #include <set>
@@ -284,6 +286,68 @@ TEST_CASE("client: a server that accepts and never answers the upgrade fails aft
   REQUIRE(run);
   CHECK(run->done);
   CHECK(run->ec == error::handshake_timeout);
+}
+
+namespace {
+// An executor an any_io_executor cannot hold (it has no execution context to name): posts to
+// an io_context and counts what it ran.
+struct counting_executor {
+  asio::io_context* ctx;
+  int* runs;
+  bool operator==(const counting_executor& o) const noexcept { return ctx == o.ctx && runs == o.runs; }
+  bool operator!=(const counting_executor& o) const noexcept { return !(*this == o); }
+  template <class F>
+  void execute(F f) const {
+    asio::post(*ctx, [f = std::move(f), r = runs]() mutable {
+      ++*r;
+      std::move(f)();
+    });
+  }
+};
+static_assert(!std::is_convertible_v<counting_executor, asio::any_io_executor>);
+}  // namespace
+
+// The executor a message's handler and a send's handler are bound to runs them: taken when the
+// operation starts when an any_io_executor can hold it, asked of the handler at completion
+// when not.
+TEST_CASE("client: event and send handlers run on the executors they are bound to", "[ws][client]") {
+  test::ws_server server;
+  asio::io_context ioc;
+  auto strand = asio::make_strand(ioc);
+  int counted_runs = 0;
+  const counting_executor counted{&ioc, &counted_runs};
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    ws::client c(ioc.get_executor(), echo_once(server));
+    auto run = start(c);
+    co_await next_of<ws::connected>(c);
+    asio::steady_timer all_done(ioc, std::chrono::steady_clock::time_point::max());
+    int done = 0;
+    bool send_on_strand = false, send_counted = false, event_on_strand = false;
+    std::string echoed;
+    auto finish = [&] {
+      if (++done == 3) all_done.cancel();
+    };
+    c.async_send_text("one", asio::bind_executor(strand, [&](error_code ec) {
+      send_on_strand = !ec && strand.running_in_this_thread();
+      finish();
+    }));
+    c.async_send_text("two", asio::bind_executor(counted, [&, before = counted_runs](error_code ec) {
+      send_counted = !ec && counted_runs == before + 1;
+      finish();
+    }));
+    c.async_next_event(asio::bind_executor(strand, [&](error_code ec, ws::event e) {
+      event_on_strand = !ec && strand.running_in_this_thread();
+      if (auto* m = std::get_if<ws::message>(&e)) echoed = m->data;
+      finish();
+    }));
+    while (done < 3) co_await all_done.async_wait(nothrow);
+    CHECK(send_on_strand);
+    CHECK(send_counted);
+    CHECK(event_on_strand);
+    CHECK(echoed == "one");
+    co_await c.async_close(nothrow);
+    CHECK(run->done);
+  }());
 }
 
 TEST_CASE("client: ping with payload, pong observed with its round trip", "[ws][client]") {

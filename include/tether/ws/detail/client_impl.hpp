@@ -153,7 +153,7 @@ struct connection {
 struct outgoing {
   message msg;
   clock::time_point expires;  // time_point{} = never
-  void_handler handler;
+  send_handler handler;
   std::size_t bytes() const noexcept { return msg.data.size(); }
 };
 
@@ -176,6 +176,16 @@ template <class Handler, class... Args>
 void complete_on_own(const asio::any_io_executor& fallback, Handler h, Args... args) {
   auto ex = asio::get_associated_executor(h, fallback);
   asio::dispatch(ex, [h = std::move(h), t = std::make_tuple(std::move(args)...)]() mutable {
+    std::apply([&h](auto&&... a) { std::move(h)(std::move(a)...); }, std::move(t));
+  });
+}
+
+/// As above for a handler whose executor was taken when its operation started: no conversion.
+template <class Signature, class... Args>
+void complete_on_own(const asio::any_io_executor& fallback, erased_handler<Signature> h, Args... args) {
+  if (!h.ex_known) return complete_on_own(fallback, std::move(h.h), std::move(args)...);
+  const asio::any_io_executor& ex = h.ex ? h.ex : fallback;
+  asio::dispatch(ex, [h = std::move(h.h), t = std::make_tuple(std::move(args)...)]() mutable {
     std::apply([&h](auto&&... a) { std::move(h)(std::move(a)...); }, std::move(t));
   });
 }
@@ -206,7 +216,7 @@ void complete_later(const asio::any_io_executor& fallback, Handler h, Args... ar
 /// of the event loop's run(), as a posted handler's would be, and the other handlers still
 /// complete.
 inline void complete_now(const asio::any_io_executor& inner, const asio::any_io_executor& fallback,
-                         std::vector<void_handler> hs, error_code ec) {
+                         std::vector<send_handler> hs, error_code ec) {
   for (auto& h : hs) {
     if (!h) continue;
     try {
@@ -361,7 +371,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
 
   // ---- the outbox and its writer (client_write.ipp) ----------------------------------------
   void count_written(std::size_t messages, std::size_t bytes);
-  void send(message m, clock::duration ttl, void_handler h);  // from any thread
+  void send(message m, clock::duration ttl, send_handler h);  // from any thread
   void arm_expiry(clock::time_point when);
   void sweep_expired();
   void fail_outbox(error_code ec);

@@ -48,7 +48,7 @@ void start_run(const std::shared_ptr<client_impl>& impl, void_handler h) {
 void start_next_event(const std::shared_ptr<client_impl>& impl, event_handler h) { impl->next_event(std::move(h)); }
 
 void start_send(const std::shared_ptr<client_impl>& impl, message m, std::chrono::steady_clock::duration ttl,
-                void_handler h) {
+                send_handler h) {
   impl->send(std::move(m), ttl, std::move(h));
 }
 

@@ -17,7 +17,7 @@ inline void client_impl::count_written(std::size_t messages, std::size_t bytes) 
 }
 
 // From any thread. Sends are queued in the order of these calls.
-inline void client_impl::send(message m, clock::duration ttl, void_handler h) {
+inline void client_impl::send(message m, clock::duration ttl, send_handler h) {
   auto lk = locked();
   if (finished || close_requested)
     return complete_later(strand, std::move(h), error_code{asio::error::operation_aborted});
@@ -122,7 +122,7 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
       if (app_progress == seen) break;
     }
     if (c.ended || close_requested) continue;
-    std::vector<void_handler> written;
+    std::vector<send_handler> written;
     error_code ec;
     // The next message to write, if any (expired ones are completed on the way).
     auto take = [&](bool first) -> std::optional<outgoing> {
