@@ -48,7 +48,13 @@ TETHER_DECL asio::any_io_executor get_executor(const client_impl& impl) noexcept
     a failure the policy will not retry), and meanwhile `async_send` and `async_next_event`
     from any thread or coroutine. The connection's state lives on an internal strand; the two
     queues the application touches (events and the outbox) are guarded by a mutex, so sending
-    and taking an event do not hop through the strand.
+    and taking an event do not hop through the strand. No strand of its own when the executor
+    given serializes everything already: a strand of an io_context (the connection lives on
+    it), or the executor of an io_context constructed with BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO
+    (or _UNSAFE), the application's promise to Asio that one thread at a time runs it, which
+    the client then relies on as Asio does. With _UNSAFE_IO, sends and closes from other threads
+    stay safe (they are posted to the io_context); with _UNSAFE, Asio's own rule applies to them
+    too: one thread at a time.
 
     Completions run on the handler's associated executor (the client's strand when it has none,
     so such handlers never run at the same time as one another), never inside the initiating

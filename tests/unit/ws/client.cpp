@@ -92,11 +92,26 @@ TEST_CASE("client: echo of text and binary, in order", "[ws][client]") {
   CHECK(server.wait_for([&] { return server.close_codes() == std::vector<std::uint16_t>{1000}; }));
 }
 
+// Three ways to run a client: on an io_context one thread runs (a strand of its own inside); on
+// one constructed with BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO, the application's promise to
+// Asio that one thread at a time runs it (no strand); on a strand of an io_context two threads
+// run (that strand serializes the connection). Under TSan, each is checked for races too.
 TEST_CASE("client: sends from several threads are each delivered once", "[ws][client]") {
+  struct row {
+    const char* what;
+    int hint;
+    int io_threads;
+    bool on_strand;
+  };
+  const auto r = GENERATE(row{"one io thread", 1, 1, false},
+                          row{"one io thread promised to Asio (UNSAFE_IO)", BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO, 1, false},
+                          row{"two io threads, the client on a strand", 2, 2, true});
+  INFO(r.what);
   test::ws_server server;
-  asio::io_context ioc;
+  asio::io_context ioc(r.hint);
   auto opts = test::fast_options(server.url());
-  ws::client c(ioc.get_executor(), opts);
+  ws::client c(r.on_strand ? asio::any_io_executor(asio::make_strand(ioc)) : asio::any_io_executor(ioc.get_executor()),
+               opts);
   auto run = start(c);
   std::atomic<int> ok{0};
   std::thread t1([&] {
@@ -105,7 +120,8 @@ TEST_CASE("client: sends from several threads are each delivered once", "[ws][cl
   std::thread t2([&] {
     for (int i = 0; i < 300; ++i) c.async_send_text("b" + std::to_string(i), [&](error_code ec) { ok += !ec; });
   });
-  std::thread io([&] { ioc.run_for(20s); });
+  std::vector<std::thread> io;
+  for (int i = 0; i < r.io_threads; ++i) io.emplace_back([&] { ioc.run_for(20s); });
   t1.join();
   t2.join();
   REQUIRE(server.wait_for([&] { return server.received().size() == 600; }, 15s));
@@ -117,7 +133,7 @@ TEST_CASE("client: sends from several threads are each delivered once", "[ws][cl
     else CHECK(s == "b" + std::to_string(nb++));
   }
   c.close();
-  io.join();
+  for (auto& t : io) t.join();
   CHECK(ok == 600);
   CHECK(run->done);
 }

@@ -13,6 +13,7 @@
 #include <tether/net/detail/tls_relay.hpp>
 #include <tether/net/url.hpp>
 #include <tether/ws/client.hpp>
+#include <tether/ws/detail/executors.hpp>
 #include <tether/ws/detail/queues.hpp>
 #include <tether/ws/detail/reconnect_fsm.hpp>
 #include <tether/ws/detail/transport.hpp>
@@ -160,14 +161,6 @@ struct outgoing {
 struct is_message_event {
   bool operator()(const event& e) const noexcept { return std::holds_alternative<message>(e); }
 };
-
-/// A strand over the application's executor. When that is a plain io_context executor the
-/// strand wraps the concrete type, so that every operation on the strand goes through one type
-/// erasure (any_io_executor), not two.
-inline asio::any_io_executor strand_over(const asio::any_io_executor& ex) {
-  if (const auto* io = ex.target<asio::io_context::executor_type>()) return asio::make_strand(*io);
-  return asio::make_strand(ex);
-}
 
 /// Runs `h(args...)` on the handler's own executor (`fallback` when it has none) with that
 /// executor's dispatch: inline when it is the one running. Only from a turn of the event loop
