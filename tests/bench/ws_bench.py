@@ -82,7 +82,7 @@ def tether_and_beast(a, url, extra, args, keys, clients=("beast", "tether")):
 
 def special_case(a, case, url, extra):
     """The connect, idle and busy cases; None when a case is skipped."""
-    out = {"case": case, "runs": a.runs, "layout": a.layout, "tls": a.tls}
+    out = {"case": case, "runs": a.runs, "layout": a.layout, "tls": a.tls, "io_hint": a.io_hint}
     if case == "connect":
         # beast-timeouts: the baseline with the connect and upgrade timeouts tether has.
         out.update(tether_and_beast(a, url, extra, ["--connects", "1000"], ["median_connect_us"],
@@ -111,6 +111,8 @@ def main():
     ap.add_argument("--cases", default=DEFAULT_CASES)
     ap.add_argument("--layout", choices=("split", "same"), default="split")
     ap.add_argument("--tls", action="store_true")
+    ap.add_argument("--io-hint", choices=("1", "unsafe-io"), default="1",
+                    help="every client's io_context concurrency hint (unsafe-io: one thread promised to Asio)")
     a = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="ws-bench-")
     server_extra, client_extra = [], []
@@ -121,6 +123,7 @@ def main():
                         "subjectAltName=IP:127.0.0.1", "-days", "1"], check=True, capture_output=True)
         server_extra = ["--tls-cert", cert, "--tls-key", key]
         client_extra = ["--ca", cert]
+    client_extra += ["--io-hint", a.io_hint]
     server = subprocess.Popen(pinned(1 if a.layout == "split" else 0, [a.binary, "--serve", "0"] + server_extra),
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -138,7 +141,8 @@ def main():
             def med(client, key):
                 return statistics.median(r[key] for r in res[client])
 
-            out = {"size": size, "inflight": inflight, "runs": a.runs, "layout": a.layout, "tls": a.tls}
+            out = {"size": size, "inflight": inflight, "runs": a.runs, "layout": a.layout, "tls": a.tls,
+                   "io_hint": a.io_hint}
             for c in CLIENTS:
                 out[f"{c}_msgs_per_s"] = round(med(c, "msgs_per_s"))
                 out[f"{c}_p50_us"] = med(c, "p50_us")

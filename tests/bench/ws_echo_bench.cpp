@@ -81,6 +81,9 @@ struct args {
   std::string client = "tether";
   long serve = -1;  ///< --serve PORT: run only the server
   std::size_t connects = 0;
+  /// The clients' io_context concurrency hint (--io-hint 1|unsafe-io): 1 by default, as a
+  /// single-threaded program sets it; unsafe-io promises Asio one thread (BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO).
+  int io_hint = 1;
   std::size_t connections = 1;  ///< --connections N: clients at once (each with K in flight)
   std::string tls_cert, tls_key;  ///< the server's TLS certificate and key (wss)
   std::string ca;                 ///< the clients' extra trust anchor
@@ -618,7 +621,7 @@ asio::awaitable<bool> open_beast(const args& a, std::size_t n, std::vector<std::
 
 /// --idle: resident memory per idle connection above the baseline.
 int run_idle(const args& a) {
-  asio::io_context ioc(1);
+  asio::io_context ioc(a.io_hint);
   long baseline = 0, loaded = 0;
   bool ok = false;
   asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
@@ -721,13 +724,16 @@ int main(int argc, char** argv) {
       else if (k == "--tls-cert") a.tls_cert = v;
       else if (k == "--tls-key") a.tls_key = v;
       else if (k == "--ca") a.ca = v;
+      else if (k == "--io-hint" && (std::string_view(v) == "1" || std::string_view(v) == "unsafe-io"))
+        a.io_hint = std::string_view(v) == "1" ? 1 : BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO;
       else throw std::invalid_argument(k);
     } catch (const std::exception&) {
       std::cerr << "usage: ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast|beast-timeouts|tcp] [--connections C]\n"
                    "       ws_echo_bench [--url ws://HOST:PORT/] --idle N [--client tether|beast]\n"
                    "       ws_echo_bench [--url ws://HOST:PORT/] --connects N [--client tether|beast|beast-timeouts]\n"
                    "       ws_echo_bench --serve PORT\n"
-                   "  TLS: [--tls-cert FILE --tls-key FILE] (the server) [--ca FILE] [--insecure] (the clients)\n";
+                   "  TLS: [--tls-cert FILE --tls-key FILE] (the server) [--ca FILE] [--insecure] (the clients)\n"
+                   "  [--io-hint 1|unsafe-io]: the clients' io_context concurrency hint (default 1)\n";
       return 1;
     }
   }
@@ -798,7 +804,7 @@ int main(int argc, char** argv) {
     one.inflight = 1;
     std::vector<double> times;
     for (std::size_t i = 0; i < a.connects; ++i) {
-      asio::io_context cioc(1);
+      asio::io_context cioc(a.io_hint);
       stats cst;
       auto client = a.client == "tether"           ? run_tether(one, cst)
                     : a.client == "beast-timeouts" ? run_beast_timeouts(one, cst)
@@ -821,7 +827,7 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  asio::io_context ioc(1);
+  asio::io_context ioc(a.io_hint);
   // --connections N: N clients at once on this thread, the messages shared out among them.
   std::vector<stats> each(a.connections);
   args per = a;
