@@ -1,5 +1,6 @@
 // ws::client against the loopback fixture: messages, headers, subprotocols, close, limits.
 #include "fixtures/ws_server.hpp"
+#include "support/executors.hpp"
 #include "support/run.hpp"
 #include "support/ws_helpers.hpp"
 
@@ -304,24 +305,8 @@ TEST_CASE("client: a server that accepts and never answers the upgrade fails aft
   CHECK(run->ec == error::handshake_timeout);
 }
 
-namespace {
-// An executor an any_io_executor cannot hold (it has no execution context to name): posts to
-// an io_context and counts what it ran.
-struct counting_executor {
-  asio::io_context* ctx;
-  int* runs;
-  bool operator==(const counting_executor& o) const noexcept { return ctx == o.ctx && runs == o.runs; }
-  bool operator!=(const counting_executor& o) const noexcept { return !(*this == o); }
-  template <class F>
-  void execute(F f) const {
-    asio::post(*ctx, [f = std::move(f), r = runs]() mutable {
-      ++*r;
-      std::move(f)();
-    });
-  }
-};
+using test::counting_executor;
 static_assert(!std::is_convertible_v<counting_executor, asio::any_io_executor>);
-}  // namespace
 
 // The executor a message's handler and a send's handler are bound to runs them: taken when the
 // operation starts when an any_io_executor can hold it, asked of the handler at completion

@@ -1,11 +1,12 @@
 // Which executor a client's connection lives on (strand_over), and what a type-erased hot-path
 // handler keeps of its own executor (erase_handler).
+#include "support/executors.hpp"
+
 #include <tether/net/error.hpp>
 #include <tether/ws/detail/erased_handler.hpp>
 #include <tether/ws/detail/executors.hpp>
 
 #include <boost/asio/bind_executor.hpp>
-#include <boost/asio/post.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -14,18 +15,7 @@ using tether::error_code;
 using tether::ws::detail::erase_handler;
 using tether::ws::detail::strand_over;
 
-namespace {
-// An executor an any_io_executor cannot hold (it names no execution context).
-struct bare_executor {
-  asio::io_context* ctx;
-  bool operator==(const bare_executor& o) const noexcept { return ctx == o.ctx; }
-  bool operator!=(const bare_executor& o) const noexcept { return ctx != o.ctx; }
-  template <class F>
-  void execute(F f) const {
-    asio::post(*ctx, std::move(f));
-  }
-};
-}  // namespace
+using bare_executor = tether::test::counting_executor;
 
 TEST_CASE("strand_over: a strand of its own unless the application's executor serializes already", "[ws][executors]") {
   struct row {

@@ -162,25 +162,27 @@ struct is_message_event {
   bool operator()(const event& e) const noexcept { return std::holds_alternative<message>(e); }
 };
 
+/// Runs `h(args...)` on `ex` with that executor's dispatch: inline when it is the one running.
+template <class Executor, class Handler, class... Args>
+void dispatch_call(const Executor& ex, Handler h, Args... args) {
+  asio::dispatch(ex, [h = std::move(h), t = std::make_tuple(std::move(args)...)]() mutable {
+    std::apply([&h](auto&&... a) { std::move(h)(std::move(a)...); }, std::move(t));
+  });
+}
+
 /// Runs `h(args...)` on the handler's own executor (`fallback` when it has none) with that
 /// executor's dispatch: inline when it is the one running. Only from a turn of the event loop
 /// of the connection's own, never inside the call that started the operation.
 template <class Handler, class... Args>
 void complete_on_own(const asio::any_io_executor& fallback, Handler h, Args... args) {
-  auto ex = asio::get_associated_executor(h, fallback);
-  asio::dispatch(ex, [h = std::move(h), t = std::make_tuple(std::move(args)...)]() mutable {
-    std::apply([&h](auto&&... a) { std::move(h)(std::move(a)...); }, std::move(t));
-  });
+  dispatch_call(asio::get_associated_executor(h, fallback), std::move(h), std::move(args)...);
 }
 
 /// As above for a handler whose executor was taken when its operation started: no conversion.
 template <class Signature, class... Args>
 void complete_on_own(const asio::any_io_executor& fallback, erased_handler<Signature> h, Args... args) {
   if (!h.ex_known) return complete_on_own(fallback, std::move(h.h), std::move(args)...);
-  const asio::any_io_executor& ex = h.ex ? h.ex : fallback;
-  asio::dispatch(ex, [h = std::move(h.h), t = std::make_tuple(std::move(args)...)]() mutable {
-    std::apply([&h](auto&&... a) { std::move(h)(std::move(a)...); }, std::move(t));
-  });
+  dispatch_call(h.ex ? h.ex : fallback, std::move(h.h), std::move(args)...);
 }
 
 /// The hot paths' completion: posted to the application's executor `inner` (no strand queue), then
