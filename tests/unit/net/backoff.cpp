@@ -76,3 +76,11 @@ TEST_CASE("backoff: huge attempt counts do not overflow", "[net][backoff]") {
     REQUIRE(*d <= p.max);
   }
 }
+
+TEST_CASE("jitter_engine: splitmix64's reference outputs", "[net][backoff]") {
+  // The published sequence for seed 0 (the generator's reference implementation).
+  tether::net::jitter_engine e(0);
+  CHECK(e() == 0xe220a8397b1dcdafULL);
+  CHECK(e() == 0x6e789e6aa1b965f4ULL);
+  CHECK(e() == 0x06c45d188009454fULL);
+}

@@ -291,8 +291,14 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
 
   // ---- network changes (Linux netlink) ----------------------------------------------------
 #if defined(__linux__)
-  std::unique_ptr<asio::generic::raw_protocol::socket> netlink;
-  std::array<nlmsghdr, 8192 / sizeof(nlmsghdr)> netlink_buf{};  // aligned for the headers
+  // The socket and its buffer exist only while a client watches (reconnection on): a client
+  // without them costs no 8 KiB of zeroing when it is made.
+  struct netlink_watch {
+    explicit netlink_watch(const asio::any_io_executor& ex) : sock(ex) {}
+    asio::generic::raw_protocol::socket sock;
+    std::array<nlmsghdr, 8192 / sizeof(nlmsghdr)> buf{};  // aligned for the headers
+  };
+  std::unique_ptr<netlink_watch> netlink;
 
   void watch_network() {
     const asio::generic::raw_protocol proto(AF_NETLINK, NETLINK_ROUTE);
@@ -300,24 +306,24 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     sa.nl_family = AF_NETLINK;
     sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
     error_code ec;
-    auto sock = std::make_unique<asio::generic::raw_protocol::socket>(strand);
-    sock->open(proto, ec);
-    if (!ec) sock->bind(asio::generic::raw_protocol::endpoint(&sa, sizeof sa), ec);
+    auto w = std::make_unique<netlink_watch>(strand);
+    w->sock.open(proto, ec);
+    if (!ec) w->sock.bind(asio::generic::raw_protocol::endpoint(&sa, sizeof sa), ec);
     if (ec) {
       log(net::log_level::warn, "tether.ws: cannot watch the network (netlink): " + ec.message());
       return;
     }
-    netlink = std::move(sock);
+    netlink = std::move(w);
     read_netlink();
   }
 
   void read_netlink() {
-    netlink->async_receive(asio::buffer(netlink_buf), [self = shared_from_this()](error_code ec, std::size_t n) {
+    netlink->sock.async_receive(asio::buffer(netlink->buf), [self = shared_from_this()](error_code ec, std::size_t n) {
       if (ec || self->finished) return;
       bool up = false;
       // Walk the messages by their aligned lengths (NLMSG_NEXT's casts trip -Wcast-align).
       std::size_t off = 0;
-      const auto* base = reinterpret_cast<const unsigned char*>(self->netlink_buf.data());
+      const auto* base = reinterpret_cast<const unsigned char*>(self->netlink->buf.data());
       while (off + sizeof(nlmsghdr) <= n) {
         nlmsghdr h;
         std::memcpy(&h, base + off, sizeof h);
@@ -336,7 +342,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   void stop_watching() {
     if (netlink) {
       error_code ignored;
-      netlink->close(ignored);
+      netlink->sock.close(ignored);
     }
   }
 #else

@@ -233,8 +233,8 @@ bool key_rewriter::incoming_header(std::string& h) {
     if (v >= 100 && v <= 999) status_ = v;
   }
   std::string lower(h, 0, end);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  // ASCII only, as HTTP field names are (std::tolower would consult the locale per byte).
+  for (auto& c : lower) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
   static constexpr char name[] = "\r\nsec-websocket-accept:";
   auto pos = lower.find(name);
   if (pos == std::string::npos) return true;
