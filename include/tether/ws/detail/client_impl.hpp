@@ -175,7 +175,9 @@ void dispatch_call(const Executor& ex, Handler h, Args... args) {
 /// of the connection's own, never inside the call that started the operation.
 template <class Handler, class... Args>
 void complete_on_own(const asio::any_io_executor& fallback, Handler h, Args... args) {
-  dispatch_call(asio::get_associated_executor(h, fallback), std::move(h), std::move(args)...);
+  // Asked before the handler moves (the order of a call's arguments is unspecified).
+  const auto ex = asio::get_associated_executor(h, fallback);
+  dispatch_call(ex, std::move(h), std::move(args)...);
 }
 
 /// As above for a handler whose executor was taken when its operation started: no conversion.
