@@ -27,6 +27,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http/field.hpp>
@@ -49,6 +50,7 @@
 #include <cstring>
 #include <atomic>
 #include <deque>
+#include <limits>
 #include <mutex>
 
 namespace tether::ws::detail {
@@ -56,7 +58,11 @@ namespace tether::ws::detail {
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using clock = std::chrono::steady_clock;
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+// The connection's own co_awaits take asio::deferred, which co_await consumes directly:
+// use_awaitable's initiation is a coroutine of its own, a frame allocated per operation (four
+// per message on the hot path, more than the two Asio's per-thread cache keeps, so most went
+// to malloc).
+constexpr auto nothrow = asio::as_tuple(asio::deferred);
 
 /// A condition variable for coroutines on one strand: wait() suspends until notify(), which
 /// wakes every waiter. The timer never expires; waiting must not re-arm it (expires_at would

@@ -115,7 +115,7 @@ inline asio::awaitable<attempt_outcome> client_impl::serve(connection& c) {
     // event loop already skips the system call for a read that would find nothing).
     ++since_read;
     if (since_read > 1 && tr.drained() && tr.messages().ready() == 0)
-      co_await asio::post(inner, asio::use_awaitable);
+      co_await asio::post(inner, asio::deferred);
   }
   co_await wind_down(c);
   out.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - opened);

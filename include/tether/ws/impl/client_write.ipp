@@ -94,7 +94,7 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
       auto lk = locked();
       if (outbox.empty() || close_requested) {
         lk.unlock();
-        co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+        co_await asio::async_initiate<decltype(asio::deferred), void()>(
             [this, &c](auto h) {
               const auto lk2 = locked();
               if (c.ended || (!outbox.empty() && !close_requested))
@@ -102,7 +102,7 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
               else
                 writer_parked.emplace(std::move(h));
             },
-            asio::use_awaitable);
+            asio::deferred);
         continue;
       }
     }
@@ -116,7 +116,7 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
         if (outbox.bytes() >= coalesce || (event_waiter && events.empty())) break;
         seen = app_progress;
       }
-      co_await asio::post(strand, asio::use_awaitable);
+      co_await asio::post(strand, asio::deferred);
       if (c.ended || close_requested) break;
       const auto lk = locked();
       if (app_progress == seen) break;
@@ -124,13 +124,14 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
     if (c.ended || close_requested) continue;
     std::vector<send_handler> written;
     error_code ec;
-    // The next message to write, if any (expired ones are completed on the way).
-    auto take = [&](bool first) -> std::optional<outgoing> {
+    // The next message to write if it is at most `budget` bytes (expired ones are completed
+    // on the way).
+    auto take = [&](std::size_t budget) -> std::optional<outgoing> {
       const auto lk = locked();
       while (!outbox.empty()) {
-        if (!first && outbox.front().bytes() > coalesce) return std::nullopt;
+        if (outbox.front().bytes() > budget) return std::nullopt;
         auto o = outbox.pop();
-        if (decltype(outbox)::expired(o, clock::now())) {
+        if (o.expires != clock::time_point{} && decltype(outbox)::expired(o, clock::now())) {
           complete_later(strand, std::move(o.handler), make_error_code(error::expired));
           continue;
         }
@@ -139,7 +140,7 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
       }
       return std::nullopt;
     };
-    auto o = take(true);
+    auto o = take(std::numeric_limits<std::size_t>::max());
     if (!o) continue;
     std::size_t sent_bytes = 0;
     if (o->msg.data.size() > coalesce && !c.deflate && tr.can_append_frame()) {
@@ -184,13 +185,9 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
         bytes += next->msg.data.size();
         written.push_back(std::move(next->handler));
         sent_bytes = bytes;
-        if (ec) break;
-        {
-          const auto lk = locked();
-          if (outbox.empty() || bytes + outbox.front().bytes() > coalesce) break;
-        }
+        if (ec || bytes >= coalesce) break;
         next.reset();
-        if (auto more = take(false)) next.emplace(std::move(*more));
+        if (auto more = take(coalesce - bytes)) next.emplace(std::move(*more));
       }
     }
     // Even when the write went out whole at once, the flush completes through a post: that
