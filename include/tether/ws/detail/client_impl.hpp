@@ -190,7 +190,8 @@ void complete_on_own(const asio::any_io_executor& fallback, Handler h, Args... a
 template <class Signature, class... Args>
 void complete_on_own(const asio::any_io_executor& fallback, erased_handler<Signature> h, Args... args) {
   if (!h.ex_known) return complete_on_own(fallback, std::move(h.h), std::move(args)...);
-  dispatch_call(h.ex ? h.ex : fallback, std::move(h.h), std::move(args)...);
+  const asio::any_io_executor& ex = h.ex ? h.ex : fallback;
+  dispatch_call(ex, std::move(h.h), std::move(args)...);
 }
 
 /// The hot paths' completion: posted to the application's executor `inner` (no strand queue), then
@@ -299,8 +300,8 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
 
   // ---- network changes (Linux netlink) ----------------------------------------------------
 #if defined(__linux__)
-  // The socket and its buffer exist only while a client watches (reconnection on): a client
-  // without them costs no 8 KiB of zeroing when it is made.
+  // The socket and its buffer exist only for a client that watches (options::watch_network,
+  // off by default): the others carry no 8 KiB buffer, zeroed when the client was made.
   struct netlink_watch {
     explicit netlink_watch(const asio::any_io_executor& ex) : sock(ex) {}
     asio::generic::raw_protocol::socket sock;
