@@ -170,8 +170,8 @@ struct is_message_event {
 
 /// Runs `h(args...)` on `ex` with that executor's dispatch: inline when it is the one running.
 template <class Executor, class Handler, class... Args>
-void dispatch_call(const Executor& ex, Handler h, Args... args) {
-  asio::dispatch(ex, [h = std::move(h), t = std::make_tuple(std::move(args)...)]() mutable {
+void dispatch_call(const Executor& ex, Handler h, Args&&... args) {
+  asio::dispatch(ex, [h = std::move(h), t = std::make_tuple(std::forward<Args>(args)...)]() mutable {
     std::apply([&h](auto&&... a) { std::move(h)(std::move(a)...); }, std::move(t));
   });
 }
@@ -180,18 +180,18 @@ void dispatch_call(const Executor& ex, Handler h, Args... args) {
 /// executor's dispatch: inline when it is the one running. Only from a turn of the event loop
 /// of the connection's own, never inside the call that started the operation.
 template <class Handler, class... Args>
-void complete_on_own(const asio::any_io_executor& fallback, Handler h, Args... args) {
+void complete_on_own(const asio::any_io_executor& fallback, Handler h, Args&&... args) {
   // Asked before the handler moves (the order of a call's arguments is unspecified).
   const auto ex = asio::get_associated_executor(h, fallback);
-  dispatch_call(ex, std::move(h), std::move(args)...);
+  dispatch_call(ex, std::move(h), std::forward<Args>(args)...);
 }
 
 /// As above for a handler whose executor was taken when its operation started: no conversion.
 template <class Signature, class... Args>
-void complete_on_own(const asio::any_io_executor& fallback, erased_handler<Signature> h, Args... args) {
-  if (!h.ex_known) return complete_on_own(fallback, std::move(h.h), std::move(args)...);
+void complete_on_own(const asio::any_io_executor& fallback, erased_handler<Signature> h, Args&&... args) {
+  if (!h.ex_known) return complete_on_own(fallback, std::move(h.h), std::forward<Args>(args)...);
   const asio::any_io_executor& ex = h.ex ? h.ex : fallback;
-  dispatch_call(ex, std::move(h.h), std::move(args)...);
+  dispatch_call(ex, std::move(h.h), std::forward<Args>(args)...);
 }
 
 /// The hot paths' completion: posted to the application's executor `inner` (no strand queue), then
