@@ -17,11 +17,14 @@ trusts it (--ca) and verifies the server's name.
 
 A case is SIZE:INFLIGHT; the message count is chosen so each run takes about a second. Reported
 per client: msgs/s, p50 latency, client CPU per message (user + system of the client process)
-and its peak resident memory (VmHWM). Three more cases compare tether with Beast only (the
+and its peak resident memory (VmHWM). Four more cases compare tether with Beast only (the
 ceiling has no WebSocket handshake):
-  connect  the median time of 1,000 connects (TCP, TLS with --tls, and the upgrade; each on an
-           event loop of its own, as a process starting would), alternating; against Beast
-           both bare and with the connect and upgrade timeouts tether has (beast-timeouts);
+  connect  the median time of 1,000 connects (TCP, TLS with --tls, and the upgrade) one after
+           another on one running event loop, as an application connects and reconnects,
+           alternating; against Beast both bare and with the connect and upgrade timeouts
+           tether has (beast-timeouts);
+  connect-fresh  the same, each connect on an event loop of its own, made for it (a process
+           starting pays this, and its caches start empty);
   idle     resident memory per idle connection, 1,000 of them (plain only: skipped with --tls);
   busy     peak resident memory of the process and msgs/s with 1 and with 100 connections busy
            at once, 1 KiB messages, 16 in flight on each."""
@@ -34,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 
-DEFAULT_CASES = "16:1,16:64,1024:64,65536:16,1048576:4,connect,idle,busy"
+DEFAULT_CASES = "16:1,16:64,1024:64,65536:16,1048576:4,connect,connect-fresh,idle,busy"
 COUNTS = {16: 200000, 1024: 200000, 65536: 20000, 1048576: 1000}
 CLIENTS = ("beast", "tether", "tcp")
 
@@ -83,9 +86,10 @@ def tether_and_beast(a, url, extra, args, keys, clients=("beast", "tether")):
 def special_case(a, case, url, extra):
     """The connect, idle and busy cases; None when a case is skipped."""
     out = {"case": case, "runs": a.runs, "layout": a.layout, "tls": a.tls, "io_hint": a.io_hint}
-    if case == "connect":
+    if case in ("connect", "connect-fresh"):
         # beast-timeouts: the baseline with the connect and upgrade timeouts tether has.
-        out.update(tether_and_beast(a, url, extra, ["--connects", "1000"], ["median_connect_us"],
+        flag = "--connects" if case == "connect" else "--connects-fresh"
+        out.update(tether_and_beast(a, url, extra, [flag, "1000"], ["median_connect_us"],
                                     ("beast", "beast-timeouts", "tether")))
         out["ratio_connect_tether_to_beast"] = round(out["tether_median_connect_us"] / out["beast_median_connect_us"], 2)
         out["ratio_connect_tether_to_beast_timeouts"] = round(

@@ -5,16 +5,18 @@
 //                 [--connections C]   # C clients at once on one thread, N messages shared out
 //   ws_echo_bench [--url ws://HOST:PORT/] --idle N [--client tether|beast]
 //   ws_echo_bench --serve PORT        # only the echo server (0: any port, printed on stdout)
-//   ws_echo_bench [--url ws://HOST:PORT/] --connects N [--client tether|beast|beast-timeouts]
+//   ws_echo_bench [--url ws://HOST:PORT/] --connects N|--connects-fresh N [--client tether|beast|beast-timeouts]
 //
 // wss: --tls-cert FILE --tls-key FILE make the echo server (built-in or --serve) speak TLS
 // (the URL becomes wss://); clients trust --ca FILE (or, with --insecure, anything). Every
 // client then runs over TLS: Beast as websocket::stream<ssl::stream<tcp::socket>> with SNI and
 // host name verification, the ceiling as raw bytes over ssl::stream.
 //
-// --connects: N connections one after another in one process, each a connect (TCP and
-// upgrade), one 16-byte echo and a close; prints the first connect's time (one-time costs of
-// the process included) and the median of the others.
+// --connects N: N connections one after another in one process and one running io_context (as
+// an application keeps one event loop for its connections and reconnections), each a connect
+// (TCP and upgrade), one 16-byte echo and a close; prints the first connect's time (one-time
+// costs of the process and of the event loop included) and the median of the others.
+// --connects-fresh N: the same, each connection on an io_context of its own, made and run for it.
 //
 // --client beast is the baseline as a demanding Beast user writes it: write_buffer_bytes of
 // 64 KiB (Beast's default 4 KiB writes a 1 MiB message in 256 pieces) and TCP_NODELAY.
@@ -81,6 +83,7 @@ struct args {
   std::string client = "tether";
   long serve = -1;  ///< --serve PORT: run only the server
   std::size_t connects = 0;
+  bool connects_fresh = false;  ///< --connects-fresh N: an io_context per connection
   /// The clients' io_context concurrency hint (--io-hint 1|unsafe-io): 1 by default, as a
   /// single-threaded program sets it; unsafe-io promises Asio one thread (BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO).
   int io_hint = 1;
@@ -304,7 +307,18 @@ asio::awaitable<void> run_tether(const args& a, stats& st) {
   o.tls.insecure_skip_verify = a.insecure;
   const auto c0 = clk::now();
   tether::ws::client c(ex, o);
-  c.async_run([](error_code) {});
+  // When run completes the client has wholly stopped; the end waits for it, so that with
+  // --connects the next connect does not pay for this connection's end.
+  struct run_state {
+    explicit run_state(const asio::any_io_executor& e) : done(e, asio::steady_timer::time_point::max()) {}
+    bool ended = false;
+    asio::steady_timer done;
+  };
+  auto rs = std::make_shared<run_state>(ex);
+  c.async_run([rs](error_code) {
+    rs->ended = true;
+    rs->done.cancel();
+  });
   auto [ec, ev] = co_await c.async_next_event(nothrow);
   if (ec || !std::holds_alternative<tether::ws::connected>(ev)) {
     st.ok = false;
@@ -336,6 +350,7 @@ asio::awaitable<void> run_tether(const args& a, stats& st) {
   st.seconds = std::chrono::duration<double>(clk::now() - start).count();
   if (f.got < a.count && st.ok) st.ok = false, st.error = "connection ended early";
   co_await c.async_close(nothrow);
+  if (!rs->ended) co_await rs->done.async_wait(nothrow);
 }
 
 /// Resolves and connects `s` to the URL's host and port (both baselines); false on failure.
@@ -720,6 +735,7 @@ int main(int argc, char** argv) {
       else if (k == "--idle") a.idle = std::stoul(v);
       else if (k == "--serve") a.serve = std::stol(v);
       else if (k == "--connects") a.connects = std::stoul(v);
+      else if (k == "--connects-fresh") a.connects = std::stoul(v), a.connects_fresh = true;
       else if (k == "--connections") a.connections = std::max<std::size_t>(1, std::stoul(v));
       else if (k == "--tls-cert") a.tls_cert = v;
       else if (k == "--tls-key") a.tls_key = v;
@@ -730,7 +746,7 @@ int main(int argc, char** argv) {
     } catch (const std::exception&) {
       std::cerr << "usage: ws_echo_bench [--url ws://HOST:PORT/] --size BYTES --count N --inflight K [--client tether|beast|beast-timeouts|tcp] [--connections C]\n"
                    "       ws_echo_bench [--url ws://HOST:PORT/] --idle N [--client tether|beast]\n"
-                   "       ws_echo_bench [--url ws://HOST:PORT/] --connects N [--client tether|beast|beast-timeouts]\n"
+                   "       ws_echo_bench [--url ws://HOST:PORT/] --connects N|--connects-fresh N [--client tether|beast|beast-timeouts]\n"
                    "       ws_echo_bench --serve PORT\n"
                    "  TLS: [--tls-cert FILE --tls-key FILE] (the server) [--ca FILE] [--insecure] (the clients)\n"
                    "  [--io-hint 1|unsafe-io]: the clients' io_context concurrency hint (default 1)\n";
@@ -803,19 +819,39 @@ int main(int argc, char** argv) {
     one.count = 1;
     one.inflight = 1;
     std::vector<double> times;
-    for (std::size_t i = 0; i < a.connects; ++i) {
-      asio::io_context cioc(a.io_hint);
-      stats cst;
-      auto client = a.client == "tether"           ? run_tether(one, cst)
-                    : a.client == "beast-timeouts" ? run_beast_timeouts(one, cst)
-                                                   : run_beast(one, cst);
-      asio::co_spawn(cioc, std::move(client), asio::detached);
-      cioc.run();
-      if (!cst.ok) {
-        std::cerr << "ws_echo_bench: " << cst.error << '\n';
-        return 1;
+    auto one_client = [&](stats& cst) {
+      return a.client == "tether"           ? run_tether(one, cst)
+             : a.client == "beast-timeouts" ? run_beast_timeouts(one, cst)
+                                            : run_beast(one, cst);
+    };
+    std::string failed;
+    if (a.connects_fresh) {
+      for (std::size_t i = 0; i < a.connects && failed.empty(); ++i) {
+        asio::io_context cioc(a.io_hint);
+        stats cst;
+        asio::co_spawn(cioc, one_client(cst), asio::detached);
+        cioc.run();
+        if (!cst.ok) failed = cst.error;
+        times.push_back(cst.connect_us);
       }
-      times.push_back(cst.connect_us);
+    } else {
+      asio::io_context cioc(a.io_hint);
+      asio::co_spawn(cioc, [&]() -> asio::awaitable<void> {
+        for (std::size_t i = 0; i < a.connects; ++i) {
+          stats cst;
+          co_await one_client(cst);
+          if (!cst.ok) {
+            failed = cst.error;
+            co_return;
+          }
+          times.push_back(cst.connect_us);
+        }
+      }, asio::detached);
+      cioc.run();
+    }
+    if (!failed.empty()) {
+      std::cerr << "ws_echo_bench: " << failed << '\n';
+      return 1;
     }
     const double first = times.front();
     times.erase(times.begin());
