@@ -1,20 +1,15 @@
 #pragma once
 
+#include <tether/net/detail/ascii.hpp>
 #include <tether/net/log.hpp>
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 
 namespace tether::net {
 namespace detail {
 
-inline std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+inline std::string lower(std::string_view s) { return ascii_lower(s); }
 
 }  // namespace detail
 

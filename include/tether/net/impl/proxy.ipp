@@ -2,6 +2,7 @@
 // the CONNECT and SOCKS5 exchanges.
 #pragma once
 
+#include <tether/net/detail/ascii.hpp>
 #include <tether/net/detail/base64.hpp>
 #include <tether/net/detail/port.hpp>
 #include <tether/net/detail/proxy_protocol.hpp>
@@ -12,18 +13,13 @@
 #include <boost/url/url_view.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <cstdlib>
 
 namespace tether::net {
 namespace detail {
 
-inline char lower(char c) noexcept { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
-
-inline bool iequal(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
-}
+inline bool iequal(std::string_view a, std::string_view b) noexcept { return ascii_iequal(a, b); }
 
 inline std::string_view strip_brackets(std::string_view h) noexcept {
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']') return h.substr(1, h.size() - 2);

@@ -2,6 +2,7 @@
 // append, background checkpoints (data synced before the offset is recorded), finalize.
 #pragma once
 
+#include <tether/net/detail/ascii.hpp>
 #include <tether/transfer/detail/download_run.hpp>
 #include <tether/transfer/detail/segmented_run.hpp>
 
@@ -12,13 +13,7 @@
 namespace tether::transfer::detail {
 
 namespace {
-bool equal_hex(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
+bool equal_hex(std::string_view a, std::string_view b) noexcept { return net::detail::ascii_iequal(a, b); }
 
 /// What a background sync needs, all of it outliving the run (the manager's members and the
 /// job): a sync that completes after its run ended finds its epoch stale and does nothing.

@@ -1,11 +1,11 @@
 // tether/transfer/impl/tus_plan.ipp: the tus client's judgements of server answers (no I/O).
 #pragma once
 
+#include <tether/net/detail/ascii.hpp>
 #include <tether/net/http.hpp>
 #include <tether/net/retry.hpp>
 #include <tether/transfer/detail/tus_plan.hpp>
 
-#include <cctype>
 
 namespace tether::transfer::detail {
 
@@ -16,8 +16,7 @@ std::set<std::string> header_tokens(std::string_view v) {
     auto t = v.substr(0, comma);
     while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
     while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
-    std::string low(t);
-    for (auto& c : low) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string low = net::detail::ascii_lower(t);
     if (!low.empty()) out.insert(std::move(low));
     if (comma == std::string_view::npos) break;
     v.remove_prefix(comma + 1);

@@ -101,6 +101,9 @@ class outbox_queue {
   static bool expired(const Item& i, time_point now) noexcept {
     return i.expires != time_point{} && i.expires <= now;
   }
+  /// expired(i, now) with the clock read only for an item that can expire (the writer asks
+  /// for every message it takes).
+  static bool expired_now(const Item& i) noexcept { return i.expires != time_point{} && expired(i, Clock::now()); }
   /// Hands every item expired at `now` to `gone` (oldest first); the others keep their order.
   /// Returns the earliest expiry still queued, time_point::max() when none.
   template <class Gone>

@@ -131,7 +131,7 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
       while (!outbox.empty()) {
         if (outbox.front().bytes() > budget) return std::nullopt;
         auto o = outbox.pop();
-        if (o.expires != clock::time_point{} && decltype(outbox)::expired(o, clock::now())) {
+        if (decltype(outbox)::expired_now(o)) {
           complete_later(strand, std::move(o.handler), make_error_code(error::expired));
           continue;
         }

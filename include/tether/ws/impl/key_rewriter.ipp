@@ -1,5 +1,6 @@
 #pragma once
 
+#include <tether/net/detail/ascii.hpp>
 #include <tether/net/detail/base64.hpp>
 #include <tether/ws/detail/key_rewriter.hpp>
 
@@ -232,9 +233,7 @@ bool key_rewriter::incoming_header(std::string& h) {
     for (std::size_t i = sp + 1; i < sp + 4 && std::isdigit(static_cast<unsigned char>(h[i])); ++i) v = v * 10 + unsigned(h[i] - '0');
     if (v >= 100 && v <= 999) status_ = v;
   }
-  std::string lower(h, 0, end);
-  // ASCII only, as HTTP field names are (std::tolower would consult the locale per byte).
-  for (auto& c : lower) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  const auto lower = net::detail::ascii_lower(std::string_view(h).substr(0, end));
   static constexpr char name[] = "\r\nsec-websocket-accept:";
   auto pos = lower.find(name);
   if (pos == std::string::npos) return true;
