@@ -300,8 +300,15 @@ TEST_CASE("pins: curl and OkHttp spellings of a SHA-256 public key pin", "[net][
   CHECK(net::parse_pin("sha256//" + b64)->size() == 32);
   CHECK(!net::parse_pin(b64).has_value());
   CHECK(!net::parse_pin("sha1//" + b64).has_value());
-  CHECK(!net::parse_pin("sha256//" + b64.substr(1)).has_value());
+  CHECK(!net::parse_pin("sha256//" + b64.substr(2)).has_value());  // (one short reads as the OkHttp spelling of "/...")
   CHECK(!net::parse_pin("sha256//" + b64.substr(0, 43) + "A").has_value());
   CHECK(!net::parse_pin("sha256//!!!DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=").has_value());
   CHECK(net::parse_pin("").error() == error::invalid_argument);
+  // A value that begins with '/' (one key in 64): its OkHttp spelling has two slashes too.
+  const std::string slash = "/xDEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+  REQUIRE(net::parse_pin("sha256//" + slash).has_value());
+  REQUIRE(net::parse_pin("sha256/" + slash).has_value());
+  CHECK(*net::parse_pin("sha256//" + slash) == *net::parse_pin("sha256/" + slash));
+  CHECK(*net::parse_pin("sha256/" + slash) != *net::parse_pin("sha256/" + b64));
+  CHECK(!net::parse_pin("sha256///" + slash).has_value());
 }

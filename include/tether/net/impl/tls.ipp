@@ -22,14 +22,12 @@
 namespace tether::net {
 
 boost::system::result<std::string> parse_pin(std::string_view pin) {
-  std::string_view b64;
-  if (pin.substr(0, 8) == "sha256//")
-    b64 = pin.substr(8);
-  else if (pin.substr(0, 7) == "sha256/")
-    b64 = pin.substr(7);
-  else
-    return make_error_code(error::invalid_argument);
-  // 32 bytes are 44 base64 characters with one '=' of padding.
+  // 32 bytes are 44 base64 characters, and base64 may begin with '/': "sha256//" followed by
+  // 43 characters is the OkHttp spelling of a value that begins with '/', so the spelling is
+  // told by the length, not by the second slash.
+  if (pin.substr(0, 7) != "sha256/") return make_error_code(error::invalid_argument);
+  const std::string_view b64 = pin.size() == 8 + 44 && pin[7] == '/' ? pin.substr(8) : pin.substr(7);
+  // One '=' of padding.
   if (b64.size() != 44 || b64[43] != '=' || b64[42] == '=') return make_error_code(error::invalid_argument);
   unsigned char raw[33];
   if (EVP_DecodeBlock(raw, reinterpret_cast<const unsigned char*>(b64.data()), 44) != 33)
