@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <set>
+#include <vector>
 #include <string>
 
 #include <sys/wait.h>
@@ -73,6 +74,45 @@ TEST_CASE("frame_counter: stops at a close frame, the response head's bytes neve
   CHECK(fed("HTTP/1.1 101 OK\r\nX: \x82\x01x\r\n\r\n" + frame(0x81, 1), 1) == 1);
   // No head completed yet: nothing counts.
   CHECK(fed("HTTP/1.1 101 OK\r\n" + frame(0x81, 1), 1) == 0);
+}
+
+TEST_CASE("frame_counter: quiet only while nothing that arrived waits for the reader", "[ws][unit]") {
+  // Each row: the frames after the head, how many messages are read, whether it is quiet then.
+  struct row {
+    const char* what;
+    std::string frames;
+    int taken;
+    bool quiet;
+  };
+  const std::vector<row> rows = {
+      {"nothing yet", "", 0, true},
+      {"one byte of a frame's header", "\x82", 0, false},
+      {"part of a frame's payload", frame(0x82, 100).substr(0, 50), 0, false},
+      {"part of a frame's header", frame(0x82, 70000).substr(0, 5), 0, false},
+      {"a whole frame of a fragmented message", frame(0x02, 3), 0, false},
+      {"a whole message unread", frame(0x82, 16), 0, false},
+      {"a whole message read", frame(0x82, 16), 1, true},
+      {"a ping alone", frame(0x89, 4), 0, false},
+      {"a ping after the last message", frame(0x82, 16) + frame(0x89, 0), 1, false},
+      {"a ping before the last message (read with it)", frame(0x89, 0) + frame(0x82, 16), 1, true},
+      {"a pong inside a fragmented message, then its end", frame(0x02, 3) + frame(0x8A, 0) + frame(0x80, 3), 1, true},
+      {"a pong inside a fragmented message still open", frame(0x02, 3) + frame(0x8A, 0), 0, false},
+      {"two messages, one read", frame(0x82, 1) + frame(0x82, 1), 1, false},
+      {"two messages read", frame(0x82, 1) + frame(0x82, 1), 2, true},
+      {"a close", frame(0x88, 2), 0, false},
+      {"a message, then a close", frame(0x82, 1) + frame(0x88, 2), 1, false},
+  };
+  for (const auto& r : rows) {
+    INFO(r.what);
+    frame_counter c;
+    const auto s = head + r.frames;
+    c.feed(s.data(), s.size());
+    for (int i = 0; i < r.taken; ++i) c.take();
+    CHECK(c.quiet() == r.quiet);
+  }
+  frame_counter c;  // the response head has not ended
+  c.feed(head.data(), head.size() - 1);
+  CHECK_FALSE(c.quiet());
 }
 
 TEST_CASE("mask_copy: equals the byte-wise RFC 6455 masking for every length and phase", "[ws][unit]") {

@@ -5,8 +5,11 @@
 #include "support/ws_helpers.hpp"
 
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <set>
+#include <thread>
 
 using namespace std::chrono_literals;
 using namespace tether;
@@ -98,6 +101,39 @@ TEST_CASE("protocol: fragmented message is reassembled", "[ws][protocol]") {
     for (auto& f : server.raw_frames()) pong = pong || (f.opcode == 0xA && f.payload == "ping-in-between");
     return pong;
   }, 5s);
+  CHECK(pong);
+}
+
+// The reader waits for the peer's next bytes without Beast only while nothing it holds asks
+// for an answer: a ping that arrived behind the last message is answered at once, while the
+// application waits for more (not only once a later message or the close comes).
+TEST_CASE("protocol: a ping behind the last message is answered while the client waits for more", "[ws][protocol]") {
+  test::ws_server server;
+  server.set_raw(frame(0x82, "first") + frame(0x89, "behind"));
+  asio::io_context ioc;
+  asio::steady_timer answered(ioc, asio::steady_timer::time_point::max());
+  bool pong = false;
+  std::thread watcher([&] {
+    pong = server.wait_for([&] {
+      for (auto& f : server.raw_frames())
+        if (f.opcode == 0xA && f.payload == "behind") return true;
+      return false;
+    }, 5s);
+    asio::post(ioc, [&] { answered.cancel(); });
+  });
+  struct joiner {
+    std::thread& t;
+    ~joiner() { t.join(); }
+  } join_watcher{watcher};
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url());
+    ws::client c(ioc.get_executor(), o);
+    c.async_run(asio::detached);
+    auto m = co_await test::next_of<ws::message>(c);
+    CHECK(m == ws::message::binary("first"));
+    co_await answered.async_wait(test::nothrow);  // the server saw the pong, or 5 s passed
+    c.close();
+  }());
   CHECK(pong);
 }
 

@@ -70,9 +70,27 @@ class frame_counter {
     if (taken_ < complete_) ++taken_;
   }
 
+  /// Every byte that arrived belongs to a message already read (or to a control frame before
+  /// one, which was read with it): no message unread, no part of a frame or of a fragmented
+  /// message (Beast would check its header at once), no control frame since the last message
+  /// (it may not be answered yet), no close. Only then may the reader wait for more bytes from
+  /// the socket alone (transport::fill) rather than with Beast's read, which acts on whatever
+  /// it already holds.
+  bool quiet() const noexcept {
+    return !in_http_ && ready() == 0 && controls_ == 0 && !stopped_ && !open_ && hdr_len_ == 0 && payload_left_ == 0;
+  }
+
  private:
   void frame_done() noexcept {
-    if (fin_ && op_ < 8) ++complete_;  // the final frame of a data message
+    if (op_ >= 8) {
+      ++controls_;  // a ping or pong (a close stops the count before it gets here)
+    } else if (fin_) {
+      ++complete_;  // the final frame of a data message: control frames before it are read with it
+      controls_ = 0;
+      open_ = false;
+    } else {
+      open_ = true;  // a fragmented message goes on
+    }
   }
 
   bool in_http_ = true;
@@ -84,6 +102,8 @@ class frame_counter {
   bool fin_ = false;
   unsigned op_ = 0;
   std::size_t complete_ = 0, taken_ = 0;
+  std::size_t controls_ = 0;  // control frames since the last whole message
+  bool open_ = false;         // a fragmented message has begun and not ended
 };
 
 }  // namespace tether::ws::detail

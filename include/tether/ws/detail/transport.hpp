@@ -66,6 +66,26 @@ class transport {
   /// more then and reading again at once would most likely find nothing.
   bool drained() const noexcept { return drained_; }
 
+  /// Whether waiting for the peer's next bytes with `fill` can neither skip nor delay anything:
+  /// nothing is in memory here and nothing that arrived waits to be acted on (frame_counter::quiet).
+  bool can_fill() const noexcept { return rbuf_.size() == 0 && !read_error_ && counter_.quiet(); }
+  /// Waits for the peer's next bytes: one socket read into memory (as much as has arrived, up
+  /// to the read chunk), counted and stamped, and completes with its error, which the reads
+  /// that follow report once the bytes before it are consumed. The reader waits this way
+  /// while it is idle (can_fill), then reads a message that has wholly arrived synchronously
+  /// and leaves anything else (part of a message, a control frame) to Beast's asynchronous
+  /// read: what it saves is that read's composed operations per message (their work guards and
+  /// executor copies).
+  template <class Handler>
+  void fill(Handler&& h) {
+    raw_read(rbuf_.prepare(read_chunk_), [this, h = std::forward<Handler>(h)](error_code ec, std::size_t got) mutable {
+      received(got);
+      drained_ = !tls_ && !ec && got < read_chunk_;
+      if (ec) read_error_ = ec;
+      std::move(h)(ec);
+    });
+  }
+
   /// While corked, writes are only gathered; `flush` uncorks, and completes once every byte
   /// written so far is on the socket (or the socket failed).
   void cork() noexcept { corked_ = true; }
@@ -211,6 +231,10 @@ class transport {
       return;
     }
     const auto want = asio::buffer_size(b);
+    if (rbuf_.size() == 0 && read_error_) {  // what a fill met, after the bytes it brought
+      asio::post(ex_, [h = std::forward<H>(h), ec = read_error_]() mutable { std::move(h)(ec, std::size_t{0}); });
+      return;
+    }
     if (rbuf_.size() > 0 || want == 0) {
       const auto n = asio::buffer_copy(b, rbuf_.data());
       rbuf_.consume(n);
@@ -333,6 +357,7 @@ class transport {
   std::optional<asio::any_completion_handler<void(error_code, std::size_t)>> parked_;
   std::size_t parked_n_ = 0;
   error_code write_error_;
+  error_code read_error_;  // the failure a fill met (see fill)
   key_rewriter rw_;
   bool corked_ = false;
   bool close_sent_ = false;

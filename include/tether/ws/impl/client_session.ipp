@@ -65,7 +65,16 @@ inline asio::awaitable<attempt_outcome> client_impl::serve(connection& c) {
     // A message that has wholly arrived is read synchronously: no operation, no post.
     // Not while Beast's asynchronous write is between two pieces of a frame (an answer to
     // a ping must not land inside it) or a close handshake reads.
-    const bool sync = tr.messages().ready() > 0 && !c.async_writing && !c.close_pending && !close_requested;
+    const bool may_sync = !c.async_writing && !c.close_pending && !close_requested;
+    if (may_sync && tr.can_fill()) {
+      // Idle: wait for the peer's next bytes without Beast (see transport::fill). A failure
+      // is the next read's to report, after whatever arrived before it.
+      since_read = 0;
+      co_await asio::async_initiate<decltype(nothrow), void(error_code)>([&tr](auto h) { tr.fill(std::move(h)); },
+                                                                        nothrow);
+      continue;
+    }
+    const bool sync = may_sync && tr.messages().ready() > 0;
     error_code ec;
     if (sync) {
       c.ws.read(buf, ec);
