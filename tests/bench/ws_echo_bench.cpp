@@ -263,7 +263,7 @@ struct flight {
   std::size_t sent = 0, got = 0, inflight = 0;
   std::vector<clk::time_point> t0;
   asio::steady_timer cv;
-  explicit flight(asio::any_io_executor ex, std::size_t n) : t0(n), cv(ex, clk::time_point::max()) {}
+  explicit flight(const asio::any_io_executor& ex, std::size_t n) : t0(n), cv(ex, clk::time_point::max()) {}
 
   // Waits for a free slot, then returns the next sequence number (stamped now).
   asio::awaitable<std::size_t> next_slot(std::size_t max_inflight) {
@@ -522,7 +522,7 @@ asio::awaitable<void> raw_echo(Stream& s, const args& a, stats& st, clk::time_po
       if (e) co_return;
     }
   }, asio::detached);
-  std::vector<char> chunk(256 * 1024);
+  std::vector<char> chunk(std::size_t{256} * 1024);
   std::string in, echo;
   while (f.got < a.count && st.ok) {
     auto [e, n] = co_await s.async_read_some(asio::buffer(chunk), nothrow);
@@ -874,7 +874,7 @@ int main(int argc, char** argv) {
                   : a.client == "beast"          ? run_beast(per, one)
                   : a.client == "beast-timeouts" ? run_beast_timeouts(per, one)
                                                  : run_tcp(per, one);
-    asio::co_spawn(ioc, std::move(client), [&one](std::exception_ptr e) {
+    asio::co_spawn(ioc, std::move(client), [&one](const std::exception_ptr& e) {
       if (e) one.ok = false, one.error = "exception";
     });
   }
