@@ -169,8 +169,26 @@ struct is_message_event {
 };
 
 /// Runs `h(args...)` on `ex` with that executor's dispatch: inline when it is the one running.
+/// For an io_context executor or a strand of one that is running here, the call is made
+/// directly, as their dispatch would make it, without the type-erased function object that
+/// dispatch through an any_io_executor allocates (two per message: the event and the send's
+/// completion). What a throw does stays theirs: out of the io_context's run(), not to the
+/// caller; a strand's reaches the caller.
 template <class Executor, class Handler, class... Args>
 void dispatch_call(const Executor& ex, Handler h, Args&&... args) {
+  if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
+    if (const auto* io = ex.template target<asio::io_context::executor_type>(); io && io->running_in_this_thread()) {
+      try {
+        std::move(h)(std::forward<Args>(args)...);
+      } catch (...) {
+        asio::post(*io, [e = std::current_exception()] { std::rethrow_exception(e); });
+      }
+      return;
+    }
+    if (const auto* s = ex.template target<asio::strand<asio::io_context::executor_type>>();
+        s && s->running_in_this_thread())
+      return std::move(h)(std::forward<Args>(args)...);
+  }
   asio::dispatch(ex, [h = std::move(h), t = std::make_tuple(std::forward<Args>(args)...)]() mutable {
     std::apply([&h](auto&&... a) { std::move(h)(std::move(a)...); }, std::move(t));
   });
