@@ -17,7 +17,10 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::uint16_t code_after(const std::string& raw_bytes, std::size_t max_message = 1u << 20) {
+// The close code the client answers `raw_bytes` with; with `later`, the code it answers those
+// bytes with, sent once the client has the first message of `raw_bytes`.
+std::uint16_t code_after(const std::string& raw_bytes, std::size_t max_message = 1u << 20,
+                         const std::string& later = "") {
   test::ws_server server;
   server.set_raw(raw_bytes);
   asio::io_context ioc;
@@ -29,6 +32,11 @@ std::uint16_t code_after(const std::string& raw_bytes, std::size_t max_message =
     ws::client c(ioc.get_executor(), o);
     c.async_run(asio::detached);
     co_await test::next_of<ws::connected>(c);
+    if (!later.empty()) {
+      const auto first = co_await test::next_of<ws::message>(c);
+      CHECK(first == ws::message::binary("first"));
+      server.send_raw_all(later);
+    }
     d = co_await test::next_of<ws::disconnected>(c);
   }());
   CHECK(d.error);  // reported as an error, not a clean close
@@ -148,6 +156,75 @@ TEST_CASE("protocol: violations read synchronously behind a message get the same
   CHECK(code_after(first + frame(0x81, "\xc3\x28")) == 1007);
   CHECK(code_after(first + std::string("\x81\x82\x01\x02\x03\x04\x69\x6b", 8)) == 1002);
   CHECK(code_after(first + frame(0x82, std::string(5000, 'b')), 1000) == 1009);
+}
+
+// Once the client has read every byte and waits on the socket alone, what arrives next is
+// first looked at by tether's own read of whole ordinary messages (transport::take_whole),
+// which takes the ordinary ones and leaves everything else to Beast: the refusals must still
+// come with the right codes. `later` is sent only after the client has the first message.
+namespace {
+std::uint16_t code_after_idle(const std::string& later, std::size_t max_message = 1u << 20) {
+  return code_after(frame(0x82, "first"), max_message, later);
+}
+}  // namespace
+
+TEST_CASE("protocol: violations that arrive while the client waits idle get the same codes", "[ws][protocol]") {
+  const std::string ok = frame(0x82, "fine");  // an ordinary message before each violation
+  CHECK(code_after_idle(ok + frame(0xC1, "hi")) == 1002);
+  CHECK(code_after_idle(ok + frame(0x83, "x")) == 1002);
+  CHECK(code_after_idle(ok + frame(0x80, "cont")) == 1002);
+  CHECK(code_after_idle(ok + frame(0x81, "\xc3\x28")) == 1007);
+  CHECK(code_after_idle(ok + std::string("\x81\x82\x01\x02\x03\x04\x69\x6b", 8)) == 1002);
+  CHECK(code_after_idle(ok + frame(0x82, std::string(5000, 'b')), 1000) == 1009);
+  // A length in more bytes than it needs: 5 in the 16-bit form, 300 in the 64-bit form.
+  CHECK(code_after_idle(ok + std::string("\x82\x7e\x00\x05", 4) + "abcde") == 1002);
+  CHECK(code_after_idle(ok + std::string("\x82\x7f\x00\x00\x00\x00\x00\x00\x01\x2c", 10) + std::string(300, 'l')) == 1002);
+}
+
+TEST_CASE("protocol: messages that arrive while the client waits idle come whole and in order", "[ws][protocol]") {
+  // Every kind the direct read takes, and a ping among them (Beast's), in one write, then a
+  // message cut in two writes; every message as sent, the ping answered.
+  test::ws_server server;
+  server.set_raw(frame(0x82, "first"));
+  const std::string utf8 = "gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x98\x80";
+  const std::string mid(300, 'm');
+  const std::string at_max(1000, 'x');
+  std::string later = frame(0x81, utf8) + frame(0x82, "") + frame(0x81, "") + frame(0x82, mid) +
+                      frame(0x89, "among") + frame(0x82, "after the ping") + frame(0x82, at_max);
+  const std::string cut = frame(0x81, "cut in two writes");
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url());
+    o.max_message_size = 1000;
+    ws::client c(ioc.get_executor(), o);
+    c.async_run(asio::detached);
+    auto m = co_await test::next_of<ws::message>(c);
+    CHECK(m == ws::message::binary("first"));
+    server.send_raw_all(later);
+    m = co_await test::next_of<ws::message>(c);
+    CHECK(m == ws::message::text(utf8));
+    m = co_await test::next_of<ws::message>(c);
+    CHECK(m == ws::message::binary(""));
+    m = co_await test::next_of<ws::message>(c);
+    CHECK(m == ws::message::text(""));
+    m = co_await test::next_of<ws::message>(c);
+    CHECK(m == ws::message::binary(mid));
+    m = co_await test::next_of<ws::message>(c);
+    CHECK(m == ws::message::binary("after the ping"));
+    m = co_await test::next_of<ws::message>(c);
+    CHECK(m == ws::message::binary(at_max));
+    server.send_raw_all(cut.substr(0, 7));
+    server.send_raw_all(cut.substr(7));
+    m = co_await test::next_of<ws::message>(c);
+    CHECK(m == ws::message::text("cut in two writes"));
+    c.close();
+  }());
+  bool pong = false;
+  server.wait_for([&] {
+    for (auto& f : server.raw_frames()) pong = pong || (f.opcode == 0xA && f.payload == "among");
+    return pong;
+  }, 5s);
+  CHECK(pong);
 }
 
 TEST_CASE("protocol: many messages and pings in one write: all delivered in order, every ping answered", "[ws][protocol]") {

@@ -14,6 +14,45 @@
 
 namespace tether::ws::detail {
 
+/// An ordinary message as a server sends it, wholly at the front of the bytes given: one
+/// final, unmasked, uncompressed text or binary frame, its length encoded in the fewest bytes
+/// and at most `max` (0: no limit), header and payload both present. Anything else (a part of
+/// a frame, a fragment, a control frame, reserved bits or opcodes, a mask, an oversized or
+/// oddly encoded length) is not one (`ok` false): those are Beast's to read, and to refuse.
+struct whole_frame {
+  bool ok = false;
+  bool text = false;
+  std::size_t header = 0;   ///< bytes before the payload
+  std::size_t payload = 0;  ///< payload bytes
+};
+inline whole_frame whole_data_frame(const unsigned char* p, std::size_t n, std::uint64_t max) noexcept {
+  whole_frame f;
+  if (n < 2) return f;
+  const unsigned op = p[0] & 0x0fu;
+  if ((p[0] & 0xf0u) != 0x80u || (op != 1 && op != 2) || (p[1] & 0x80u) != 0) return f;
+  const unsigned l7 = p[1] & 0x7fu;
+  std::uint64_t len = l7;
+  std::size_t h = 2;
+  if (l7 == 126) {
+    if (n < 4) return f;
+    len = (std::uint64_t{p[2]} << 8) | p[3];
+    h = 4;
+    if (len < 126) return f;
+  } else if (l7 == 127) {
+    if (n < 10) return f;
+    len = 0;
+    for (std::size_t i = 0; i < 8; ++i) len = (len << 8) | p[2 + i];
+    h = 10;
+    if (len <= 0xffffu || (len >> 63) != 0) return f;
+  }
+  if ((max != 0 && len > max) || len > n - h) return f;
+  f.ok = true;
+  f.text = op == 1;
+  f.header = h;
+  f.payload = static_cast<std::size_t>(len);
+  return f;
+}
+
 class frame_counter {
  public:
   /// Feeds `n` more bytes of the incoming stream, in order.

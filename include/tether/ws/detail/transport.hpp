@@ -85,9 +85,18 @@ class transport {
       received(got);
       drained_ = !tls_ && !ec && got < read_chunk_;
       if (ec) read_error_ = ec;
+      beast_idle_ = true;
       std::move(h)(ec);
     });
   }
+
+  /// Takes the next message out of memory without Beast, into `out`, when it is an ordinary
+  /// one that has wholly arrived (whole_data_frame; a text one also valid UTF-8): its payload
+  /// is copied once, from the bytes read to the application's string, where Beast's read would
+  /// copy it into its own buffer, then into the message buffer, before that copy. Only while
+  /// Beast holds none of the stream: from a fill (which starts where every byte that arrived
+  /// was read, see can_fill) until Beast next reads. False leaves everything to Beast.
+  bool take_whole(std::string& out, bool& text, std::uint64_t max);
 
   /// While corked, writes are only gathered; `flush` uncorks, and completes once every byte
   /// written so far is on the socket (or the socket failed).
@@ -148,6 +157,7 @@ class transport {
   template <class MutableBuffers>
   std::size_t read_some(const MutableBuffers& b, error_code& ec) {
     ec = {};
+    beast_idle_ = false;
     if (rbuf_.size() == 0) {
       ec = make_error_code(asio::error::would_block);  // never: the counter said it had arrived
       return 0;
@@ -222,6 +232,7 @@ class transport {
 
   template <class B, class H>
   void start_read(const B& b, H&& h) {
+    beast_idle_ = false;
     if (rw_.awaiting_accept() && !response_header_ready()) {
       raw_read(rbuf_.prepare(read_chunk_), [this, b, h = std::forward<H>(h)](error_code ec, std::size_t got) mutable {
         received(got);
@@ -370,6 +381,7 @@ class transport {
   bool non_blocking_ = false;  // Asio's non-blocking mode is on (send_now needs it here)
 #endif
   bool drained_ = false;
+  bool beast_idle_ = false;  // Beast holds no byte of the stream (see take_whole)
   clock::time_point last_rx_ = clock::now();
   char drain_[512];
 };

@@ -74,48 +74,55 @@ inline asio::awaitable<attempt_outcome> client_impl::serve(connection& c) {
                                                                         nothrow);
       continue;
     }
-    const bool sync = may_sync && tr.messages().ready() > 0;
-    error_code ec;
-    if (sync) {
-      c.ws.read(buf, ec);
-    } else {
-      since_read = 0;
-      auto [aec, n] = co_await c.ws.async_read(buf, nothrow);
-      ec = aec;
-    }
-    if (ec) {
+    // An ordinary message that arrived whole since the last fill goes from the bytes read
+    // straight into the application's string (transport::take_whole); anything else is Beast's.
+    std::string data;
+    bool text = false;
+    if (!may_sync || c.deflate || !tr.take_whole(data, text, opts.max_message_size)) {
+      const bool sync = may_sync && tr.messages().ready() > 0;
+      error_code ec;
       if (sync) {
-        // Beast gathered a close frame for the failure: send it before the socket closes.
-        c.arm(opts.close_timeout, error::close_timeout);
-        co_await flush(tr);
-        c.disarm();
+        c.ws.read(buf, ec);
+      } else {
+        since_read = 0;
+        auto [aec, n] = co_await c.ws.async_read(buf, nothrow);
+        ec = aec;
       }
-      // Beast may complete the pending read before our close handshake finishes; its
-      // outcome decides how the connection ended.
-      while (c.close_pending) co_await c.control_cv.wait();
-      session_facts f;
-      f.peer_closed = ec == websocket::error::closed;
-      f.peer_code = c.ws.reason().code;
-      f.read_error = ec;
-      f.failure_code = close_code_for(ec);
-      f.fail_reason = c.fail_reason;
-      f.close_requested = close_requested;
-      f.our_code = closing.code;
-      const auto end = judge_session_end(f);
-      out.error = end.error;
-      out.close_code = end.close_code;
-      break;
+      if (ec) {
+        if (sync) {
+          // Beast gathered a close frame for the failure: send it before the socket closes.
+          c.arm(opts.close_timeout, error::close_timeout);
+          co_await flush(tr);
+          c.disarm();
+        }
+        // Beast may complete the pending read before our close handshake finishes; its
+        // outcome decides how the connection ended.
+        while (c.close_pending) co_await c.control_cv.wait();
+        session_facts f;
+        f.peer_closed = ec == websocket::error::closed;
+        f.peer_code = c.ws.reason().code;
+        f.read_error = ec;
+        f.failure_code = close_code_for(ec);
+        f.fail_reason = c.fail_reason;
+        f.close_requested = close_requested;
+        f.our_code = closing.code;
+        const auto end = judge_session_end(f);
+        out.error = end.error;
+        out.close_code = end.close_code;
+        break;
+      }
+      tr.messages().take();
+      const auto d = buf.cdata();
+      data.assign(static_cast<const char*>(d.data()), d.size());
+      text = c.ws.got_text();
     }
-    tr.messages().take();
     c.traffic = true;
     if (queue_full()) co_await wait_for_space(&c);
-    const auto data = buf.cdata();
     if (opts.metrics) {
       opts.metrics->count(net::metric::ws_messages_in, {}, 1);
       opts.metrics->count(net::metric::ws_bytes_in, {}, data.size());
     }
-    deliver(message{c.ws.got_text() ? message_kind::text : message_kind::binary,
-                    std::string(static_cast<const char*>(data.data()), data.size())});
+    deliver(message{text ? message_kind::text : message_kind::binary, std::move(data)});
     // The last read brought several messages, drained the socket, and none is left whole in
     // memory: whatever the application did with them (its answers, posted) goes first, one
     // turn of the event loop on the application's executor (the strand stays free for the

@@ -2,6 +2,8 @@
 
 #include <tether/ws/detail/transport.hpp>
 
+#include <boost/beast/websocket/detail/utf8_checker.hpp>
+
 namespace tether::ws::detail {
 
 void transport::flush(asio::any_completion_handler<void(error_code)> h) {
@@ -124,6 +126,21 @@ std::size_t transport::send_now(error_code& ec) {
   if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
   return n;
 #endif
+}
+
+bool transport::take_whole(std::string& out, bool& text, std::uint64_t max) {
+  if (!beast_idle_) return false;
+  const auto d = rbuf_.cdata();
+  const auto* p = static_cast<const unsigned char*>(d.data());
+  const auto f = whole_data_frame(p, d.size(), max);
+  if (!f.ok) return false;
+  const auto* payload = static_cast<const char*>(d.data()) + f.header;
+  if (f.text && !boost::beast::websocket::detail::check_utf8(payload, f.payload)) return false;
+  out.assign(payload, f.payload);
+  text = f.text;
+  rbuf_.consume(f.header + f.payload);
+  counter_.take();
+  return true;
 }
 
 void transport::written(error_code ec, std::size_t n) {
