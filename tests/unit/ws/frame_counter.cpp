@@ -187,8 +187,8 @@ TEST_CASE("reconnect: the jitter's seeds differ per client without a system call
   CHECK(seeds.size() >= 995);  // a counter through splitmix64, cut to 32 bits: a repeat or two at most
 }
 
-TEST_CASE("whole_data_frame: takes only an ordinary message that arrived whole", "[ws][unit]") {
-  using tether::ws::detail::whole_data_frame;
+TEST_CASE("ordinary_frame_at: the head of an ordinary message, and whether all of it arrived", "[ws][unit]") {
+  using tether::ws::detail::ordinary_frame_at;
   const auto bytes = [](std::initializer_list<int> l) {
     std::string s;
     for (int b : l) s += static_cast<char>(b);
@@ -199,42 +199,47 @@ TEST_CASE("whole_data_frame: takes only an ordinary message that arrived whole",
     std::string in;
     std::uint64_t max;
     bool ok;
+    bool whole;
     bool text;
     std::size_t header, payload;
   };
   const std::string p300(300, 'p');
   const std::vector<row> rows = {
-      {"binary, 7-bit length", frame(0x82, 5), 0, true, false, 2, 5},
-      {"text, empty", frame(0x81, 0), 0, true, true, 2, 0},
-      {"16-bit length", frame(0x82, 300), 0, true, false, 4, 300},
-      {"64-bit length", frame(0x82, 70000), 0, true, false, 10, 70000},
-      {"followed by more bytes", frame(0x82, 3) + frame(0x89, 1), 0, true, false, 2, 3},
-      {"at max", frame(0x82, 100), 100, true, false, 2, 100},
-      {"over max", frame(0x82, 101), 100, false, false, 0, 0},
-      {"payload not all here", frame(0x82, 300).substr(0, 200), 0, false, false, 0, 0},
-      {"header not all here (16-bit)", frame(0x82, 300).substr(0, 3), 0, false, false, 0, 0},
-      {"header not all here (64-bit)", frame(0x82, 70000).substr(0, 9), 0, false, false, 0, 0},
-      {"one byte", bytes({0x82}), 0, false, false, 0, 0},
-      {"nothing", "", 0, false, false, 0, 0},
-      {"not final (a fragment)", frame(0x02, 5), 0, false, false, 0, 0},
-      {"continuation", frame(0x80, 5), 0, false, false, 0, 0},
-      {"ping", frame(0x89, 5), 0, false, false, 0, 0},
-      {"pong", frame(0x8A, 0), 0, false, false, 0, 0},
-      {"close", frame(0x88, 2), 0, false, false, 0, 0},
-      {"reserved opcode 3", frame(0x83, 1), 0, false, false, 0, 0},
-      {"RSV1 (compressed)", frame(0xC2, 5), 0, false, false, 0, 0},
-      {"RSV3", frame(0x92, 5), 0, false, false, 0, 0},
-      {"masked", frame(0x82, 5, true), 0, false, false, 0, 0},
-      {"5 in the 16-bit form", bytes({0x82, 126, 0, 5}) + "abcde", 0, false, false, 0, 0},
-      {"300 in the 64-bit form", bytes({0x82, 127, 0, 0, 0, 0, 0, 0, 1, 0x2c}) + p300, 0, false, false, 0, 0},
-      {"top bit of the 64-bit length", bytes({0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 1}), 0, false, false, 0, 0},
-      {"2^63-1 bytes announced", bytes({0x82, 127, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}), 0, false, false, 0, 0},
+      {"binary, 7-bit length", frame(0x82, 5), 0, true, true, false, 2, 5},
+      {"text, empty", frame(0x81, 0), 0, true, true, true, 2, 0},
+      {"16-bit length", frame(0x82, 300), 0, true, true, false, 4, 300},
+      {"64-bit length", frame(0x82, 70000), 0, true, true, false, 10, 70000},
+      {"followed by more bytes", frame(0x82, 3) + frame(0x89, 1), 0, true, true, false, 2, 3},
+      {"at max", frame(0x82, 100), 100, true, true, false, 2, 100},
+      {"over max", frame(0x82, 101), 100, false, false, false, 0, 0},
+      {"payload not all here", frame(0x82, 300).substr(0, 200), 0, true, false, false, 4, 300},
+      {"only the header here (64-bit)", frame(0x82, 70000).substr(0, 10), 0, true, false, false, 10, 70000},
+      {"text, payload not all here", frame(0x81, 5).substr(0, 4), 0, true, false, true, 2, 5},
+      {"over max, payload not all here", frame(0x82, 70000).substr(0, 10), 65536, false, false, false, 0, 0},
+      {"header not all here (16-bit)", frame(0x82, 300).substr(0, 3), 0, false, false, false, 0, 0},
+      {"header not all here (64-bit)", frame(0x82, 70000).substr(0, 9), 0, false, false, false, 0, 0},
+      {"one byte", bytes({0x82}), 0, false, false, false, 0, 0},
+      {"nothing", "", 0, false, false, false, 0, 0},
+      {"not final (a fragment)", frame(0x02, 5), 0, false, false, false, 0, 0},
+      {"continuation", frame(0x80, 5), 0, false, false, false, 0, 0},
+      {"ping", frame(0x89, 5), 0, false, false, false, 0, 0},
+      {"pong", frame(0x8A, 0), 0, false, false, false, 0, 0},
+      {"close", frame(0x88, 2), 0, false, false, false, 0, 0},
+      {"reserved opcode 3", frame(0x83, 1), 0, false, false, false, 0, 0},
+      {"RSV1 (compressed)", frame(0xC2, 5), 0, false, false, false, 0, 0},
+      {"RSV3", frame(0x92, 5), 0, false, false, false, 0, 0},
+      {"masked", frame(0x82, 5, true), 0, false, false, false, 0, 0},
+      {"5 in the 16-bit form", bytes({0x82, 126, 0, 5}) + "abcde", 0, false, false, false, 0, 0},
+      {"300 in the 64-bit form", bytes({0x82, 127, 0, 0, 0, 0, 0, 0, 1, 0x2c}) + p300, 0, false, false, false, 0, 0},
+      {"top bit of the 64-bit length", bytes({0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 1}), 0, false, false, false, 0, 0},
+      {"2^63-1 bytes announced, 64 KiB limit", bytes({0x82, 127, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}), 65536, false, false, false, 0, 0},
   };
   for (const auto& r : rows) {
     INFO(r.what);
-    const auto f = whole_data_frame(reinterpret_cast<const unsigned char*>(r.in.data()), r.in.size(), r.max);
+    const auto f = ordinary_frame_at(reinterpret_cast<const unsigned char*>(r.in.data()), r.in.size(), r.max);
     CHECK(f.ok == r.ok);
     if (!r.ok) continue;
+    CHECK(f.whole == r.whole);
     CHECK(f.text == r.text);
     CHECK(f.header == r.header);
     CHECK(f.payload == r.payload);

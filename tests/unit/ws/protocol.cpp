@@ -50,10 +50,13 @@ std::string frame(unsigned char b0, const std::string& payload) {
   f += static_cast<char>(b0);
   if (payload.size() < 126) {
     f += static_cast<char>(payload.size());
-  } else {
+  } else if (payload.size() < 65536) {
     f += static_cast<char>(126);
     f += static_cast<char>((payload.size() >> 8) & 0xff);
     f += static_cast<char>(payload.size() & 0xff);
+  } else {
+    f += static_cast<char>(127);
+    for (int i = 7; i >= 0; --i) f += static_cast<char>((std::uint64_t{payload.size()} >> (8 * i)) & 0xff);
   }
   return f + payload;
 }
@@ -225,6 +228,83 @@ TEST_CASE("protocol: messages that arrive while the client waits idle come whole
     return pong;
   }, 5s);
   CHECK(pong);
+}
+
+namespace {
+std::string pattern(std::size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  for (std::size_t k = 0; k < n; ++k) s[k] = static_cast<char>((k * 131 + k / 1000 + seed) & 0xff);
+  return s;
+}
+}  // namespace
+
+TEST_CASE("protocol: large binary messages that arrive while the client waits idle come whole", "[ws][protocol]") {
+  // 200 KB and 100 KB are read from the socket straight into the message (transport::begin_large),
+  // 2 MB is more than that path allocates at once (Beast's), a large text message is Beast's too;
+  // a ping and a small message behind them, in the same write.
+  test::ws_server server;
+  server.set_raw(frame(0x82, "first"));
+  const auto a = pattern(200'000, 1), b = pattern(100'000, 2), big = pattern(2'000'000, 3);
+  const std::string t(70'000, 't');
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url());
+    o.max_message_size = 4u << 20;
+    ws::client c(ioc.get_executor(), o);
+    c.async_run(asio::detached);
+    auto m = co_await test::next_of<ws::message>(c);
+    CHECK(m == ws::message::binary("first"));
+    server.send_raw_all(frame(0x82, a) + frame(0x82, b) + frame(0x89, "behind") + frame(0x82, "small"));
+    m = co_await test::next_of<ws::message>(c);
+    CHECK((m.kind == ws::message_kind::binary && m.data == a));
+    m = co_await test::next_of<ws::message>(c);
+    CHECK((m.kind == ws::message_kind::binary && m.data == b));
+    m = co_await test::next_of<ws::message>(c);
+    CHECK(m == ws::message::binary("small"));
+    server.send_raw_all(frame(0x82, big) + frame(0x81, t) + frame(0x82, a));
+    m = co_await test::next_of<ws::message>(c);
+    CHECK((m.kind == ws::message_kind::binary && m.data == big));
+    m = co_await test::next_of<ws::message>(c);
+    CHECK(m == ws::message::text(t));
+    m = co_await test::next_of<ws::message>(c);
+    CHECK((m.kind == ws::message_kind::binary && m.data == a));
+    c.close();
+  }());
+  bool pong = false;
+  server.wait_for([&] {
+    for (auto& f : server.raw_frames()) pong = pong || (f.opcode == 0xA && f.payload == "behind");
+    return pong;
+  }, 5s);
+  CHECK(pong);
+}
+
+TEST_CASE("protocol: a large message cut off by the peer is an error, never a message", "[ws][protocol]") {
+  test::ws_server server;
+  server.set_raw(frame(0x82, "first"));
+  const auto whole = frame(0x82, pattern(300'000, 4));
+  asio::io_context ioc;
+  ws::disconnected d;
+  bool other_message = false;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url());
+    o.reconnect.enabled = false;
+    ws::client c(ioc.get_executor(), o);
+    c.async_run(asio::detached);
+    auto m = co_await test::next_of<ws::message>(c);
+    CHECK(m == ws::message::binary("first"));
+    server.send_raw_all(whole.substr(0, 150'000), true);  // half the message, then the end
+    for (;;) {
+      auto [ec, ev] = co_await c.async_next_event(test::nothrow);
+      if (ec) break;
+      if (std::holds_alternative<ws::message>(ev)) other_message = true;
+      if (auto* dd = std::get_if<ws::disconnected>(&ev)) {
+        d = *dd;
+        break;
+      }
+    }
+  }());
+  CHECK_FALSE(other_message);
+  CHECK(d.error);
 }
 
 TEST_CASE("protocol: many messages and pings in one write: all delivered in order, every ping answered", "[ws][protocol]") {

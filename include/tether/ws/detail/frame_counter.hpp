@@ -11,22 +11,25 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 namespace tether::ws::detail {
 
-/// An ordinary message as a server sends it, wholly at the front of the bytes given: one
+/// The head of an ordinary message as a server sends it, at the front of the bytes given: one
 /// final, unmasked, uncompressed text or binary frame, its length encoded in the fewest bytes
-/// and at most `max` (0: no limit), header and payload both present. Anything else (a part of
-/// a frame, a fragment, a control frame, reserved bits or opcodes, a mask, an oversized or
-/// oddly encoded length) is not one (`ok` false): those are Beast's to read, and to refuse.
-struct whole_frame {
+/// and at most `max` (0: no limit), the whole header present (`ok`), and whether its payload
+/// is all there too (`whole`). Anything else (a part of a header, a fragment, a control frame,
+/// reserved bits or opcodes, a mask, an oversized or oddly encoded length) is not one: those
+/// are Beast's to read, and to refuse.
+struct ordinary_frame {
   bool ok = false;
+  bool whole = false;
   bool text = false;
   std::size_t header = 0;   ///< bytes before the payload
   std::size_t payload = 0;  ///< payload bytes
 };
-inline whole_frame whole_data_frame(const unsigned char* p, std::size_t n, std::uint64_t max) noexcept {
-  whole_frame f;
+inline ordinary_frame ordinary_frame_at(const unsigned char* p, std::size_t n, std::uint64_t max) noexcept {
+  ordinary_frame f;
   if (n < 2) return f;
   const unsigned op = p[0] & 0x0fu;
   if ((p[0] & 0xf0u) != 0x80u || (op != 1 && op != 2) || (p[1] & 0x80u) != 0) return f;
@@ -45,8 +48,9 @@ inline whole_frame whole_data_frame(const unsigned char* p, std::size_t n, std::
     h = 10;
     if (len <= 0xffffu || (len >> 63) != 0) return f;
   }
-  if ((max != 0 && len > max) || len > n - h) return f;
+  if ((max != 0 && len > max) || len > std::numeric_limits<std::size_t>::max()) return f;
   f.ok = true;
+  f.whole = len <= n - h;
   f.text = op == 1;
   f.header = h;
   f.payload = static_cast<std::size_t>(len);

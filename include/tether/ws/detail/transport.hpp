@@ -24,6 +24,7 @@
 #include <boost/beast/core/role.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <deque>
@@ -91,12 +92,43 @@ class transport {
   }
 
   /// Takes the next message out of memory without Beast, into `out`, when it is an ordinary
-  /// one that has wholly arrived (whole_data_frame; a text one also valid UTF-8): its payload
+  /// one that has wholly arrived (ordinary_frame_at; a text one also valid UTF-8): its payload
   /// is copied once, from the bytes read to the application's string, where Beast's read would
   /// copy it into its own buffer, then into the message buffer, before that copy. Only while
   /// Beast holds none of the stream: from a fill (which starts where every byte that arrived
   /// was read, see can_fill) until Beast next reads. False leaves everything to Beast.
   bool take_whole(std::string& out, bool& text, std::uint64_t max);
+
+  /// The same for a large ordinary binary message of which only the head has arrived (more
+  /// than half a read chunk of payload, at most 16 read chunks: what the head announces is
+  /// allocated at once, so a larger one is left to Beast's buffer, which grows as bytes come):
+  /// `out` is sized to its payload and gets what is in memory; read_large reads the rest from
+  /// the socket straight into it (and what follows the frame into memory), so Beast still
+  /// holds none of the stream afterwards. Plain TCP only (like fill), and not after a failure
+  /// a fill met (Beast's read reports it).
+  bool begin_large(std::string& out, std::uint64_t max);
+  /// Payload bytes of the large message still to read.
+  std::size_t large_left() const noexcept { return large_left_; }
+  /// One socket read of the rest into `out` (as begun by begin_large), and of whatever
+  /// follows the frame into memory in the same read (a second buffer), counted and stamped;
+  /// completes with its error.
+  template <class Handler>
+  void read_large(std::string& out, Handler&& h) {
+    char* at = out.data() + (out.size() - large_left_);
+    const std::array<asio::mutable_buffer, 2> into{asio::buffer(at, large_left_), rbuf_.prepare(read_chunk_)};
+    raw_read(into, [this, at, h = std::forward<Handler>(h)](error_code ec, std::size_t n) mutable {
+      const auto mine = std::min(n, large_left_);
+      if (mine > 0) {
+        counter_.feed(at, mine);
+        last_rx_ = clock::now();
+        large_left_ -= mine;
+        if (large_left_ == 0) counter_.take();
+      }
+      received(n - mine);
+      drained_ = !ec && n - mine < read_chunk_;
+      std::move(h)(ec);
+    });
+  }
 
   /// While corked, writes are only gathered; `flush` uncorks, and completes once every byte
   /// written so far is on the socket (or the socket failed).
@@ -382,6 +414,7 @@ class transport {
 #endif
   bool drained_ = false;
   bool beast_idle_ = false;  // Beast holds no byte of the stream (see take_whole)
+  std::size_t large_left_ = 0;  // payload of a large message still to read (see begin_large)
   clock::time_point last_rx_ = clock::now();
   char drain_[512];
 };

@@ -74,13 +74,25 @@ inline asio::awaitable<attempt_outcome> client_impl::serve(connection& c) {
                                                                         nothrow);
       continue;
     }
-    // An ordinary message that arrived whole since the last fill goes from the bytes read
-    // straight into the application's string (transport::take_whole); anything else is Beast's.
+    // An ordinary message that arrived since the last fill goes from the bytes read straight
+    // into the application's string: whole (transport::take_whole), or a large binary one
+    // whose rest is read from the socket into it (begin_large). Anything else is Beast's.
     std::string data;
     bool text = false;
-    if (!may_sync || c.deflate || !tr.take_whole(data, text, opts.max_message_size)) {
-      const bool sync = may_sync && tr.messages().ready() > 0;
-      error_code ec;
+    error_code ec;
+    bool sync = false;
+    const bool ours = may_sync && !c.deflate;
+    if (ours && tr.take_whole(data, text, opts.max_message_size)) {
+      // whole in memory: nothing to wait for
+    } else if (ours && tr.begin_large(data, opts.max_message_size)) {
+      since_read = 0;
+      while (!ec && tr.large_left() > 0) {
+        auto [lec] = co_await asio::async_initiate<decltype(nothrow), void(error_code)>(
+            [&tr, &data](auto h) { tr.read_large(data, std::move(h)); }, nothrow);
+        ec = lec;
+      }
+    } else {
+      sync = may_sync && tr.messages().ready() > 0;
       if (sync) {
         c.ws.read(buf, ec);
       } else {
@@ -88,33 +100,35 @@ inline asio::awaitable<attempt_outcome> client_impl::serve(connection& c) {
         auto [aec, n] = co_await c.ws.async_read(buf, nothrow);
         ec = aec;
       }
-      if (ec) {
-        if (sync) {
-          // Beast gathered a close frame for the failure: send it before the socket closes.
-          c.arm(opts.close_timeout, error::close_timeout);
-          co_await flush(tr);
-          c.disarm();
-        }
-        // Beast may complete the pending read before our close handshake finishes; its
-        // outcome decides how the connection ended.
-        while (c.close_pending) co_await c.control_cv.wait();
-        session_facts f;
-        f.peer_closed = ec == websocket::error::closed;
-        f.peer_code = c.ws.reason().code;
-        f.read_error = ec;
-        f.failure_code = close_code_for(ec);
-        f.fail_reason = c.fail_reason;
-        f.close_requested = close_requested;
-        f.our_code = closing.code;
-        const auto end = judge_session_end(f);
-        out.error = end.error;
-        out.close_code = end.close_code;
-        break;
+      if (!ec) {
+        tr.messages().take();
+        const auto d = buf.cdata();
+        data.assign(static_cast<const char*>(d.data()), d.size());
+        text = c.ws.got_text();
       }
-      tr.messages().take();
-      const auto d = buf.cdata();
-      data.assign(static_cast<const char*>(d.data()), d.size());
-      text = c.ws.got_text();
+    }
+    if (ec) {
+      if (sync) {
+        // Beast gathered a close frame for the failure: send it before the socket closes.
+        c.arm(opts.close_timeout, error::close_timeout);
+        co_await flush(tr);
+        c.disarm();
+      }
+      // Beast may complete the pending read before our close handshake finishes; its
+      // outcome decides how the connection ended.
+      while (c.close_pending) co_await c.control_cv.wait();
+      session_facts f;
+      f.peer_closed = ec == websocket::error::closed;
+      f.peer_code = c.ws.reason().code;
+      f.read_error = ec;
+      f.failure_code = close_code_for(ec);
+      f.fail_reason = c.fail_reason;
+      f.close_requested = close_requested;
+      f.our_code = closing.code;
+      const auto end = judge_session_end(f);
+      out.error = end.error;
+      out.close_code = end.close_code;
+      break;
     }
     c.traffic = true;
     if (queue_full()) co_await wait_for_space(&c);

@@ -132,14 +132,29 @@ bool transport::take_whole(std::string& out, bool& text, std::uint64_t max) {
   if (!beast_idle_) return false;
   const auto d = rbuf_.cdata();
   const auto* p = static_cast<const unsigned char*>(d.data());
-  const auto f = whole_data_frame(p, d.size(), max);
-  if (!f.ok) return false;
+  const auto f = ordinary_frame_at(p, d.size(), max);
+  if (!f.ok || !f.whole) return false;
   const auto* payload = static_cast<const char*>(d.data()) + f.header;
   if (f.text && !boost::beast::websocket::detail::check_utf8(payload, f.payload)) return false;
   out.assign(payload, f.payload);
   text = f.text;
   rbuf_.consume(f.header + f.payload);
   counter_.take();
+  return true;
+}
+
+bool transport::begin_large(std::string& out, std::uint64_t max) {
+  if (!beast_idle_ || read_error_ || tls_) return false;
+  const auto d = rbuf_.cdata();
+  const auto f = ordinary_frame_at(static_cast<const unsigned char*>(d.data()), d.size(), max);
+  if (!f.ok || f.whole || f.text || f.payload <= read_chunk_ / 2 || f.payload > 16 * read_chunk_) return false;
+  const auto have = d.size() - f.header;
+  // What is in memory copied, only the rest zero-filled (then read over).
+  out.reserve(f.payload);
+  out.assign(static_cast<const char*>(d.data()) + f.header, have);
+  out.resize(f.payload);
+  rbuf_.consume(d.size());
+  large_left_ = f.payload - have;
   return true;
 }
 
