@@ -83,8 +83,7 @@ class transport {
   template <class Handler>
   void fill(Handler&& h) {
     raw_read(rbuf_.prepare(read_chunk_), [this, h = std::forward<Handler>(h)](error_code ec, std::size_t got) mutable {
-      received(got);
-      drained_ = !tls_ && !ec && got < read_chunk_;
+      received_chunk(got, ec);
       if (ec) read_error_ = ec;
       beast_idle_ = true;
       std::move(h)(ec);
@@ -124,8 +123,7 @@ class transport {
         large_left_ -= mine;
         if (large_left_ == 0) counter_.take();
       }
-      received(n - mine);
-      drained_ = !ec && n - mine < read_chunk_;
+      received_chunk(n - mine, ec);
       std::move(h)(ec);
     });
   }
@@ -253,6 +251,13 @@ class transport {
     return true;
   }
 
+  // A read of up to a read chunk into rbuf_ brought `got` bytes: received, and whether the
+  // socket is drained (it had less than the chunk).
+  void received_chunk(std::size_t got, error_code ec) {
+    received(got);
+    drained_ = !tls_ && !ec && got < read_chunk_;
+  }
+
   // Bytes read into rbuf_: counted and stamped.
   void received(std::size_t got) {
     if (got == 0) return;
@@ -307,8 +312,7 @@ class transport {
     }
     raw_read(rbuf_.prepare(read_chunk_),
              [this, b, h = std::forward<H>(h)](error_code ec, std::size_t got) mutable {
-               received(got);
-               drained_ = !tls_ && !ec && got < read_chunk_;
+               received_chunk(got, ec);
                if (ec && rbuf_.size() == 0) return std::move(h)(ec, std::size_t{0});
                const auto n = asio::buffer_copy(b, rbuf_.data());
                rbuf_.consume(n);
