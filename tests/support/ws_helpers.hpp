@@ -11,7 +11,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <boost/asio/detached.hpp>
+
 #include <variant>
+#include <vector>
 
 namespace tether::test {
 
@@ -69,6 +72,62 @@ inline error_code echo_once(ws::options o, const std::string& text, std::string*
     }
   }());
   return result;
+}
+
+/// Messages of every size the reader treats apart, three of each in a row, binary and text,
+/// distinct bytes in each: whole in one read, over half a read chunk (read straight into their
+/// own string), the largest such, and larger (Beast's).
+inline std::vector<ws::message> messages_of_every_size() {
+  std::vector<ws::message> out;
+  for (std::size_t n : {16u, 1000u, 40'000u, 100'000u, 300'000u, 1u << 20, 2'500'000u}) {
+    for (std::size_t copy = 0; copy < 3; ++copy) {
+      std::string s(n, '\0');
+      for (std::size_t k = 0; k < n; ++k) s[k] = static_cast<char>((k * 131 + k / 1000 + n + copy) & 0xff);
+      out.push_back(ws::message::binary(std::move(s)));
+    }
+  }
+  for (char c : {'a', 'b', 'c'}) out.push_back(ws::message::text(std::string(70'000, c)));
+  return out;
+}
+
+/// Sends `msgs` to an echo server, `window` of them in flight (the next one sent as each
+/// comes back), and returns what came back until as many messages arrived or the connection
+/// ended. With several large ones in flight the reader reads while the writer writes, and a
+/// message comes back while one of its size was just sent.
+inline std::vector<ws::message> echo_all(ws::options o, const std::vector<ws::message>& msgs, std::size_t window) {
+  boost::asio::io_context ioc;
+  std::vector<ws::message> got;
+  o.reconnect.enabled = false;
+  run_bounded(ioc, [&]() -> boost::asio::awaitable<void> {
+    ws::client c(ioc.get_executor(), o);
+    c.async_run(boost::asio::detached);
+    co_await next_of<ws::connected>(c);
+    std::size_t next = 0;
+    for (; next < msgs.size() && next < window; ++next) c.async_send(msgs[next], boost::asio::detached);
+    while (got.size() < msgs.size()) {
+      auto [ec, ev] = co_await c.async_next_event(nothrow);
+      if (ec || std::holds_alternative<ws::disconnected>(ev)) break;
+      auto* m = std::get_if<ws::message>(&ev);
+      if (!m) continue;
+      got.push_back(std::move(*m));
+      if (next < msgs.size()) c.async_send(msgs[next++], boost::asio::detached);
+    }
+    co_await c.async_close(nothrow);
+  }());
+  return got;
+}
+
+/// messages_of_every_size through echo_all, 3 in flight: every one comes back as sent, in order.
+inline void check_every_size_echoed(const ws::options& o) {
+  const auto sent = messages_of_every_size();
+  const auto got = echo_all(o, sent, 3);
+  REQUIRE(got.size() == sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    INFO("message " << i << " of " << sent[i].data.size() << " bytes");
+    CHECK(got[i].kind == sent[i].kind);
+    CHECK(got[i].data.size() == sent[i].data.size());
+    CHECK((got[i].data == sent[i].data));
+  }
 }
 
 }  // namespace tether::test

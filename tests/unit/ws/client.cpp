@@ -93,6 +93,14 @@ TEST_CASE("client: echo of text and binary, in order", "[ws][client]") {
   CHECK(server.wait_for([&] { return server.close_codes() == std::vector<std::uint16_t>{1000}; }));
 }
 
+TEST_CASE("client: messages of every size, all in flight at once, come back whole and in order", "[ws][client]") {
+  // The reader takes small messages whole from memory and reads large ones straight into their
+  // own string while the writer frames large ones in pieces; the largest are Beast's.
+  test::ws_server server;
+  server.set_whole_frames(true);
+  test::check_every_size_echoed(test::fast_options(server.url("/echo")));
+}
+
 // Three ways to run a client: on an io_context one thread runs (a strand of its own inside); on
 // one constructed with BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO, the application's promise to
 // Asio that one thread at a time runs it (no strand); on a strand of an io_context two threads
