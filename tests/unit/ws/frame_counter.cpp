@@ -2,6 +2,7 @@
 #include <tether/ws/detail/frame_counter.hpp>
 #include <tether/ws/detail/key_rewriter.hpp>
 #include <tether/ws/detail/reconnect_fsm.hpp>
+#include <tether/ws/detail/spare_string.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -244,4 +245,89 @@ TEST_CASE("ordinary_frame_at: the head of an ordinary message, and whether all o
     CHECK(f.header == r.header);
     CHECK(f.payload == r.payload);
   }
+}
+
+TEST_CASE("large_bounds: which payloads are read straight into their own string", "[ws][unit]") {
+  const tether::ws::detail::large_bounds b{65536};
+  struct row {
+    std::uint64_t payload;
+    bool direct;
+  };
+  const std::vector<row> rows = {
+      {0, false},          {32768, false},      {32769, true},          {65536, true},
+      {1u << 20, true},    {(1u << 20) + 1, false}, {std::uint64_t{1} << 40, false},
+  };
+  for (const auto& r : rows) {
+    INFO(r.payload);
+    CHECK(b.direct(r.payload) == r.direct);
+  }
+}
+
+TEST_CASE("spare_string: a sent message's memory serves a received one that fills half of it or more", "[ws][unit]") {
+  using tether::ws::detail::spare_string;
+  // Read chunk 64 KiB: direct payloads are 32 KiB + 1 .. 1 MiB, so a kept capacity is
+  // 32 KiB + 1 .. 2 MiB.
+  struct row {
+    const char* what;
+    std::size_t offered;  ///< capacity of the string offered (0: none)
+    std::uint64_t payload;
+    bool kept;
+    bool given;
+  };
+  const std::vector<row> rows = {
+      {"same size", 200'000, 200'000, true, true},
+      {"smaller message, over half", 200'000, 150'000, true, true},
+      {"exactly half", 200'000, 100'000, true, true},
+      {"under half", 200'000, 99'999, true, false},
+      {"larger message", 200'000, 200'001, true, false},
+      {"the largest direct payload", 1u << 20, 1u << 20, true, true},
+      {"payload too large to be direct", 2u << 20, (1u << 20) + 1, true, false},
+      {"largest kept capacity", 2u << 20, 1u << 20, true, true},
+      {"capacity no direct message could fill half of", (2u << 20) + 1, 1u << 20, false, false},
+      {"capacity under the smallest direct payload", 32'768, 32'768, false, false},
+      {"small payload, never direct", 40'000, 20'000, true, false},
+      {"nothing offered", 0, 100'000, false, false},
+  };
+  for (const auto& r : rows) {
+    INFO(r.what);
+    spare_string s(tether::ws::detail::large_bounds{65536});
+    std::string sent;
+    if (r.offered) {
+      sent.reserve(r.offered);
+      sent.assign(10, 's');
+    }
+    const auto cap = sent.capacity();
+    s.offer(std::move(sent));
+    CHECK((s.capacity() == cap && cap > std::string().capacity()) == r.kept);
+    CHECK(sent.capacity() == (r.kept ? std::string().capacity() : cap));  // NOLINT(bugprone-use-after-move)
+    std::string got = "left alone";
+    CHECK(s.give(got, r.payload) == r.given);
+    if (r.given) {
+      CHECK(got.empty());
+      CHECK(got.capacity() == cap);
+      CHECK(s.capacity() == std::string().capacity());
+      CHECK_FALSE(s.give(got, r.payload));  // given once
+    } else {
+      CHECK(got == "left alone");
+    }
+  }
+}
+
+TEST_CASE("spare_string: the newest usable string is kept, and dropped on demand", "[ws][unit]") {
+  tether::ws::detail::spare_string s(tether::ws::detail::large_bounds{65536});
+  std::string a, b, small;
+  a.reserve(300'000);
+  b.reserve(100'000);
+  small.reserve(1000);
+  s.offer(std::move(a));
+  CHECK(s.capacity() >= 300'000);
+  s.offer(std::move(small));  // not usable: the one kept stays
+  CHECK(s.capacity() >= 300'000);
+  s.offer(std::move(b));  // usable: replaces it
+  const auto cap = s.capacity();
+  CHECK((cap >= 100'000 && cap < 300'000));
+  s.drop();
+  CHECK(s.capacity() == std::string().capacity());
+  std::string got;
+  CHECK_FALSE(s.give(got, 100'000));
 }

@@ -98,7 +98,8 @@ struct connection {
   bool open = false;
   bool ended = false;
   bool reader_paused = false;
-  bool async_writing = false;   // the writer is in Beast's asynchronous write (a large message)
+  bool async_writing = false;   // the writer is in a large message's write (a close waits for it)
+  bool beast_writing = false;   // ... and it is Beast's asynchronous write (a compressed one)
   bool deflate = false;         // permessage-deflate was negotiated
   bool close_pending = false;   // close_connection() is running
   bool traffic = false;         // a message or a pong came back

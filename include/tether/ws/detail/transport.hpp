@@ -12,6 +12,7 @@
 #include <tether/net/error.hpp>
 #include <tether/ws/detail/frame_counter.hpp>
 #include <tether/ws/detail/key_rewriter.hpp>
+#include <tether/ws/detail/spare_string.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/buffer.hpp>
@@ -49,7 +50,8 @@ class transport {
       : ex_(ex),
         sock_(ex),
         read_chunk_(read_chunk < 1024 ? 1024 : read_chunk),
-        high_water_(write_chunk < 8192 ? 8192 : write_chunk) {
+        high_water_(write_chunk < 8192 ? 8192 : write_chunk),
+        spare_(large_bounds{read_chunk_}) {
     if (tls) tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(sock_, *tls);
   }
 
@@ -69,10 +71,11 @@ class transport {
 
   /// Whether waiting for the peer's next bytes with `fill` can neither skip nor delay anything:
   /// nothing is in memory here and nothing that arrived waits to be acted on (frame_counter::quiet).
-  /// Plain TCP only: over TLS it gained nothing at 16 B / 1 (the record layer's cost dominates),
-  /// and at 1 MiB / 4 the changed order of the per-message allocations made glibc trim and grow
-  /// its heap for every message (40 times the page faults, 0.7x Beast instead of 1.2x).
-  bool can_fill() const noexcept { return !tls_ && rbuf_.size() == 0 && !read_error_ && counter_.quiet(); }
+  /// Over TLS too: a read then takes what one record holds, and a large message read straight
+  /// into its own string no longer costs an allocation of its size per message when large
+  /// messages go both ways (see spare_string, without which glibc's heap made this path a
+  /// third slower at 1 MiB / 4 over TLS).
+  bool can_fill() const noexcept { return rbuf_.size() == 0 && !read_error_ && counter_.quiet(); }
   /// Waits for the peer's next bytes: one socket read into memory (as much as has arrived, up
   /// to the read chunk), counted and stamped, and completes with its error, which the reads
   /// that follow report once the bytes before it are consumed. The reader waits this way
@@ -103,11 +106,16 @@ class transport {
   /// allocated at once, so a larger one is left to Beast's buffer, which grows as bytes come):
   /// `out` is sized to its payload and gets what is in memory; read_large reads the rest from
   /// the socket straight into it (and what follows the frame into memory), so Beast still
-  /// holds none of the stream afterwards. Plain TCP only (like fill), and not after a failure
-  /// a fill met (Beast's read reports it).
+  /// holds none of the stream afterwards. Not after a failure a fill met (Beast's read reports
+  /// it). `out` gets the memory of a large message sent before when it fits (spare_string).
   bool begin_large(std::string& out, std::uint64_t max);
   /// Payload bytes of the large message still to read.
   std::size_t large_left() const noexcept { return large_left_; }
+  /// The writer is done with a large message: its memory may serve the next large message
+  /// received (spare_string::offer); `s` is left as it was when it may not.
+  void offer_spare(std::string&& s) noexcept { spare_.offer(std::move(s)); }
+  /// The writer has nothing left to send: the memory kept is freed.
+  void drop_spare() noexcept { spare_.drop(); }
   /// One socket read of the rest into `out` (as begun by begin_large), and of whatever
   /// follows the frame into memory in the same read (a second buffer), counted and stamped;
   /// completes with its error.
@@ -378,6 +386,7 @@ class transport {
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
   std::size_t read_chunk_;
   std::size_t high_water_;
+  spare_string spare_;  // a sent message's memory for the next large one received
   boost::beast::flat_buffer rbuf_;
   frame_counter counter_;
   // Bytes to write. Growing them does not zero what the masking copy overwrites at once.

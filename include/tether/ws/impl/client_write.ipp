@@ -94,6 +94,7 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
       auto lk = locked();
       if (outbox.empty() || close_requested) {
         lk.unlock();
+        tr.drop_spare();  // nothing more to send: no memory kept for what comes back
         co_await asio::async_initiate<decltype(asio::deferred), void()>(
             [this, &c](auto h) {
               const auto lk2 = locked();
@@ -161,12 +162,13 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
       sent_bytes = data.size();
       c.control_cv.notify();  // a close waits for the frame to end
       written.push_back(std::move(o->handler));
+      tr.offer_spare(std::move(o->msg.data));  // every byte of it was copied (masked) already
     } else if (o->msg.data.size() > coalesce) {
       // A large compressed message: Beast's asynchronous write, whose memory the transport
       // bounds.
-      c.async_writing = true;
+      c.async_writing = c.beast_writing = true;
       auto [wec, n] = co_await ws.async_write(asio::buffer(o->msg.data), nothrow);
-      c.async_writing = false;
+      c.async_writing = c.beast_writing = false;
       sent_bytes = o->msg.data.size();
       c.control_cv.notify();  // a close waits for the frame to end
       ec = wec;

@@ -144,12 +144,13 @@ bool transport::take_whole(std::string& out, bool& text, std::uint64_t max) {
 }
 
 bool transport::begin_large(std::string& out, std::uint64_t max) {
-  if (!beast_idle_ || read_error_ || tls_) return false;
+  if (!beast_idle_ || read_error_) return false;
   const auto d = rbuf_.cdata();
   const auto f = ordinary_frame_at(static_cast<const unsigned char*>(d.data()), d.size(), max);
-  if (!f.ok || f.whole || f.text || f.payload <= read_chunk_ / 2 || f.payload > 16 * read_chunk_) return false;
+  if (!f.ok || f.whole || f.text || !large_bounds{read_chunk_}.direct(f.payload)) return false;
   const auto have = d.size() - f.header;
   // What is in memory copied, only the rest zero-filled (then read over).
+  spare_.give(out, f.payload);
   out.reserve(f.payload);
   out.assign(static_cast<const char*>(d.data()) + f.header, have);
   out.resize(f.payload);
