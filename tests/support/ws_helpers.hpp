@@ -74,17 +74,20 @@ inline error_code echo_once(ws::options o, const std::string& text, std::string*
   return result;
 }
 
+/// `n` bytes of a pattern that differs with `seed` and repeats only every 256,000 bytes.
+inline std::string pattern(std::size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  for (std::size_t k = 0; k < n; ++k) s[k] = static_cast<char>((k * 131 + k / 1000 + seed) & 0xff);
+  return s;
+}
+
 /// Messages of every size the reader treats apart, three of each in a row, binary and text,
 /// distinct bytes in each: whole in one read, over half a read chunk (read straight into their
 /// own string), the largest such, and larger (Beast's).
 inline std::vector<ws::message> messages_of_every_size() {
   std::vector<ws::message> out;
   for (std::size_t n : {16u, 1000u, 40'000u, 100'000u, 300'000u, 1u << 20, 2'500'000u}) {
-    for (std::size_t copy = 0; copy < 3; ++copy) {
-      std::string s(n, '\0');
-      for (std::size_t k = 0; k < n; ++k) s[k] = static_cast<char>((k * 131 + k / 1000 + n + copy) & 0xff);
-      out.push_back(ws::message::binary(std::move(s)));
-    }
+    for (unsigned copy = 0; copy < 3; ++copy) out.push_back(ws::message::binary(pattern(n, static_cast<unsigned>(n) + copy)));
   }
   for (char c : {'a', 'b', 'c'}) out.push_back(ws::message::text(std::string(70'000, c)));
   return out;

@@ -230,21 +230,13 @@ TEST_CASE("protocol: messages that arrive while the client waits idle come whole
   CHECK(pong);
 }
 
-namespace {
-std::string pattern(std::size_t n, unsigned seed) {
-  std::string s(n, '\0');
-  for (std::size_t k = 0; k < n; ++k) s[k] = static_cast<char>((k * 131 + k / 1000 + seed) & 0xff);
-  return s;
-}
-}  // namespace
-
 TEST_CASE("protocol: large binary messages that arrive while the client waits idle come whole", "[ws][protocol]") {
   // 200 KB and 100 KB are read from the socket straight into the message (transport::begin_large),
   // 2 MB is more than that path allocates at once (Beast's), a large text message is Beast's too;
   // a ping and a small message behind them, in the same write.
   test::ws_server server;
   server.set_raw(frame(0x82, "first"));
-  const auto a = pattern(200'000, 1), b = pattern(100'000, 2), big = pattern(2'000'000, 3);
+  const auto a = test::pattern(200'000, 1), b = test::pattern(100'000, 2), big = test::pattern(2'000'000, 3);
   const std::string t(70'000, 't');
   asio::io_context ioc;
   test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
@@ -281,7 +273,7 @@ TEST_CASE("protocol: large binary messages that arrive while the client waits id
 TEST_CASE("protocol: a large message cut off by the peer is an error, never a message", "[ws][protocol]") {
   test::ws_server server;
   server.set_raw(frame(0x82, "first"));
-  const auto whole = frame(0x82, pattern(300'000, 4));
+  const auto whole = frame(0x82, test::pattern(300'000, 4));
   asio::io_context ioc;
   ws::disconnected d;
   bool other_message = false;

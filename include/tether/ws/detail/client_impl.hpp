@@ -98,8 +98,10 @@ struct connection {
   bool open = false;
   bool ended = false;
   bool reader_paused = false;
-  bool async_writing = false;   // the writer is in a large message's write (a close waits for it)
-  bool beast_writing = false;   // ... and it is Beast's asynchronous write (a compressed one)
+  // The writer is in a large message's write (a close waits for it to end): tether's own
+  // framer's, or Beast's asynchronous write of a compressed one (no synchronous reads then).
+  enum class large_write : unsigned char { none, ours, beasts };
+  large_write writing_large = large_write::none;
   bool deflate = false;         // permessage-deflate was negotiated
   bool close_pending = false;   // close_connection() is running
   bool traffic = false;         // a message or a pong came back

@@ -35,7 +35,7 @@ inline void client_impl::close(close_reason r, void_handler h) {
 // ends the connection. The close timeout bounds the wait.
 inline asio::awaitable<void> client_impl::close_connection(connection* c) {
   auto self = shared_from_this();
-  while (!c->ended && (c->control_busy || c->async_writing)) co_await c->control_cv.wait();
+  while (!c->ended && (c->control_busy || c->writing_large != connection::large_write::none)) co_await c->control_cv.wait();
   if (c->ended) {
     c->close_pending = false;
     c->control_cv.notify();

@@ -66,7 +66,7 @@ inline asio::awaitable<attempt_outcome> client_impl::serve(connection& c) {
     // Not while Beast's asynchronous write is between two pieces of a frame (an answer to
     // a ping must not land inside it) or a close handshake reads. While tether's own framer
     // writes a large message it may: Beast's bytes then wait behind that frame (transport).
-    const bool may_sync = !c.beast_writing && !c.close_pending && !close_requested;
+    const bool may_sync = c.writing_large != connection::large_write::beasts && !c.close_pending && !close_requested;
     if (may_sync && tr.can_fill()) {
       // Idle: wait for the peer's next bytes without Beast (see transport::fill). A failure
       // is the next read's to report, after whatever arrived before it.

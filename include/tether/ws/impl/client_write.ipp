@@ -148,7 +148,7 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
       // A large uncompressed message: framed and masked here in one pass, a piece of
       // write_coalesce_bytes at a time, the next piece prepared while the socket takes the
       // one before (at most about two pieces in memory).
-      c.async_writing = true;
+      c.writing_large = connection::large_write::ours;
       const auto& data = o->msg.data;
       tr.begin_frame(o->msg.kind == message_kind::binary, data.size());
       for (std::size_t off = 0; off < data.size() && !ec;) {
@@ -158,7 +158,7 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
         off += k;
         ec = co_await sent_upto(tr, before);
       }
-      c.async_writing = false;
+      c.writing_large = connection::large_write::none;
       sent_bytes = data.size();
       c.control_cv.notify();  // a close waits for the frame to end
       written.push_back(std::move(o->handler));
@@ -166,9 +166,9 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
     } else if (o->msg.data.size() > coalesce) {
       // A large compressed message: Beast's asynchronous write, whose memory the transport
       // bounds.
-      c.async_writing = c.beast_writing = true;
+      c.writing_large = connection::large_write::beasts;
       auto [wec, n] = co_await ws.async_write(asio::buffer(o->msg.data), nothrow);
-      c.async_writing = c.beast_writing = false;
+      c.writing_large = connection::large_write::none;
       sent_bytes = o->msg.data.size();
       c.control_cv.notify();  // a close waits for the frame to end
       ec = wec;
