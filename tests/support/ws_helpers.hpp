@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <variant>
 #include <vector>
@@ -93,44 +94,66 @@ inline std::vector<ws::message> messages_of_every_size() {
   return out;
 }
 
-/// Sends `msgs` to an echo server, `window` of them in flight (the next one sent as each
-/// comes back), and returns what came back until as many messages arrived or the connection
-/// ended. With several large ones in flight the reader reads while the writer writes, and a
-/// message comes back while one of its size was just sent.
-inline std::vector<ws::message> echo_all(ws::options o, const std::vector<ws::message>& msgs, std::size_t window) {
-  boost::asio::io_context ioc;
+/// What echo_all saw: the messages that came back, and how each send completed, in the
+/// order they completed.
+struct echo_result {
   std::vector<ws::message> got;
+  std::vector<error_code> sends;
+};
+
+/// Sends `msgs` to an echo server, `window` of them in flight (the next one sent as each
+/// comes back), until as many messages came back or the connection ended; then waits for
+/// every send made to complete (bounded by run_bounded). With several large ones in flight
+/// the reader reads while the writer writes, and a message comes back while one of its size
+/// was just sent.
+inline echo_result echo_all(ws::options o, const std::vector<ws::message>& msgs, std::size_t window) {
+  boost::asio::io_context ioc;
+  echo_result out;
   o.reconnect.enabled = false;
   run_bounded(ioc, [&]() -> boost::asio::awaitable<void> {
     ws::client c(ioc.get_executor(), o);
     c.async_run(boost::asio::detached);
     co_await next_of<ws::connected>(c);
+    boost::asio::steady_timer completed(ioc, boost::asio::steady_timer::time_point::max());
+    const auto send = [&](const ws::message& m) {
+      c.async_send(m, [&](error_code ec) {
+        out.sends.push_back(ec);
+        completed.cancel();
+      });
+    };
     std::size_t next = 0;
-    for (; next < msgs.size() && next < window; ++next) c.async_send(msgs[next], boost::asio::detached);
-    while (got.size() < msgs.size()) {
+    for (; next < msgs.size() && next < window; ++next) send(msgs[next]);
+    while (out.got.size() < msgs.size()) {
       auto [ec, ev] = co_await c.async_next_event(nothrow);
       if (ec || std::holds_alternative<ws::disconnected>(ev)) break;
       auto* m = std::get_if<ws::message>(&ev);
       if (!m) continue;
-      got.push_back(std::move(*m));
-      if (next < msgs.size()) c.async_send(msgs[next++], boost::asio::detached);
+      out.got.push_back(std::move(*m));
+      if (next < msgs.size()) send(msgs[next++]);
     }
+    while (out.sends.size() < next) co_await completed.async_wait(nothrow);
     co_await c.async_close(nothrow);
   }());
-  return got;
+  return out;
+}
+
+/// echo_all's messages came back as sent, in order, and every send completed without error.
+inline void check_echoed(const std::vector<ws::message>& sent, const echo_result& e) {
+  REQUIRE(e.got.size() == sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    INFO("message " << i << " of " << sent[i].data.size() << " bytes");
+    CHECK(e.got[i].kind == sent[i].kind);
+    CHECK(e.got[i].data.size() == sent[i].data.size());
+    CHECK((e.got[i].data == sent[i].data));
+  }
+  CHECK(e.sends.size() == sent.size());
+  for (const auto& ec : e.sends) CHECK(!ec);
 }
 
 /// messages_of_every_size through echo_all, 3 in flight: every one comes back as sent, in order.
 inline void check_every_size_echoed(const ws::options& o) {
   const auto sent = messages_of_every_size();
-  const auto got = echo_all(o, sent, 3);
-  REQUIRE(got.size() == sent.size());
-  for (std::size_t i = 0; i < sent.size(); ++i) {
-    INFO("message " << i << " of " << sent[i].data.size() << " bytes");
-    CHECK(got[i].kind == sent[i].kind);
-    CHECK(got[i].data.size() == sent[i].data.size());
-    CHECK((got[i].data == sent[i].data));
-  }
+  check_echoed(sent, echo_all(o, sent, 3));
 }
 
 }  // namespace tether::test

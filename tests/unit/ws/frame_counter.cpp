@@ -3,6 +3,7 @@
 #include <tether/ws/detail/key_rewriter.hpp>
 #include <tether/ws/detail/reconnect_fsm.hpp>
 #include <tether/ws/detail/spare_string.hpp>
+#include <tether/ws/detail/tls_records.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -330,4 +331,43 @@ TEST_CASE("spare_string: the newest usable string is kept, and dropped on demand
   CHECK(s.capacity() == std::string().capacity());
   std::string got;
   CHECK_FALSE(s.give(got, 100'000));
+}
+
+TEST_CASE("write_extent: whole TLS records, and of the rest only what someone waits for", "[ws][unit]") {
+  using tether::ws::detail::write_extent;
+  constexpr std::size_t R = tether::ws::detail::tls_record_bytes;
+  static_assert(R == 16384);
+  struct row {
+    std::size_t pending;
+    std::uint64_t base, owed;
+    std::size_t record, want;
+  };
+  const row rows[] = {
+      // Plain TCP (no records): everything, owed or not.
+      {16'512, 0, 0, 0, 16'512},
+      {10, 100, 0, 0, 10},
+      {0, 0, 0, R, 0},
+      // Sixteen 1 KiB frames: one whole record, 128 bytes wait.
+      {16'512, 0, 0, R, R},
+      // Less than a record and nothing owed: nothing.
+      {1'000, 50, 50, R, 0},
+      // Owed bytes go in any case; the record they end in is filled with what follows.
+      {1'000, 50, 1'050, R, 1'000},
+      {1'000, 50, 60, R, 1'000},
+      {20'000, 0, 17'000, R, 20'000},
+      {40'000, 0, 17'000, R, 2 * R},
+      // Owed bytes inside the whole records change nothing.
+      {50'000, 1'000, 1'100, R, 3 * R},
+      {50'000, 1'000, 1'000 + 3 * R, R, 3 * R},
+      // Owed before the pending bytes (already handed to a write): whole records only.
+      {40'000, 5'000, 4'000, R, 2 * R},
+      // A 64 KiB message framed (65,550 bytes): four records, 14 bytes wait.
+      {65'550, 0, 0, R, 4 * R},
+      // Everything owed: all of it.
+      {65'550, 7, 7 + 65'550, R, 65'550},
+  };
+  for (const auto& r : rows) {
+    INFO("pending " << r.pending << " base " << r.base << " owed " << r.owed << " record " << r.record);
+    CHECK(write_extent(r.pending, r.base, r.owed, r.record) == r.want);
+  }
 }

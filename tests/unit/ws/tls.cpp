@@ -168,3 +168,30 @@ TEST_CASE("tls: messages of every size, all in flight at once, come back whole a
   o.tls.ca_file = certs().good.ca_file;
   test::check_every_size_echoed(o);
 }
+
+TEST_CASE("tls: writes that end inside a record leave no byte behind: every send completes and comes back", "[ws][tls]") {
+  // While more frames are likely to follow, a write takes whole 16 KiB records and the bytes
+  // beyond wait for them (write_extent). Here, at the end of each burst, nothing follows.
+  test::ws_server server({true, certs().good.cert_file, certs().good.key_file});
+  server.set_whole_frames(true);
+  auto o = test::fast_options(server.url("/", "localhost"));
+  o.tls.ca_file = certs().good.ca_file;
+  const auto of = [](std::initializer_list<std::size_t> sizes, std::size_t copies) {
+    std::vector<ws::message> v;
+    for (std::size_t i = 0; i < copies; ++i)
+      for (auto n : sizes) v.push_back(ws::message::binary(test::pattern(n, static_cast<unsigned>(v.size()))));
+    return v;
+  };
+  SECTION("17 messages of 1 KiB at once: one record and a bit") {
+    const auto sent = of({1024}, 17);
+    test::check_echoed(sent, test::echo_all(o, sent, sent.size()));
+  }
+  SECTION("one at a time, each a record and a few bytes, or two and a bit") {
+    const auto sent = of({16'380, 20'000, 40'000}, 2);
+    test::check_echoed(sent, test::echo_all(o, sent, 1));
+  }
+  SECTION("300 of 1 KiB, 40 in flight") {
+    const auto sent = of({1024}, 300);
+    test::check_echoed(sent, test::echo_all(o, sent, 40));
+  }
+}

@@ -236,19 +236,17 @@ void complete_later(const asio::any_io_executor& fallback, Handler h, Args... ar
   complete_soon(fallback, fallback, std::move(h), std::move(args)...);
 }
 
-/// Completes a batch of send handlers now (complete_on_own). A handler that throws does not end
-/// the caller (a coroutine of the connection): its exception is thrown again from `inner`, out
-/// of the event loop's run(), as a posted handler's would be, and the other handlers still
-/// complete.
+/// Completes a send handler now (complete_on_own). A handler that throws does not end the
+/// caller (a coroutine of the connection, completing a batch): its exception is thrown again
+/// from `inner`, out of the event loop's run(), as a posted handler's would be, and the other
+/// handlers of the batch still complete.
 inline void complete_now(const asio::any_io_executor& inner, const asio::any_io_executor& fallback,
-                         std::vector<send_handler> hs, error_code ec) {
-  for (auto& h : hs) {
-    if (!h) continue;
-    try {
-      complete_on_own(fallback, std::move(h), ec);
-    } catch (...) {
-      asio::post(inner, [e = std::current_exception()] { std::rethrow_exception(e); });
-    }
+                         send_handler h, error_code ec) {
+  if (!h) return;
+  try {
+    complete_on_own(fallback, std::move(h), ec);
+  } catch (...) {
+    asio::post(inner, [e = std::current_exception()] { std::rethrow_exception(e); });
   }
 }
 
@@ -406,7 +404,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
   void arm_expiry(clock::time_point when);
   void sweep_expired();
   void fail_outbox(error_code ec);
-  static asio::awaitable<error_code> flush(transport& tr);
+  static asio::awaitable<error_code> flush(transport& tr, bool whole_records = false);
   static asio::awaitable<error_code> sent_upto(transport& tr, std::uint64_t upto);
   asio::awaitable<void> writer(connection& c);
 

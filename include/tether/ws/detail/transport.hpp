@@ -13,6 +13,7 @@
 #include <tether/ws/detail/frame_counter.hpp>
 #include <tether/ws/detail/key_rewriter.hpp>
 #include <tether/ws/detail/spare_string.hpp>
+#include <tether/ws/detail/tls_records.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/buffer.hpp>
@@ -137,9 +138,14 @@ class transport {
   }
 
   /// While corked, writes are only gathered; `flush` uncorks, and completes once every byte
-  /// written so far is on the socket (or the socket failed).
+  /// written so far is on the socket (or the socket failed). With `whole_records` (the writer,
+  /// when more frames are likely to follow at once) over TLS, only the whole records of what
+  /// waits are owed, and the flush completes once they are on the socket: the few bytes beyond
+  /// go with the next frames appended (write_extent), or with the next flush without it.
   void cork() noexcept { corked_ = true; }
-  void flush(asio::any_completion_handler<void(error_code)> h);
+  void flush(asio::any_completion_handler<void(error_code)> h, bool whole_records = false);
+  /// Bytes on the socket so far (a stream position, as appended()).
+  std::uint64_t sent() const noexcept { return sent_; }
 
   /// Closes the socket: every pending operation completes with an error.
   void close() noexcept {
@@ -342,7 +348,7 @@ class transport {
     into.resize(old + n);
     asio::buffer_copy(asio::buffer(into.data() + old, n), b);
     rw_.outgoing(into.data() + old, n);
-    if (!later) appended_ += n;
+    if (!later) owe_all(n);
     return n;
   }
 
@@ -366,8 +372,17 @@ class transport {
 
   void append_masked(unsigned opcode, const char* data, std::size_t n);
   void append_header(unsigned opcode, std::size_t n);
+  // `n` more bytes are appended, and everything appended is owed: Beast's frames (a pong, a
+  // close) and a close of ours wait for no frame after them.
+  void owe_all(std::size_t n) {
+    appended_ += n;
+    must_send_ = appended_;
+  }
+  std::size_t extent() const noexcept {
+    return write_extent(pending_.size(), appended_ - pending_.size(), must_send_, tls_ ? tls_record_bytes : 0);
+  }
   void kick() {
-    if (!writing_ && !corked_ && !pending_.empty() && !write_error_) write_pending();
+    if (!writing_ && !corked_ && !write_error_ && extent() > 0) write_pending();
   }
   void write_pending();
   void written(error_code ec, std::size_t n);
@@ -412,6 +427,7 @@ class transport {
   std::uint64_t own_phase_ = 0;    // payload bytes of it appended (the mask's phase)
   unsigned char own_key_[4] = {};  // its masking key
   std::uint64_t appended_ = 0, sent_ = 0;
+  std::uint64_t must_send_ = 0;  // bytes before this position go without waiting for more (extent)
   std::deque<flush_waiter> waiters_;
   std::optional<asio::any_completion_handler<void(error_code, std::size_t)>> parked_;
   std::size_t parked_n_ = 0;

@@ -71,9 +71,9 @@ inline asio::awaitable<error_code> client_impl::sent_upto(transport& tr, std::ui
   co_return ec;
 }
 
-inline asio::awaitable<error_code> client_impl::flush(transport& tr) {
-  auto [ec] = co_await asio::async_initiate<decltype(nothrow), void(error_code)>(
-      [&tr](auto h) { tr.flush(std::move(h)); }, nothrow);
+inline asio::awaitable<error_code> client_impl::flush(transport& tr, bool whole_records) {
+  const auto start = [&tr, whole_records](auto h) { tr.flush(std::move(h), whole_records); };
+  auto [ec] = co_await asio::async_initiate<decltype(nothrow), void(error_code)>(start, nothrow);
   co_return ec;
 }
 
@@ -85,15 +85,52 @@ inline asio::awaitable<error_code> client_impl::flush(transport& tr) {
 // The invariant of the two framing paths: a frame is appended only at a frame boundary of
 // the outgoing stream (transport::can_append_frame), and while one of ours is open, Beast's
 // bytes wait behind it; so frames from tether's framer and from Beast never interleave.
+//
+// Over TLS, while more messages are likely to follow at once, a write takes whole records
+// only (write_extent) and the last frame's few bytes beyond wait for the next frames: its send
+// completes with the write that takes them. Before the writer stops (nothing queued, a close,
+// the connection's end) everything it appended is owed, so no byte waits for a frame that will
+// not come.
 inline asio::awaitable<void> client_impl::writer(connection& c) {
   auto& ws = c.ws;
   auto& tr = ws.next_layer();
   const auto coalesce = opts.write_coalesce_bytes;
+  // Sends whose frames are appended and not yet wholly on the socket, oldest first.
+  struct in_transit {
+    std::uint64_t end;  // the stream position after the message's frame
+    std::size_t bytes;
+    send_handler handler;
+  };
+  // (A vector kept across writes, so a write allocates nothing for it: over plain TCP every
+  // write confirms all of it; over TLS the few sends not yet confirmed move to a new one, as a
+  // send's handler cannot be assigned to.)
+  std::vector<in_transit> transit;
+  // Completes the sends whose frames are on the socket (every one, with `ec`, on a failure).
+  // Only after a flush: its completion came through a post, a turn of its own, so the senders
+  // can hear now, without one more post.
+  auto confirm = [&](error_code ec) {
+    std::size_t n = 0, bytes = 0;
+    for (; n < transit.size() && (ec || transit[n].end <= tr.sent()); ++n) bytes += transit[n].bytes;
+    if (n == 0) return;
+    if (opts.metrics && !ec) count_written(n, bytes);
+    std::vector<in_transit> rest;
+    for (std::size_t i = n; i < transit.size(); ++i) rest.push_back(std::move(transit[i]));
+    for (std::size_t i = 0; i < n; ++i) complete_now(inner, strand, std::move(transit[i].handler), ec);
+    transit.clear();
+    for (auto& t : rest) transit.push_back(std::move(t));
+  };
   while (!c.ended) {
     {
       auto lk = locked();
       if (outbox.empty() || close_requested) {
         lk.unlock();
+        if (!transit.empty()) {
+          // The bytes of the last frames that waited for more go now.
+          const auto ec = co_await flush(tr);
+          confirm(ec);
+          if (ec) break;
+          continue;
+        }
         tr.drop_spare();  // nothing more to send: no memory kept for what comes back
         co_await asio::async_initiate<decltype(asio::deferred), void()>(
             [this, &c](auto h) {
@@ -123,7 +160,6 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
       if (app_progress == seen) break;
     }
     if (c.ended || close_requested) continue;
-    std::vector<send_handler> written;
     error_code ec;
     // The next message to write if it is at most `budget` bytes (expired ones are completed
     // on the way).
@@ -143,7 +179,6 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
     };
     auto o = take(std::numeric_limits<std::size_t>::max());
     if (!o) continue;
-    std::size_t sent_bytes = 0;
     if (o->msg.data.size() > coalesce && !c.deflate && tr.can_append_frame()) {
       // A large uncompressed message: framed and masked here in one pass, a piece of
       // write_coalesce_bytes at a time, the next piece prepared while the socket takes the
@@ -159,9 +194,8 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
         ec = co_await sent_upto(tr, before);
       }
       c.writing_large = connection::large_write::none;
-      sent_bytes = data.size();
       c.control_cv.notify();  // a close waits for the frame to end
-      written.push_back(std::move(o->handler));
+      transit.push_back(in_transit{tr.appended(), data.size(), std::move(o->handler)});
       tr.offer_spare(std::move(o->msg.data));  // every byte of it was copied (masked) already
     } else if (o->msg.data.size() > coalesce) {
       // A large compressed message: Beast's asynchronous write, whose memory the transport
@@ -169,10 +203,9 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
       c.writing_large = connection::large_write::beasts;
       auto [wec, n] = co_await ws.async_write(asio::buffer(o->msg.data), nothrow);
       c.writing_large = connection::large_write::none;
-      sent_bytes = o->msg.data.size();
       c.control_cv.notify();  // a close waits for the frame to end
       ec = wec;
-      written.push_back(std::move(o->handler));
+      transit.push_back(in_transit{tr.appended(), o->msg.data.size(), std::move(o->handler)});
     } else {
       // Small messages: framed synchronously into one socket write.
       tr.cork();
@@ -185,8 +218,7 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
         else
           ws.write(asio::buffer(next->msg.data), ec);
         bytes += next->msg.data.size();
-        written.push_back(std::move(next->handler));
-        sent_bytes = bytes;
+        transit.push_back(in_transit{tr.appended(), next->msg.data.size(), std::move(next->handler)});
         if (ec || bytes >= coalesce) break;
         next.reset();
         if (auto more = take(coalesce - bytes)) next.emplace(std::move(*more));
@@ -195,16 +227,24 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
     // Even when the write went out whole at once, the flush completes through a post: that
     // turn of the event loop is when the application's next sends gather for the next write
     // (without it, a sending coroutine's messages go out one frame per write).
-    const auto fec = co_await flush(tr);
+    bool more_soon = false;
+    {
+      const auto lk = locked();
+      more_soon = true; (void)event_waiter;
+    }
+    const auto fec = co_await flush(tr, more_soon && !c.deflate);
     if (!ec) ec = fec;
-    if (opts.metrics && !ec) count_written(written.size(), sent_bytes);
-    // The flush completed through a post: this is a turn of its own, so the senders can hear
-    // now, without one more post.
-    complete_now(inner, strand, std::move(written), ec);
+    confirm(ec);
     if (ec) {
       tr.close();
       break;
     }
+  }
+  if (!transit.empty()) {
+    // The connection ended (its socket is closed) with frames not wholly sent: the flush
+    // tells how they fared.
+    const auto ec = co_await flush(tr);
+    confirm(ec);
   }
   c.release();
 }

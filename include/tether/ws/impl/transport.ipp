@@ -6,9 +6,15 @@
 
 namespace tether::ws::detail {
 
-void transport::flush(asio::any_completion_handler<void(error_code)> h) {
+void transport::flush(asio::any_completion_handler<void(error_code)> h, bool whole_records) {
   corked_ = false;
-  when_sent(appended_, std::move(h));
+  auto upto = appended_;
+  if (whole_records && tls_ && pending_.size() >= tls_record_bytes) {
+    // (Less than a record goes at once: there is no record to fill first.)
+    const auto base = appended_ - pending_.size();
+    upto = std::max(must_send_, base + pending_.size() / tls_record_bytes * tls_record_bytes);
+  }
+  when_sent(upto, std::move(h));
 }
 
 void transport::when_sent(std::uint64_t upto, asio::any_completion_handler<void(error_code)> h) {
@@ -16,6 +22,7 @@ void transport::when_sent(std::uint64_t upto, asio::any_completion_handler<void(
     asio::post(ex_, [h = std::move(h), ec = write_error_]() mutable { std::move(h)(ec); });
     return;
   }
+  must_send_ = std::max(must_send_, upto);
   waiters_.push_back(flush_waiter{upto, std::move(h)});  // positions only grow: in order
   kick();
 }
@@ -27,6 +34,7 @@ void transport::append_close(std::uint16_t code, std::string_view reason) {
   payload.push_back(static_cast<char>(code & 0xffu));
   payload.append(reason.substr(0, 123));
   append_masked(0x8u, payload.data(), payload.size());
+  must_send_ = appended_;
   close_sent_ = true;
   kick();
 }
@@ -50,7 +58,7 @@ void transport::append_payload(const char* data, std::size_t k) {
   if (own_left_ == 0 && !deferred_.empty()) {
     // The frame is whole: what Beast wrote meanwhile follows it.
     pending_.insert(pending_.end(), deferred_.begin(), deferred_.end());
-    appended_ += deferred_.size();
+    owe_all(deferred_.size());
     deferred_.clear();
   }
   kick();
@@ -83,8 +91,14 @@ void transport::append_header(unsigned opcode, std::size_t n) {
 
 void transport::write_pending() {
   writing_ = true;
+  const auto take = extent();
   inflight_.swap(pending_);
   pending_.clear();
+  if (take < inflight_.size()) {
+    // Whole records go; the bytes beyond wait for the next frames (write_extent).
+    pending_.insert(pending_.end(), inflight_.begin() + static_cast<std::ptrdiff_t>(take), inflight_.end());
+    inflight_.resize(take);
+  }
   if (parked_) {
     // The parked write's bytes are on their way: let Beast go on.
     asio::post(ex_, [h = std::move(*parked_), n = parked_n_]() mutable { std::move(h)(error_code{}, n); });
@@ -185,6 +199,7 @@ void transport::written(error_code ec, std::size_t n) {
 
 void transport::close_when_drained() {
   close_when_drained_ = true;
+  must_send_ = appended_;
   kick();
   if (!writing_) close();
 }
