@@ -17,7 +17,10 @@ trusts it (--ca) and verifies the server's name.
 
 A case is SIZE:INFLIGHT; the message count is chosen so each run takes about a second. Reported
 per client: msgs/s, p50 latency, client CPU per message (user + system of the client process)
-and its peak resident memory (VmHWM). Four more cases compare tether with Beast only (the
+and its peak resident memory (VmHWM); and the server's CPU per message and how busy it was (its
+CPU time over the client run's wall time): near 1.0 the server, not the client, sets the rate.
+The WebSocket clients' server unmasks and frames every message, the ceiling's only echoes
+bytes, so at large sizes the WebSocket server saturates before the ceiling's does. Four more cases compare tether with Beast only (the
 ceiling has no WebSocket handshake):
   connect  the median time of 1,000 connects (TCP, TLS with --tls, and the upgrade) one after
            another on one running event loop, as an application connects and reconnects,
@@ -36,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 DEFAULT_CASES = "16:1,16:64,1024:64,65536:16,1048576:4,connect,connect-fresh,idle,busy"
 COUNTS = {16: 200000, 1024: 200000, 65536: 20000, 1048576: 1000}
@@ -63,12 +67,23 @@ def message_args(size, inflight):
     return ["--size", str(size), "--count", str(count), "--inflight", str(inflight)]
 
 
+def cpu_seconds(pid):
+    """A process's CPU time (user + system) so far, in seconds (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def alternating(a, clients, url, args):
-    """Runs `args` for each of `clients` in turn, a.runs rounds; each client's JSON lines."""
+    """Runs `args` for each of `clients` in turn, a.runs rounds; each client's JSON lines, with
+    the server's CPU seconds over the run (server_cpu_s) and the run's wall time (wall_s)."""
     res = {c: [] for c in clients}
     for _ in range(a.runs):
         for client in clients:
-            res[client].append(run_json(pinned(0, [a.binary, "--url", url, "--client", client] + args)))
+            cpu0, t0 = cpu_seconds(a.server_pid), time.monotonic()
+            r = run_json(pinned(0, [a.binary, "--url", url, "--client", client] + args))
+            r["server_cpu_s"], r["wall_s"] = cpu_seconds(a.server_pid) - cpu0, time.monotonic() - t0
+            res[client].append(r)
     return res
 
 
@@ -130,6 +145,7 @@ def main():
     client_extra += ["--io-hint", a.io_hint]
     server = subprocess.Popen(pinned(1 if a.layout == "split" else 0, [a.binary, "--serve", "0"] + server_extra),
                               stdout=subprocess.PIPE, text=True)
+    a.server_pid = server.pid  # taskset executes the server in its own process
     try:
         port = int(server.stdout.readline().strip())
         url = f"{'wss' if a.tls else 'ws'}://127.0.0.1:{port}/"
@@ -152,6 +168,9 @@ def main():
                 out[f"{c}_p50_us"] = med(c, "p50_us")
                 out[f"{c}_cpu_us_per_msg"] = round(med(c, "cpu_us_per_msg"), 3)
                 out[f"{c}_peak_rss_kib"] = round(med(c, "peak_rss_kib"))
+                out[f"{c}_server_cpu_us_per_msg"] = round(
+                    statistics.median(r["server_cpu_s"] * 1e6 / r["count"] for r in res[c]), 3)
+                out[f"{c}_server_busy"] = round(statistics.median(r["server_cpu_s"] / r["wall_s"] for r in res[c]), 2)
             out["ratio_tether_to_beast"] = round(med("tether", "msgs_per_s") / med("beast", "msgs_per_s"), 2)
             out["ratio_tcp_ceiling_to_beast"] = round(med("tcp", "msgs_per_s") / med("beast", "msgs_per_s"), 2)
             out["ratio_tether_to_tcp_ceiling"] = round(med("tether", "msgs_per_s") / med("tcp", "msgs_per_s"), 2)
