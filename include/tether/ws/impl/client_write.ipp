@@ -226,13 +226,13 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
     }
     // Even when the write went out whole at once, the flush completes through a post: that
     // turn of the event loop is when the application's next sends gather for the next write
-    // (without it, a sending coroutine's messages go out one frame per write).
-    bool more_soon = false;
-    {
-      const auto lk = locked();
-      more_soon = true; (void)event_waiter;
-    }
-    const auto fec = co_await flush(tr, more_soon && !c.deflate);
+    // (without it, a sending coroutine's messages go out one frame per write). Over TLS the
+    // write takes whole records and the bytes beyond wait for that next write, which comes
+    // right after this turn (or, with nothing queued by then, the flush before parking).
+    // Whether more will come cannot be told here: the application is waiting for an event
+    // when the writer runs, whether its next messages are a turn away or not; asking for it
+    // (the gathering loop's condition) held nothing back and saved no write.
+    const auto fec = co_await flush(tr, !c.deflate);
     if (!ec) ec = fec;
     confirm(ec);
     if (ec) {
