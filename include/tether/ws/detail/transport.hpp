@@ -139,9 +139,10 @@ class transport {
 
   /// While corked, writes are only gathered; `flush` uncorks, and completes once every byte
   /// written so far is on the socket (or the socket failed). With `whole_records` (the writer,
-  /// when more frames are likely to follow at once) over TLS, only the whole records of what
-  /// waits are owed, and the flush completes once they are on the socket: the few bytes beyond
-  /// go with the next frames appended (write_extent), or with the next flush without it.
+  /// whose next frames usually follow within a turn) over TLS, when a record or more waits,
+  /// only its whole records are owed, and the flush completes once they are on the socket:
+  /// the few bytes beyond go with the next frames appended (write_extent), or with the next
+  /// flush without it.
   void cork() noexcept { corked_ = true; }
   void flush(asio::any_completion_handler<void(error_code)> h, bool whole_records = false);
   /// Bytes on the socket so far (a stream position, as appended()).

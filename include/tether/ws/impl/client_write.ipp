@@ -86,9 +86,9 @@ inline asio::awaitable<error_code> client_impl::flush(transport& tr, bool whole_
 // the outgoing stream (transport::can_append_frame), and while one of ours is open, Beast's
 // bytes wait behind it; so frames from tether's framer and from Beast never interleave.
 //
-// Over TLS, while more messages are likely to follow at once, a write takes whole records
-// only (write_extent) and the last frame's few bytes beyond wait for the next frames: its send
-// completes with the write that takes them. Before the writer stops (nothing queued, a close,
+// Over TLS (uncompressed) a write of a record or more takes whole records only (write_extent)
+// and the last frame's few bytes beyond wait for the next frames, which usually follow within
+// a turn: its send completes with the write that takes them. Before the writer stops (nothing queued, a close,
 // the connection's end) everything it appended is owed, so no byte waits for a frame that will
 // not come.
 inline asio::awaitable<void> client_impl::writer(connection& c) {
