@@ -106,6 +106,13 @@ inline asio::awaitable<attempt_outcome> client_impl::serve(connection& c) {
         const auto d = buf.cdata();
         data.assign(static_cast<const char*>(d.data()), d.size());
         text = c.ws.got_text();
+        // A message larger than a read chunk grew Beast's buffer to its size: freed now, so
+        // that a connection does not keep the largest message it ever received (up to
+        // max_message_size) for the rest of its life.
+        if (buf.capacity() > opts.read_buffer_size) {
+          buf.clear();
+          buf.shrink_to_fit();
+        }
       }
     }
     if (ec) {
