@@ -71,7 +71,10 @@ TETHER_DECL asio::any_io_executor get_executor(const client_impl& impl) noexcept
     non-blocking send on plain TCP (only what the socket does not take waits for it to drain).
     The writer waits for the application to finish its turn (taking queued events, queueing
     answers) before it writes, at most 64 turns of the event loop or `write_coalesce_bytes`,
-    and after each write for one turn, in which the next messages gather.
+    and after each write for one turn, in which the next messages gather. Over TLS (without
+    compression) a write of 16 KiB or more takes whole TLS records; the few bytes beyond go
+    with the next write, at most a turn later, so that no record of a few bytes costs a socket
+    write of its own (a send whose frame ends there completes with that write).
 
     Reconnection: each failed attempt or lost connection is reported as `reconnecting` before
     the wait; the backoff starts over only once a connection has stayed open for
