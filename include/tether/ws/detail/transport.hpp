@@ -349,7 +349,10 @@ class transport {
     into.resize(old + n);
     asio::buffer_copy(asio::buffer(into.data() + old, n), b);
     rw_.outgoing(into.data() + old, n);
-    if (!later) owe_all(n);
+    if (!later) {
+      appended_ += n;
+      owe_all();
+    }
     return n;
   }
 
@@ -373,12 +376,9 @@ class transport {
 
   void append_masked(unsigned opcode, const char* data, std::size_t n);
   void append_header(unsigned opcode, std::size_t n);
-  // `n` more bytes are appended, and everything appended is owed: Beast's frames (a pong, a
-  // close) and a close of ours wait for no frame after them.
-  void owe_all(std::size_t n) {
-    appended_ += n;
-    must_send_ = appended_;
-  }
+  // Everything appended is owed: Beast's frames (a pong, a close) and a close of ours wait for
+  // no frame after them.
+  void owe_all() noexcept { must_send_ = appended_; }
   std::size_t extent() const noexcept {
     return write_extent(pending_.size(), appended_ - pending_.size(), must_send_, tls_ ? tls_record_bytes : 0);
   }

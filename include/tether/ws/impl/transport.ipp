@@ -8,13 +8,9 @@ namespace tether::ws::detail {
 
 void transport::flush(asio::any_completion_handler<void(error_code)> h, bool whole_records) {
   corked_ = false;
-  auto upto = appended_;
-  if (whole_records && tls_ && pending_.size() >= tls_record_bytes) {
-    // (Less than a record goes at once: there is no record to fill first.)
-    const auto base = appended_ - pending_.size();
-    upto = std::max(must_send_, base + pending_.size() / tls_record_bytes * tls_record_bytes);
-  }
-  when_sent(upto, std::move(h));
+  // What the next write takes (extent); less than a record goes whole: none to fill first.
+  const bool hold = whole_records && tls_ && pending_.size() >= tls_record_bytes;
+  when_sent(hold ? appended_ - pending_.size() + extent() : appended_, std::move(h));
 }
 
 void transport::when_sent(std::uint64_t upto, asio::any_completion_handler<void(error_code)> h) {
@@ -34,7 +30,7 @@ void transport::append_close(std::uint16_t code, std::string_view reason) {
   payload.push_back(static_cast<char>(code & 0xffu));
   payload.append(reason.substr(0, 123));
   append_masked(0x8u, payload.data(), payload.size());
-  must_send_ = appended_;
+  owe_all();
   close_sent_ = true;
   kick();
 }
@@ -58,7 +54,8 @@ void transport::append_payload(const char* data, std::size_t k) {
   if (own_left_ == 0 && !deferred_.empty()) {
     // The frame is whole: what Beast wrote meanwhile follows it.
     pending_.insert(pending_.end(), deferred_.begin(), deferred_.end());
-    owe_all(deferred_.size());
+    appended_ += deferred_.size();
+    owe_all();
     deferred_.clear();
   }
   kick();
@@ -199,7 +196,7 @@ void transport::written(error_code ec, std::size_t n) {
 
 void transport::close_when_drained() {
   close_when_drained_ = true;
-  must_send_ = appended_;
+  owe_all();
   kick();
   if (!writing_) close();
 }
