@@ -80,29 +80,33 @@ TEST_CASE("frame_counter: stops at a close frame, the response head's bytes neve
 
 TEST_CASE("frame_counter: quiet only while nothing that arrived waits for the reader", "[ws][unit]") {
   // Each row: the frames after the head, how many messages are read, whether it is quiet then.
+  // `arriving`: quiet, or only the frame now arriving is unread.
   struct row {
     const char* what;
     std::string frames;
     int taken;
     bool quiet;
+    bool arriving;
   };
   const std::vector<row> rows = {
-      {"nothing yet", "", 0, true},
-      {"one byte of a frame's header", "\x82", 0, false},
-      {"part of a frame's payload", frame(0x82, 100).substr(0, 50), 0, false},
-      {"part of a frame's header", frame(0x82, 70000).substr(0, 5), 0, false},
-      {"a whole frame of a fragmented message", frame(0x02, 3), 0, false},
-      {"a whole message unread", frame(0x82, 16), 0, false},
-      {"a whole message read", frame(0x82, 16), 1, true},
-      {"a ping alone", frame(0x89, 4), 0, false},
-      {"a ping after the last message", frame(0x82, 16) + frame(0x89, 0), 1, false},
-      {"a ping before the last message (read with it)", frame(0x89, 0) + frame(0x82, 16), 1, true},
-      {"a pong inside a fragmented message, then its end", frame(0x02, 3) + frame(0x8A, 0) + frame(0x80, 3), 1, true},
-      {"a pong inside a fragmented message still open", frame(0x02, 3) + frame(0x8A, 0), 0, false},
-      {"two messages, one read", frame(0x82, 1) + frame(0x82, 1), 1, false},
-      {"two messages read", frame(0x82, 1) + frame(0x82, 1), 2, true},
-      {"a close", frame(0x88, 2), 0, false},
-      {"a message, then a close", frame(0x82, 1) + frame(0x88, 2), 1, false},
+      {"nothing yet", "", 0, true, true},
+      {"one byte of a frame's header", "\x82", 0, false, true},
+      {"part of a frame's payload", frame(0x82, 100).substr(0, 50), 0, false, true},
+      {"part of a frame's header", frame(0x82, 70000).substr(0, 5), 0, false, true},
+      {"a message read, then part of the next", frame(0x82, 16) + frame(0x81, 9).substr(0, 4), 1, false, true},
+      {"a whole frame of a fragmented message", frame(0x02, 3), 0, false, false},
+      {"a whole message unread", frame(0x82, 16), 0, false, false},
+      {"a whole message read", frame(0x82, 16), 1, true, true},
+      {"a ping alone", frame(0x89, 4), 0, false, false},
+      {"a ping after the last message", frame(0x82, 16) + frame(0x89, 0), 1, false, false},
+      {"a ping, then part of a message", frame(0x89, 0) + frame(0x82, 16).substr(0, 5), 0, false, false},
+      {"a ping before the last message (read with it)", frame(0x89, 0) + frame(0x82, 16), 1, true, true},
+      {"a pong inside a fragmented message, then its end", frame(0x02, 3) + frame(0x8A, 0) + frame(0x80, 3), 1, true, true},
+      {"a pong inside a fragmented message still open", frame(0x02, 3) + frame(0x8A, 0), 0, false, false},
+      {"two messages, one read", frame(0x82, 1) + frame(0x82, 1), 1, false, false},
+      {"two messages read", frame(0x82, 1) + frame(0x82, 1), 2, true, true},
+      {"a close", frame(0x88, 2), 0, false, false},
+      {"a message, then a close", frame(0x82, 1) + frame(0x88, 2), 1, false, false},
   };
   for (const auto& r : rows) {
     INFO(r.what);
@@ -111,10 +115,12 @@ TEST_CASE("frame_counter: quiet only while nothing that arrived waits for the re
     c.feed(s.data(), s.size());
     for (int i = 0; i < r.taken; ++i) c.take();
     CHECK(c.quiet() == r.quiet);
+    CHECK(c.arriving() == r.arriving);
   }
   frame_counter c;  // the response head has not ended
   c.feed(head.data(), head.size() - 1);
   CHECK_FALSE(c.quiet());
+  CHECK_FALSE(c.arriving());
 }
 
 TEST_CASE("mask_copy: equals the byte-wise RFC 6455 masking for every length and phase", "[ws][unit]") {
@@ -245,6 +251,54 @@ TEST_CASE("ordinary_frame_at: the head of an ordinary message, and whether all o
     CHECK(f.text == r.text);
     CHECK(f.header == r.header);
     CHECK(f.payload == r.payload);
+  }
+}
+
+TEST_CASE("ordinary_head_arriving: which heads of messages the reader gathers in memory until whole", "[ws][unit]") {
+  using tether::ws::detail::ordinary_head_arriving;
+  const auto bytes = [](std::initializer_list<int> l) {
+    std::string s;
+    for (int b : l) s += static_cast<char>(b);
+    return s;
+  };
+  constexpr std::size_t chunk = 65536;
+  struct row {
+    const char* what;
+    std::string in;
+    std::uint64_t max;
+    bool gather;
+  };
+  const std::vector<row> rows = {
+      {"binary, part of the payload", frame(0x82, 1000).substr(0, 500), 0, true},
+      {"text, part of the payload", frame(0x81, 1000).substr(0, 500), 0, true},
+      {"only the header", frame(0x82, 1000).substr(0, 4), 0, true},
+      {"first byte of a header", bytes({0x82}), 0, true},
+      {"first byte of a text header", bytes({0x81}), 0, true},
+      {"16-bit length, one byte of it", bytes({0x82, 126, 0x03}), 0, true},
+      {"64-bit length, part of it", bytes({0x82, 127, 0, 0, 0}), 0, true},
+      {"binary, half a chunk of payload", frame(0x82, chunk / 2).substr(0, 100), 0, true},
+      {"binary, more than half a chunk (read straight into its string)", frame(0x82, chunk / 2 + 1).substr(0, 100), 0, false},
+      {"text, a chunk with its header", frame(0x81, chunk - 4).substr(0, 100), 0, true},
+      {"text, more than a chunk with its header", frame(0x81, chunk - 3).substr(0, 100), 0, false},
+      {"64-bit length (larger than a chunk)", frame(0x82, 70000).substr(0, 20), 0, false},
+      {"over max", frame(0x82, 1000).substr(0, 500), 999, false},
+      {"at max", frame(0x82, 1000).substr(0, 500), 1000, true},
+      {"whole (nothing to wait for)", frame(0x82, 1000), 0, false},
+      {"whole and more", frame(0x82, 10) + bytes({0x82}), 0, false},
+      {"nothing", "", 0, false},
+      {"a fragment's head", frame(0x02, 1000).substr(0, 10), 0, false},
+      {"a continuation's head", frame(0x80, 1000).substr(0, 10), 0, false},
+      {"a ping's head", frame(0x89, 100).substr(0, 10), 0, false},
+      {"a close's first byte", bytes({0x88}), 0, false},
+      {"RSV1 (compressed)", frame(0xC2, 1000).substr(0, 10), 0, false},
+      {"masked", frame(0x82, 1000, true).substr(0, 10), 0, false},
+      {"masked, header not all here", bytes({0x82, 0xfe, 0x03}), 0, false},
+      {"5 in the 16-bit form", bytes({0x82, 126, 0, 5, 'a'}), 0, false},
+  };
+  for (const auto& r : rows) {
+    INFO(r.what);
+    CHECK(ordinary_head_arriving(reinterpret_cast<const unsigned char*>(r.in.data()), r.in.size(), r.max, chunk) ==
+          r.gather);
   }
 }
 

@@ -57,6 +57,24 @@ inline ordinary_frame ordinary_frame_at(const unsigned char* p, std::size_t n, s
   return f;
 }
 
+/// Whether the `n` bytes in memory (`n` > 0) are the head of an ordinary message (as
+/// ordinary_frame_at, at most `max`) that has not wholly arrived, small enough to gather in
+/// memory: at most `read_chunk` bytes with its header, and, binary, no more than half a read
+/// chunk of payload (a larger one is read straight into its own string: large_bounds). A
+/// header not wholly here yet counts when its first bytes may begin one. The reader then reads
+/// the rest into memory behind it and takes the message whole, rather than handing the bytes
+/// to Beast's read, whose composed operations and copies cost more than the message.
+inline bool ordinary_head_arriving(const unsigned char* p, std::size_t n, std::uint64_t max,
+                                   std::size_t read_chunk) noexcept {
+  if (n == 0 || (p[0] != 0x81u && p[0] != 0x82u)) return false;
+  if (n < 2) return true;
+  const unsigned l7 = p[1] & 0x7fu;
+  if ((p[1] & 0x80u) != 0) return false;  // masked: not from a server
+  if (n < std::size_t{2} + (l7 == 126 ? 2u : l7 == 127 ? 8u : 0u)) return true;
+  const auto f = ordinary_frame_at(p, n, max);
+  return f.ok && !f.whole && f.header + f.payload <= read_chunk && (f.text || f.payload <= read_chunk / 2);
+}
+
 class frame_counter {
  public:
   /// Feeds `n` more bytes of the incoming stream, in order.
@@ -122,6 +140,9 @@ class frame_counter {
   bool quiet() const noexcept {
     return !in_http_ && ready() == 0 && controls_ == 0 && !stopped_ && !open_ && hdr_len_ == 0 && payload_left_ == 0;
   }
+  /// As quiet, except that a frame may have begun to arrive: every byte that arrived belongs
+  /// to a message already read or to the frame now arriving after it.
+  bool arriving() const noexcept { return !in_http_ && ready() == 0 && controls_ == 0 && !stopped_ && !open_; }
 
  private:
   void frame_done() noexcept {

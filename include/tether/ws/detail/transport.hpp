@@ -77,6 +77,16 @@ class transport {
   /// messages go both ways (see spare_string, without which glibc's heap made this path a
   /// third slower at 1 MiB / 4 over TLS).
   bool can_fill() const noexcept { return rbuf_.size() == 0 && !read_error_ && counter_.quiet(); }
+  /// Whether what is in memory is only the head of an ordinary message that is still arriving
+  /// (ordinary_head_arriving, at most `max`), nothing else waiting to be acted on
+  /// (frame_counter::arriving) and Beast holding none of the stream: the reader then waits for
+  /// the rest with `fill` too, and takes the message whole. Over TLS a record rarely ends where
+  /// a message does, so without this every record's last message went through Beast's read.
+  bool can_top_up(std::uint64_t max) const noexcept {
+    if (!beast_idle_ || read_error_ || rbuf_.size() == 0 || !counter_.arriving()) return false;
+    const auto d = rbuf_.cdata();
+    return ordinary_head_arriving(static_cast<const unsigned char*>(d.data()), d.size(), max, read_chunk_);
+  }
   /// Waits for the peer's next bytes: one socket read into memory (as much as has arrived, up
   /// to the read chunk), counted and stamped, and completes with its error, which the reads
   /// that follow report once the bytes before it are consumed. The reader waits this way

@@ -67,9 +67,10 @@ inline asio::awaitable<attempt_outcome> client_impl::serve(connection& c) {
     // a ping must not land inside it) or a close handshake reads. While tether's own framer
     // writes a large message it may: Beast's bytes then wait behind that frame (transport).
     const bool may_sync = c.writing_large != connection::large_write::beasts && !c.close_pending && !close_requested;
-    if (may_sync && tr.can_fill()) {
-      // Idle: wait for the peer's next bytes without Beast (see transport::fill). A failure
-      // is the next read's to report, after whatever arrived before it.
+    if (may_sync && (tr.can_fill() || (!c.deflate && tr.can_top_up(opts.max_message_size)))) {
+      // Idle, or only part of an ordinary message here: wait for the peer's next bytes
+      // without Beast (see transport::fill). A failure is the next read's to report, after
+      // whatever arrived before it.
       since_read = 0;
       co_await asio::async_initiate<decltype(nothrow), void(error_code)>([&tr](auto h) { tr.fill(std::move(h)); },
                                                                         nothrow);
