@@ -19,8 +19,9 @@ A case is SIZE:INFLIGHT; the message count is chosen so each run takes about a s
 per client: msgs/s, p50 latency, client CPU per message (user + system of the client process)
 and its peak resident memory (VmHWM); and the server's CPU per message and how busy it was (its
 CPU time over the client run's wall time): near 1.0 the server, not the client, sets the rate.
-The WebSocket clients' server unmasks and frames every message, the ceiling's only echoes
-bytes, so at large sizes the WebSocket server saturates before the ceiling's does. Four more cases compare tether with Beast only (the
+The WebSocket clients' server unmasks and frames every message, streaming (what a read brings
+goes back in one write, a partial frame's bytes too, as the raw echo does); the ceiling's only
+echoes bytes, so at large sizes the WebSocket server saturates before the ceiling's does. Four more cases compare tether with Beast only (the
 ceiling has no WebSocket handshake):
   connect  the median time of 1,000 connects (TCP, TLS with --tls, and the upgrade) one after
            another on one running event loop, as an application connects and reconnects,
