@@ -69,8 +69,9 @@ TETHER_DECL asio::any_io_executor get_executor(const client_impl& impl) noexcept
     Throughput: messages already received are read without an asynchronous operation each,
     and one whose head has arrived waits for its rest the same way (up to half of
     `read_buffer_size`, or a text one up to all of it, gathered in memory; a larger binary one,
-    up to 16 times that, read straight into its own string); small messages queued meanwhile are framed into one socket write, sent at once with a
-    non-blocking send on plain TCP (only what the socket does not take waits for it to drain).
+    up to 16 times that, read straight into its own string); small messages queued meanwhile
+    are framed into one socket write, sent at once with a non-blocking send on plain TCP (only
+    what the socket does not take waits for it to drain).
     The writer waits for the application to finish its turn (taking queued events, queueing
     answers) before it writes, at most 64 turns of the event loop or `write_coalesce_bytes`,
     and after each write for one turn, in which the next messages gather. Over TLS (without
