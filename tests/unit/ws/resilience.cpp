@@ -41,6 +41,29 @@ TEST_CASE("keepalive: a peer that stops answering is detected and reconnected", 
   }());
 }
 
+// A peer that dies halfway through a message: the client holds the message's head while it
+// waits for the rest, and the silence after its ping still means a dead peer.
+TEST_CASE("keepalive: a peer that stops in the middle of a message is detected", "[ws][resilience]") {
+  // Binary frames from the server: "first", then the head of 1,000 bytes (100 of them sent).
+  const std::string first = std::string("\x82\x05", 2) + "first";
+  const std::string head = std::string("\x82\x7e\x03\xe8", 4) + std::string(96, 'h');
+  test::ws_server server;
+  server.set_raw(first + head);
+  asio::io_context ioc;
+  test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    auto o = test::fast_options(server.url());
+    o.ping_interval = 200ms;
+    o.pong_timeout = 300ms;
+    o.reconnect.enabled = false;
+    ws::client c(ioc.get_executor(), o);
+    c.async_run(asio::detached);
+    auto m = co_await next_of<ws::message>(c);
+    CHECK(m == ws::message::binary("first"));
+    auto d = co_await next_of<ws::disconnected>(c);
+    CHECK(d.error == error::pong_timeout);
+  }());
+}
+
 TEST_CASE("keepalive: a live but quiet peer is not failed", "[ws][resilience]") {
   test::ws_server server;
   asio::io_context ioc;

@@ -62,8 +62,10 @@ class transport {
 
   /// When the last bytes arrived from the peer.
   clock::time_point last_rx() const noexcept { return last_rx_; }
-  /// Unread bytes already received (for dead-peer detection while the reader is paused).
-  std::size_t buffered() const noexcept { return rbuf_.size(); }
+  /// Bytes received that wait for the reader (for dead-peer detection while the reader is
+  /// paused). None while it waits for the peer's next bytes (fill), even when it holds the
+  /// head of a message then: that wait is for the peer, whose silence means what it means.
+  std::size_t unread() const noexcept { return filling_ ? 0 : rbuf_.size(); }
   /// Whole messages received and not yet read (see frame_counter).
   frame_counter& messages() noexcept { return counter_; }
   /// Plain TCP: the last socket read took less than it asked for, so the socket had nothing
@@ -96,7 +98,9 @@ class transport {
   /// executor copies).
   template <class Handler>
   void fill(Handler&& h) {
+    filling_ = true;
     raw_read(rbuf_.prepare(read_chunk_), [this, h = std::forward<Handler>(h)](error_code ec, std::size_t got) mutable {
+      filling_ = false;
       received_chunk(got, ec);
       if (ec) read_error_ = ec;
       beast_idle_ = true;
@@ -454,6 +458,7 @@ class transport {
 #endif
   bool drained_ = false;
   bool beast_idle_ = false;  // Beast holds no byte of the stream (see take_whole)
+  bool filling_ = false;     // a fill waits for the peer (see unread)
   std::size_t large_left_ = 0;  // payload of a large message still to read (see begin_large)
   clock::time_point last_rx_ = clock::now();
   char drain_[512];

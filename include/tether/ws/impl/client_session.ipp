@@ -26,7 +26,7 @@ inline asio::awaitable<void> client_impl::pinger(connection& c) {
     auto [wec] = co_await c.ping_timer.async_wait(nothrow);
     if (wec || c.ended) continue;
     auto& tr = c.ws.next_layer();
-    if (keepalive::peer_dead(tr.last_rx(), sent, c.reader_paused, tr.buffered())) {
+    if (keepalive::peer_dead(tr.last_rx(), sent, c.reader_paused, tr.unread())) {
       log(net::log_level::warn, "tether.ws: no answer within pong_timeout; failing the connection");
       if (!c.fail_reason) c.fail_reason = make_error_code(error::pong_timeout);
       tr.close();
