@@ -101,10 +101,10 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
     std::size_t bytes;
     send_handler handler;
   };
-  // (A vector kept across writes, so a write allocates nothing for it: over plain TCP every
-  // write confirms all of it; over TLS the few sends not yet confirmed move to a new one, as a
-  // send's handler cannot be assigned to.)
-  std::vector<in_transit> transit;
+  // (Vectors kept across writes, so a write allocates nothing for them: over plain TCP every
+  // write confirms all of it; over TLS the few sends not yet confirmed move to `unconfirmed`,
+  // which then changes places with it, as a send's handler cannot be assigned to.)
+  std::vector<in_transit> transit, unconfirmed;
   // Completes the sends whose frames are on the socket (every one, with `ec`, on a failure).
   // Only after a flush: its completion came through a post, a turn of its own, so the senders
   // can hear now, without one more post.
@@ -113,11 +113,11 @@ inline asio::awaitable<void> client_impl::writer(connection& c) {
     for (; n < transit.size() && (ec || transit[n].end <= tr.sent()); ++n) bytes += transit[n].bytes;
     if (n == 0) return;
     if (opts.metrics && !ec) count_written(n, bytes);
-    std::vector<in_transit> rest;
-    for (std::size_t i = n; i < transit.size(); ++i) rest.push_back(std::move(transit[i]));
+    unconfirmed.clear();
+    for (std::size_t i = n; i < transit.size(); ++i) unconfirmed.push_back(std::move(transit[i]));
     for (std::size_t i = 0; i < n; ++i) complete_now(inner, strand, std::move(transit[i].handler), ec);
     transit.clear();
-    for (auto& t : rest) transit.push_back(std::move(t));
+    transit.swap(unconfirmed);
   };
   while (!c.ended) {
     {
