@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <set>
 #include <vector>
 #include <string>
@@ -193,6 +194,36 @@ TEST_CASE("reconnect: the jitter's seeds differ per client without a system call
   std::set<std::uint32_t> seeds;
   for (int i = 0; i < 1000; ++i) seeds.insert(tether::ws::detail::reconnect_fsm::fresh_seed());
   CHECK(seeds.size() >= 995);  // a counter through splitmix64, cut to 32 bits: a repeat or two at most
+}
+
+TEST_CASE("payload_length: the length field of a frame header in its three sizes", "[ws][unit]") {
+  using tether::ws::detail::extended_length_bytes;
+  using tether::ws::detail::payload_length;
+  struct row {
+    unsigned l7;
+    std::vector<unsigned char> ext;
+    std::uint64_t len;
+  };
+  const std::vector<row> rows = {
+      {0, {}, 0},
+      {1, {}, 1},
+      {125, {}, 125},
+      {126, {0x00, 0x7e}, 126},
+      {126, {0x01, 0x00}, 256},
+      {126, {0xff, 0xff}, 65535},
+      {126, {0x00, 0x05}, 5},  // read as sent: whether it is the shortest form is the caller's check
+      {127, {0, 0, 0, 0, 0, 1, 0x00, 0x00}, 65536},
+      {127, {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08}, 0x0102030405060708u},
+      {127, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, ~std::uint64_t{0}},
+  };
+  for (const auto& r : rows) {
+    INFO("l7 " << r.l7 << ", expected " << r.len);
+    REQUIRE(extended_length_bytes(r.l7) == r.ext.size());
+    // Bytes past the field must not be read into it.
+    auto bytes = r.ext;
+    bytes.resize(bytes.size() + 8, 0xa5);
+    CHECK(payload_length(r.l7, bytes.data()) == r.len);
+  }
 }
 
 TEST_CASE("ordinary_frame_at: the head of an ordinary message, and whether all of it arrived", "[ws][unit]") {

@@ -8,6 +8,8 @@
 // frame, so closing handshakes always run through the asynchronous path.
 #pragma once
 
+#include <tether/ws/detail/frame_header.hpp>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -34,20 +36,11 @@ inline ordinary_frame ordinary_frame_at(const unsigned char* p, std::size_t n, s
   const unsigned op = p[0] & 0x0fu;
   if ((p[0] & 0xf0u) != 0x80u || (op != 1 && op != 2) || (p[1] & 0x80u) != 0) return f;
   const unsigned l7 = p[1] & 0x7fu;
-  std::uint64_t len = l7;
-  std::size_t h = 2;
-  if (l7 == 126) {
-    if (n < 4) return f;
-    len = (std::uint64_t{p[2]} << 8) | p[3];
-    h = 4;
-    if (len < 126) return f;
-  } else if (l7 == 127) {
-    if (n < 10) return f;
-    len = 0;
-    for (std::size_t i = 0; i < 8; ++i) len = (len << 8) | p[2 + i];
-    h = 10;
-    if (len <= 0xffffu || (len >> 63) != 0) return f;
-  }
+  const std::size_t h = 2 + extended_length_bytes(l7);
+  if (n < h) return f;
+  const std::uint64_t len = payload_length(l7, p + 2);
+  // The fewest bytes: a 16-bit length above 125, a 64-bit one above 0xffff (and below 2^63).
+  if ((l7 == 126 && len < 126) || (l7 == 127 && (len <= 0xffffu || (len >> 63) != 0))) return f;
   if ((max != 0 && len > max) || len > std::numeric_limits<std::size_t>::max()) return f;
   f.ok = true;
   f.whole = len <= n - h;
@@ -70,7 +63,7 @@ inline bool ordinary_head_arriving(const unsigned char* p, std::size_t n, std::u
   if (n < 2) return true;
   const unsigned l7 = p[1] & 0x7fu;
   if ((p[1] & 0x80u) != 0) return false;  // masked: not from a server
-  if (n < std::size_t{2} + (l7 == 126 ? 2u : l7 == 127 ? 8u : 0u)) return true;
+  if (n < 2 + extended_length_bytes(l7)) return true;
   const auto f = ordinary_frame_at(p, n, max);
   return f.ok && !f.whole && f.header + f.payload <= read_chunk && (f.text || f.payload <= read_chunk / 2);
 }
@@ -101,16 +94,10 @@ class frame_counter {
       --n;
       if (hdr_len_ == 2) {
         const unsigned l7 = hdr_[1] & 0x7fu;
-        hdr_need_ = std::size_t{2} + (l7 == 126 ? 2u : l7 == 127 ? 8u : 0u) + ((hdr_[1] & 0x80u) ? 4u : 0u);
+        hdr_need_ = 2 + extended_length_bytes(l7) + ((hdr_[1] & 0x80u) ? 4u : 0u);
       }
       if (hdr_len_ < 2 || hdr_len_ < hdr_need_) continue;
-      const unsigned l7 = hdr_[1] & 0x7fu;
-      std::uint64_t len = l7;
-      if (l7 == 126) len = (std::uint64_t{hdr_[2]} << 8) | hdr_[3];
-      if (l7 == 127) {
-        len = 0;
-        for (std::size_t i = 0; i < 8; ++i) len = (len << 8) | hdr_[2 + i];
-      }
+      const std::uint64_t len = payload_length(hdr_[1] & 0x7fu, hdr_.data() + 2);
       fin_ = (hdr_[0] & 0x80u) != 0;
       op_ = hdr_[0] & 0x0fu;
       hdr_len_ = 0;

@@ -2,6 +2,7 @@
 
 #include <tether/net/detail/ascii.hpp>
 #include <tether/net/detail/base64.hpp>
+#include <tether/ws/detail/frame_header.hpp>
 #include <tether/ws/detail/key_rewriter.hpp>
 
 #include <boost/beast/core/detail/sha1.hpp>
@@ -185,20 +186,12 @@ void key_rewriter::outgoing(char* data, std::size_t n) {
     ++hdr_in_call;
     if (hdr_len_ == 2) {
       const unsigned len7 = hdr_[1] & 0x7f;
-      hdr_need_ = std::size_t{2} + (len7 == 126 ? 2u : len7 == 127 ? 8u : 0u) + ((hdr_[1] & 0x80) ? 4u : 0u);
+      hdr_need_ = 2 + extended_length_bytes(len7) + ((hdr_[1] & 0x80) ? 4u : 0u);
     }
     if (hdr_len_ == hdr_need_) {
       const unsigned len7 = hdr_[1] & 0x7f;
-      std::uint64_t len = len7;
-      std::size_t off = 2;
-      if (len7 == 126) {
-        len = (std::uint64_t{hdr_[2]} << 8) | hdr_[3];
-        off = 4;
-      } else if (len7 == 127) {
-        len = 0;
-        for (int b = 0; b < 8; ++b) len = (len << 8) | hdr_[2 + static_cast<std::size_t>(b)];
-        off = 10;
-      }
+      const std::uint64_t len = payload_length(len7, hdr_.data() + 2);
+      const std::size_t off = 2 + extended_length_bytes(len7);
       if ((hdr_[1] & 0x80) && hdr_in_call >= 4) {
         // The masking key is the header's last 4 bytes, all in this call's data at
         // i-3 .. i: replace it, and re-mask the payload with the difference.
