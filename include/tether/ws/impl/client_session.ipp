@@ -150,8 +150,10 @@ inline asio::awaitable<attempt_outcome> client_impl::serve(connection& c) {
     // memory: whatever the application did with them (its answers, posted) goes first, one
     // turn of the event loop on the application's executor (the strand stays free for the
     // writer), so that the answers leave in one write before the next read. After a single
-    // message there is nothing to gather, and that turn would only delay the next read (the
-    // event loop already skips the system call for a read that would find nothing).
+    // message there is nothing to gather, and the turn is not taken: the next read still finds
+    // the socket empty with a system call (Asio tries a read at once unless the last one found
+    // the end of the stream), but moving that call behind the answer did not shorten a round
+    // trip (16 B, one in flight: p50 49.8 against 49.3 us), and the post costs every message.
     ++since_read;
     if (since_read > 1 && tr.drained() && tr.messages().ready() == 0)
       co_await asio::post(inner, asio::deferred);
