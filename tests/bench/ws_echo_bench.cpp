@@ -40,6 +40,7 @@
 // frames and the part of a frame that has arrived) with one write, so that the server is not
 // the bottleneck.
 #include <tether/ws.hpp>
+#include <tether/ws/detail/frame_header.hpp>
 #include <tether/ws/detail/key_rewriter.hpp>
 #include <tether/net/detail/resolve.hpp>
 #include <tether/net/url.hpp>
@@ -170,18 +171,10 @@ struct frame_echo {
     if (in.size() - pos < 2) return false;
     const auto* p = reinterpret_cast<const unsigned char*>(in.data() + pos);
     const unsigned op = p[0] & 0x0f;
-    std::uint64_t len = p[1] & 0x7f;
-    std::size_t h = 2;
-    if (len == 126) {
-      if (in.size() - pos < 4) return false;
-      len = (std::uint64_t{p[2]} << 8) | p[3];
-      h = 4;
-    } else if (len == 127) {
-      if (in.size() - pos < 10) return false;
-      len = 0;
-      for (int i = 0; i < 8; ++i) len = (len << 8) | p[2 + i];
-      h = 10;
-    }
+    const unsigned l7 = p[1] & 0x7fu;
+    const std::size_t h = 2 + tether::ws::detail::extended_length_bytes(l7);
+    if (in.size() - pos < h) return false;
+    const std::uint64_t len = tether::ws::detail::payload_length(l7, p + 2);
     masked = (p[1] & 0x80) != 0;
     if (in.size() - pos < h + (masked ? 4 : 0)) return false;
     if (masked) std::memcpy(mask, p + h, 4);
@@ -192,16 +185,8 @@ struct frame_echo {
     closing = op == 8;
     if (!drop) {
       out += static_cast<char>((p[0] & 0x80) | (op == 9 ? 10u : op));
-      if (len < 126) {
-        out += static_cast<char>(len);
-      } else if (len < 65536) {
-        out += static_cast<char>(126);
-        out += static_cast<char>(len >> 8);
-        out += static_cast<char>(len & 0xff);
-      } else {
-        out += static_cast<char>(127);
-        for (int i = 7; i >= 0; --i) out += static_cast<char>((len >> (8 * i)) & 0xff);
-      }
+      unsigned char field[9];
+      out.append(reinterpret_cast<const char*>(field), tether::ws::detail::put_length(field, len, 0));
     }
     if (len == 0 && closing) closed = true;
     return true;

@@ -226,6 +226,31 @@ TEST_CASE("payload_length: the length field of a frame header in its three sizes
   }
 }
 
+TEST_CASE("put_length: the shortest length field, read back as written", "[ws][unit]") {
+  using tether::ws::detail::put_length;
+  struct row {
+    std::uint64_t n;
+    unsigned mask_bit;
+    std::vector<unsigned char> bytes;
+  };
+  const std::vector<row> rows = {
+      {0, 0, {0x00}},
+      {125, 0x80, {0xfd}},
+      {126, 0, {0x7e, 0x00, 0x7e}},
+      {65535, 0x80, {0xfe, 0xff, 0xff}},
+      {65536, 0, {0x7f, 0, 0, 0, 0, 0, 1, 0, 0}},
+      {0x0102030405060708u, 0x80, {0xff, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08}},
+  };
+  for (const auto& r : rows) {
+    INFO("n " << r.n);
+    std::vector<unsigned char> out(10, 0xa5);
+    const auto k = put_length(out.data(), r.n, r.mask_bit);
+    CHECK(std::vector<unsigned char>(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(k)) == r.bytes);
+    CHECK(out[k] == 0xa5);  // nothing written past the field
+    CHECK(tether::ws::detail::payload_length(out[0] & 0x7fu, out.data() + 1) == r.n);
+  }
+}
+
 TEST_CASE("ordinary_frame_at: the head of an ordinary message, and whether all of it arrived", "[ws][unit]") {
   using tether::ws::detail::ordinary_frame_at;
   const auto bytes = [](std::initializer_list<int> l) {

@@ -125,7 +125,7 @@ class frame_counter {
   /// the socket alone (transport::fill) rather than with Beast's read, which acts on whatever
   /// it already holds.
   bool quiet() const noexcept {
-    return !in_http_ && ready() == 0 && controls_ == 0 && !stopped_ && !open_ && hdr_len_ == 0 && payload_left_ == 0;
+    return arriving() && hdr_len_ == 0 && payload_left_ == 0;
   }
   /// As quiet, except that a frame may have begun to arrive: every byte that arrived belongs
   /// to a message already read or to the frame now arriving after it.

@@ -1,6 +1,6 @@
 // tether/ws/detail/frame_header.hpp: the length field of a WebSocket frame header (RFC 6455
-// section 5.2), read the same way by every parser here: the frame counter, the check for an
-// ordinary message and the key rewriter.
+// section 5.2), read the same way by every parser here (the frame counter, the check for an
+// ordinary message, the key rewriter) and written the same way by the framer.
 #pragma once
 
 #include <cstddef>
@@ -18,6 +18,17 @@ inline std::uint64_t payload_length(unsigned l7, const unsigned char* ext) noexc
   std::uint64_t len = l7 < 126 ? l7 : 0;
   for (std::size_t i = 0; i < extended_length_bytes(l7); ++i) len = (len << 8) | ext[i];
   return len;
+}
+
+/// Writes the length field for a payload of `n` bytes in its shortest form at `out`: the
+/// header's second byte (with `mask_bit`, 0x80 or 0) and the extended length after it.
+/// Returns the bytes written (1, 3 or 9).
+inline std::size_t put_length(unsigned char* out, std::uint64_t n, unsigned mask_bit) noexcept {
+  const unsigned l7 = n < 126 ? static_cast<unsigned>(n) : n < 65536 ? 126u : 127u;
+  out[0] = static_cast<unsigned char>(mask_bit | l7);
+  const std::size_t ext = extended_length_bytes(l7);
+  for (std::size_t i = 0; i < ext; ++i) out[1 + i] = static_cast<unsigned char>((n >> (8 * (ext - 1 - i))) & 0xffu);
+  return 1 + ext;
 }
 
 }  // namespace tether::ws::detail

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <tether/ws/detail/frame_header.hpp>
 #include <tether/ws/detail/transport.hpp>
 
 #include <boost/beast/websocket/detail/utf8_checker.hpp>
@@ -66,16 +67,7 @@ void transport::append_header(unsigned opcode, std::size_t n) {
   unsigned char hdr[14];
   std::size_t h = 0;
   hdr[h++] = static_cast<unsigned char>(0x80u | opcode);
-  if (n < 126) {
-    hdr[h++] = static_cast<unsigned char>(0x80u | n);
-  } else if (n < 65536) {
-    hdr[h++] = 0x80u | 126u;
-    hdr[h++] = static_cast<unsigned char>(n >> 8);
-    hdr[h++] = static_cast<unsigned char>(n & 0xffu);
-  } else {
-    hdr[h++] = 0x80u | 127u;
-    for (int i = 7; i >= 0; --i) hdr[h++] = static_cast<unsigned char>((std::uint64_t{n} >> (8 * i)) & 0xffu);
-  }
+  h += put_length(hdr + h, n, 0x80u);
   const std::uint32_t key = rw_.fresh_mask();
   std::memcpy(hdr + h, &key, 4);
   std::memcpy(own_key_, &key, 4);
