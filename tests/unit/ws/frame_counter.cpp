@@ -126,19 +126,24 @@ TEST_CASE("frame_counter: quiet only while nothing that arrived waits for the re
 
 TEST_CASE("mask_copy: equals the byte-wise RFC 6455 masking for every length and phase", "[ws][unit]") {
   const unsigned char key[4] = {0x12, 0x9a, 0xfe, 0x01};
-  std::string in(100, '\0');
+  std::string in(160, '\0');
   for (std::size_t i = 0; i < in.size(); ++i) in[i] = static_cast<char>(i * 37 + 5);
-  for (std::size_t n = 0; n <= 40; ++n) {
+  // Lengths across the 32-byte steps, the 8-byte words and the byte tail, each start phase,
+  // unaligned starts, and in place.
+  for (std::size_t n = 0; n <= 150; ++n) {
     for (std::size_t phase = 0; phase < 4; ++phase) {
-      for (std::size_t off = 0; off < 3; ++off) {  // unaligned starts too
-        std::string out(n, '\0');
+      for (std::size_t off = 0; off < 3; ++off) {
         const auto* src = reinterpret_cast<const unsigned char*>(in.data() + off);
+        std::string want(n, '\0');
+        for (std::size_t i = 0; i < n; ++i) want[i] = static_cast<char>(src[i] ^ key[(phase + i) & 3]);
+        std::string out(n, '\0');
         tether::ws::detail::mask_copy(reinterpret_cast<unsigned char*>(out.data()), src, n, key, phase);
-        bool same = true;
-        for (std::size_t i = 0; i < n; ++i)
-          same = same && static_cast<unsigned char>(out[i]) == (src[i] ^ key[(phase + i) & 3]);
+        std::string inplace = in.substr(off, n);
+        auto* p = reinterpret_cast<unsigned char*>(inplace.data());
+        tether::ws::detail::mask_copy(p, p, n, key, phase);
         INFO("n " << n << " phase " << phase << " offset " << off);
-        CHECK(same);
+        CHECK(out == want);
+        CHECK(inplace == want);
       }
     }
   }

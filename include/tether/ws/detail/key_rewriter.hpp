@@ -18,7 +18,7 @@
 
 namespace tether::ws::detail {
 
-/// out[i] = in[i] ^ key[(phase + i) % 4] (RFC 6455 §5.3), eight bytes at a time; `out` may be `in`.
+/// out[i] = in[i] ^ key[(phase + i) % 4] (RFC 6455 §5.3), 32 or 8 bytes at a time; `out` may be `in`.
 TETHER_DECL void mask_copy(unsigned char* out, const unsigned char* in, std::size_t n, const unsigned char* key,
                            std::size_t phase) noexcept;
 

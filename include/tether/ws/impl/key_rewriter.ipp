@@ -131,8 +131,24 @@ void mask_copy(unsigned char* out, const unsigned char* in, std::size_t n, const
   std::size_t k = 0;
   for (; k < n && ((phase + k) & 3) != 0; ++k) out[k] = static_cast<unsigned char>(in[k] ^ key[(phase + k) & 3]);
   if (n - k >= 8) {
-    unsigned char pattern[8];
-    for (std::size_t j = 0; j < 8; ++j) pattern[j] = key[j & 3];
+    unsigned char pattern[16];
+    for (std::size_t j = 0; j < 16; ++j) pattern[j] = key[j & 3];
+#if defined(__GNUC__)  // GCC and Clang: 16-byte vectors (SSE2, NEON), two per step
+    // (not left to the auto-vectorizer: `out` may be `in`, and neither compiler vectorized the
+    // word loop below; at 1 KiB this loop was a third of the client's own instructions per message)
+    using v16 = unsigned char __attribute__((vector_size(16)));
+    v16 vword;
+    std::memcpy(&vword, pattern, 16);
+    for (; n - k >= 32; k += 32) {
+      v16 a, b;
+      std::memcpy(&a, in + k, 16);
+      std::memcpy(&b, in + k + 16, 16);
+      a ^= vword;
+      b ^= vword;
+      std::memcpy(out + k, &a, 16);
+      std::memcpy(out + k + 16, &b, 16);
+    }
+#endif
     std::uint64_t word = 0;
     std::memcpy(&word, pattern, 8);
     for (; n - k >= 8; k += 8) {
