@@ -350,9 +350,8 @@ asio::awaitable<void> run_tether(const args& a, stats& st) {
   asio::co_spawn(ex, [&]() -> asio::awaitable<void> {
     while (f.sent < a.count) {
       const auto seq = co_await f.next_slot(a.inflight);
-      c.async_send_binary(payload_for(seq, a.size), [&st](error_code e) {
-        if (e) st.ok = false, st.error = e.message();
-      });
+      // No completion: a failed send ends the connection, which the receive loop sees.
+      c.async_send_binary(payload_for(seq, a.size), asio::detached);
     }
   }, asio::detached);
   while (f.got < a.count && st.ok) {

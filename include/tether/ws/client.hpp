@@ -10,10 +10,12 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
 
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <type_traits>
 
 namespace tether::ws {
 
@@ -146,13 +148,20 @@ class client {
                       std::forward<Token>(token));
   }
   /// As above, failing with `expired` if it could not be written within `ttl` (zero: no expiry).
+  /// With asio::detached no completion is kept or run at all (what happens to the message is
+  /// then only seen in the events: it stays queued across reconnects until written, expired or
+  /// the client ends).
   template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
   auto async_send(message m, std::chrono::steady_clock::duration ttl, Token&& token = {}) {
-    return asio::async_initiate<Token, void(error_code)>(
-        [impl = impl_, ttl](auto h, message msg) {  // NOLINT(performance-unnecessary-value-param): moved from
-          detail::start_send(impl, std::move(msg), ttl, detail::erase_handler<void(error_code)>(std::move(h)));
-        },
-        token, std::move(m));
+    if constexpr (std::is_same_v<std::decay_t<Token>, asio::detached_t>) {
+      detail::start_send(impl_, std::move(m), ttl, {});
+    } else {
+      return asio::async_initiate<Token, void(error_code)>(
+          [impl = impl_, ttl](auto h, message msg) {  // NOLINT(performance-unnecessary-value-param): moved from
+            detail::start_send(impl, std::move(msg), ttl, detail::erase_handler<void(error_code)>(std::move(h)));
+          },
+          token, std::move(m));
+    }
   }
   template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
   auto async_send_text(std::string s, Token&& token = {}) {
