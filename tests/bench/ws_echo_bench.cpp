@@ -350,7 +350,8 @@ asio::awaitable<void> run_tether(const args& a, stats& st) {
   asio::co_spawn(ex, [&]() -> asio::awaitable<void> {
     while (f.sent < a.count) {
       const auto seq = co_await f.next_slot(a.inflight);
-      // No completion: a failed send ends the connection, which the receive loop sees.
+      // Detached: no completion is made or run. The outbox holds every message in flight, so a
+      // send fails only when the client ends, which the receive loop sees (disconnected).
       c.async_send_binary(payload_for(seq, a.size), asio::detached);
     }
   }, asio::detached);
