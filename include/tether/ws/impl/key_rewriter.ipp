@@ -134,8 +134,8 @@ void mask_copy(unsigned char* out, const unsigned char* in, std::size_t n, const
     unsigned char pattern[16];
     for (std::size_t j = 0; j < 16; ++j) pattern[j] = key[j & 3];
 #if defined(__GNUC__)  // GCC and Clang: 16-byte vectors (SSE2, NEON), two per step
-    // (not left to the auto-vectorizer: `out` may be `in`, and neither compiler vectorized the
-    // word loop below; at 1 KiB this loop was a third of the client's own instructions per message)
+    // (not left to the auto-vectorizer: `out` may be `in`, and Clang 14 -O2 kept the word loop
+    // below scalar: at 1 KiB, 373 of the client's ~2,600 own instructions per message)
     using v16 = unsigned char __attribute__((vector_size(16)));
     v16 vword;
     std::memcpy(&vword, pattern, 16);
