@@ -176,7 +176,7 @@ struct frame_echo {
     if (in.size() - pos < h) return false;
     const std::uint64_t len = tether::ws::detail::payload_length(l7, p + 2);
     masked = (p[1] & 0x80) != 0;
-    if (in.size() - pos < h + (masked ? 4 : 0)) return false;
+    if (in.size() - pos < tether::ws::detail::header_bytes(p[1])) return false;
     if (masked) std::memcpy(mask, p + h, 4);
     pos += h + (masked ? 4 : 0);
     left = len;

@@ -231,6 +231,18 @@ TEST_CASE("payload_length: the length field of a frame header in its three sizes
   }
 }
 
+TEST_CASE("header_bytes: a frame header's size from its second byte", "[ws][unit]") {
+  using tether::ws::detail::header_bytes;
+  CHECK(header_bytes(0x00) == 2);
+  CHECK(header_bytes(0x7d) == 2);
+  CHECK(header_bytes(0x7e) == 4);
+  CHECK(header_bytes(0x7f) == 10);
+  CHECK(header_bytes(0x80) == 6);
+  CHECK(header_bytes(0xfd) == 6);
+  CHECK(header_bytes(0xfe) == 8);
+  CHECK(header_bytes(0xff) == 14);
+}
+
 TEST_CASE("put_length: the shortest length field, read back as written", "[ws][unit]") {
   using tether::ws::detail::put_length;
   struct row {

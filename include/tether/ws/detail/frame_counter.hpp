@@ -92,10 +92,7 @@ class frame_counter {
       }
       hdr_[hdr_len_++] = *p++;
       --n;
-      if (hdr_len_ == 2) {
-        const unsigned l7 = hdr_[1] & 0x7fu;
-        hdr_need_ = 2 + extended_length_bytes(l7) + ((hdr_[1] & 0x80u) ? 4u : 0u);
-      }
+      if (hdr_len_ == 2) hdr_need_ = header_bytes(hdr_[1]);
       if (hdr_len_ < 2 || hdr_len_ < hdr_need_) continue;
       const std::uint64_t len = payload_length(hdr_[1] & 0x7fu, hdr_.data() + 2);
       fin_ = (hdr_[0] & 0x80u) != 0;

@@ -12,6 +12,12 @@ namespace tether::ws::detail {
 /// 7-bit length is `l7` (126: 16 bits, 127: 64 bits, else none).
 constexpr std::size_t extended_length_bytes(unsigned l7) noexcept { return l7 == 126 ? 2 : l7 == 127 ? 8 : 0; }
 
+/// The whole header's size, from its second byte: 2, the extended length, and 4 for a masking
+/// key when the mask bit is set.
+constexpr std::size_t header_bytes(unsigned second) noexcept {
+  return 2 + extended_length_bytes(second & 0x7fu) + ((second & 0x80u) != 0 ? 4 : 0);
+}
+
 /// The payload length of a frame header whose 7-bit length is `l7` and whose
 /// extended_length_bytes(l7) bytes of extended length (network byte order) are at `ext`.
 inline std::uint64_t payload_length(unsigned l7, const unsigned char* ext) noexcept {

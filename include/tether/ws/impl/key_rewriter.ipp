@@ -200,10 +200,7 @@ void key_rewriter::outgoing(char* data, std::size_t n) {
     hdr_[hdr_len_] = p[i];
     ++hdr_len_;
     ++hdr_in_call;
-    if (hdr_len_ == 2) {
-      const unsigned len7 = hdr_[1] & 0x7f;
-      hdr_need_ = 2 + extended_length_bytes(len7) + ((hdr_[1] & 0x80) ? 4u : 0u);
-    }
+    if (hdr_len_ == 2) hdr_need_ = header_bytes(hdr_[1]);
     if (hdr_len_ == hdr_need_) {
       const unsigned len7 = hdr_[1] & 0x7f;
       const std::uint64_t len = payload_length(len7, hdr_.data() + 2);
